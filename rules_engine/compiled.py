@@ -1,0 +1,194 @@
+"""Frozen dataclasses of the compiled form: what the evaluator runs.
+
+A CompiledRuleset is immutable; a reload replaces it whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Any, Literal
+
+from rules_engine.errors import SourcePosition
+
+# A measured value: a number, a boolean, or None when it cannot be measured.
+MeasureValue = float | int | bool | None
+
+# A predicate over one fact (a compiled `where:` filter).
+FactPredicate = Callable[[Any], bool]
+
+
+class Severity(IntEnum):
+    INFO = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+
+
+class ValueType(Enum):
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    STRING_LIST = "string list"
+
+
+WindowUnit = Literal["days", "weeks", "months", "years", "working_days"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A span of time back from `as_of` (or forward from a fact, for deadlines)."""
+
+    amount: int
+    unit: WindowUnit
+
+    def __str__(self) -> str:
+        unit = self.unit.replace("_", " ")
+        return f"{self.amount} {unit[:-1] if self.amount == 1 else unit}"
+
+
+class MeasureKind(Enum):
+    COUNT = "count"  # facts of a type within a window, optionally filtered
+    DISTINCT = "distinct"  # distinct values of a field within a window
+    DAYS_SINCE = "days_since"  # calendar days since the latest matching fact
+    WORKING_DAYS_SINCE = "working_days_since"  # working days since the latest matching fact
+    OVERDUE = "overdue"  # matching facts whose follow-up did not come within the deadline
+    AGE = "age"  # the child's age in whole years at as_of (birth_date)
+
+
+@dataclass(frozen=True)
+class CompiledMeasure:
+    name: str
+    kind: MeasureKind
+    fact_type: str  # a key of facts.MEASURABLE_FACT_TYPES ("" for AGE)
+    position: SourcePosition
+    description: str = ""
+    window: Window | None = None
+    # Which date of a fact places it in time ("date", or e.g. "completed_on").
+    date_field: str = "date"
+    where: FactPredicate | None = None
+    where_text: str = ""
+    # DISTINCT: the field whose distinct values are counted.
+    field: str = ""
+    # OVERDUE: a fact is overdue when no follow-up fact dated within `deadline` after it exists
+    # and the deadline has passed at as_of.
+    deadline: Window | None = None
+    followup_type: str = ""
+    followup_where: FactPredicate | None = None
+    followup_where_text: str = ""
+    followup_date_field: str = "date"
+    # When the case has no fact of `fact_type` at all, the value is missing (None) rather
+    # than 0: absence of data is not evidence of safety.
+    missing_when_absent: bool = False
+
+    @property
+    def value_type(self) -> ValueType:
+        return ValueType.NUMBER
+
+
+# --- condition expressions -------------------------------------------------------------
+
+CompareOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
+
+
+@dataclass(frozen=True)
+class Const:
+    value: float | int | bool | str | tuple[str | float | int, ...]
+    position: SourcePosition
+    # Set when the constant came from a ruleset parameter: reported as a named threshold.
+    parameter: str = ""
+
+
+@dataclass(frozen=True)
+class MeasureRef:
+    name: str
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class FlaggedRef:
+    """`flagged("rule-id")`: true when that rule holds."""
+
+    rule_id: str
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: CompareOp
+    left: Operand
+    right: Operand
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: Literal["and", "or"]
+    operands: tuple[Expr, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+    position: SourcePosition
+
+
+Operand = Const | MeasureRef
+# A boolean expression; a bare MeasureRef must name a boolean measure.
+Expr = Compare | BoolOp | Not | FlaggedRef | MeasureRef | Const
+
+
+# --- rules and rulesets ----------------------------------------------------------------
+
+SourceKind = Literal["statutory", "local"]
+RuleStatus = Literal["active", "shadow"]
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    title: str
+    severity: Severity
+    escalation: str
+    explanation: str  # a template: `{measure}` and `{parameter}` placeholders only
+    condition_text: str
+    condition: Expr
+    source_kind: SourceKind
+    source_reference: str
+    status: RuleStatus
+    position: SourcePosition
+    # Measures the condition reads directly, in order of first use.
+    measures: tuple[str, ...] = ()
+    # Rules named through flagged(...), directly.
+    depends_on: tuple[str, ...] = ()
+    # Parameters the condition compares against: name -> value.
+    thresholds: tuple[tuple[str, float | int | bool | str], ...] = ()
+    # 0 for rules over measures only; 1 + the highest level of the rules it depends on.
+    level: int = 0
+    description: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledRuleset:
+    name: str
+    version: str  # content hash of the ruleset's files
+    # Rules in evaluation order: every rule after the rules it depends on.
+    rules: tuple[CompiledRule, ...]
+    measures: tuple[CompiledMeasure, ...]
+    parameters: dict[str, float | int | bool | str] = field(default_factory=dict)
+    description: str = ""
+    directory: str = ""
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    @property
+    def levels(self) -> int:
+        return 1 + max((r.level for r in self.rules), default=0)

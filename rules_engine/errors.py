@@ -1,0 +1,104 @@
+"""Every exception rules-engine raises, and SourcePosition.
+
+    RulesEngineError
+      RuleFileError        a bad rule or rule-test file; carries a SourcePosition
+        LoadError          unreadable file or malformed YAML
+        SchemaError        a value of the wrong shape or type
+        CompileError       a condition, measure or reference that does not compile
+      RuleFileErrors       several RuleFileErrors, sorted by file, line and column
+      CaseError            a malformed case in a request; carries the field path
+      EvaluationError      a rule failed on a valid case
+      RulesetNotFoundError an unknown ruleset name in a request
+      StoreUnavailableError the case store cannot be reached
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class SourcePosition:
+    """Where something stands in a rule file; line and column are 1-based."""
+
+    file: str
+    line: int
+    column: int
+    path: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class RulesEngineError(Exception):
+    """Base of every error rules-engine raises on purpose."""
+
+
+class RuleFileError(RulesEngineError):
+    """A problem in a rule file, reported as `file:line:column: code: message`."""
+
+    code = "rule_file_error"
+
+    def __init__(self, message: str, position: SourcePosition) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.code}: {self.message}"
+
+
+class LoadError(RuleFileError):
+    code = "load_error"
+
+
+class SchemaError(RuleFileError):
+    code = "schema_error"
+
+
+class CompileError(RuleFileError):
+    code = "compile_error"
+
+
+class RuleFileErrors(RulesEngineError):
+    """Every problem found in one run, sorted by file, line and column."""
+
+    def __init__(self, errors: Iterable[RuleFileError]) -> None:
+        self.errors = sorted(errors, key=lambda e: (e.position.file, e.position.line, e.position.column))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field of a request: its path (e.g. `case.concerns[2].date`) and why."""
+
+    field: str
+    description: str
+
+
+class CaseError(RulesEngineError):
+    """A malformed case; lists every offending field path."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+
+
+class EvaluationError(RulesEngineError):
+    """A rule failed on a valid case."""
+
+    def __init__(self, message: str, rule_id: str = "") -> None:
+        super().__init__(message)
+        self.rule_id = rule_id
+
+
+class RulesetNotFoundError(RulesEngineError):
+    """A request named a ruleset that is not loaded."""
+
+
+class StoreUnavailableError(RulesEngineError):
+    """The case store cannot be reached; the call may be retried."""
