@@ -55,7 +55,8 @@ class MeasureKind(Enum):
     DAYS_SINCE = "days_since"  # calendar days since the latest matching fact
     WORKING_DAYS_SINCE = "working_days_since"  # working days since the latest matching fact
     OVERDUE = "overdue"  # matching facts whose follow-up did not come within the deadline
-    AGE = "age"  # the child's age in whole years at as_of (birth_date)
+    OPEN = "open"  # matching facts started by as_of and not ended by it (end_field empty or later)
+    AGE = "age"  # the child's age in whole years at as_of (Case.child.birth_date)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class CompiledMeasure:
     followup_where: FactPredicate | None = None
     followup_where_text: str = ""
     followup_date_field: str = "date"
+    # OVERDUE alternative to a follow-up fact: the fact's own date field that resolves it
+    # (e.g. a referral's `decided_on`).
+    resolved_field: str = ""
+    # OPEN: the field holding the end date (e.g. "end_date").
+    end_field: str = ""
     # When the case has no fact of `fact_type` at all, the value is missing (None) rather
     # than 0: absence of data is not evidence of safety.
     missing_when_absent: bool = False

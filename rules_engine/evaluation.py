@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rules_engine.compiled import MeasureValue, Severity, SourceKind
+from rules_engine.facts import Case
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,17 @@ class RulesetStatus:
     shadow_rule_count: int
     last_error: str = ""
     last_error_at: dt.datetime | None = None
+
+
+class EvaluationService(Protocol):
+    """What the gRPC servicer and the CLI need from the engine.
+
+    Raises CaseError (bad case), RulesetNotFoundError (unknown ruleset name),
+    StoreUnavailableError (the case store is down) or EvaluationError.
+    """
+
+    def evaluate(self, case: Case, as_of: dt.datetime | None = None, ruleset: str | None = None) -> Evaluation:
+        """Evaluate one case; `as_of` None means now; `ruleset` None means the only one loaded."""
+        ...
+
+    def list_rulesets(self) -> list[RulesetStatus]: ...

@@ -385,6 +385,9 @@ class ConferenceAgency(_message.Message):
     REPORT_RECEIVED_ON_FIELD_NUMBER: _builtins.int
     agency: _builtins.str
     invited: _builtins.bool
+    """The agency was invited; unset means invited (an agency listed for a
+    conference is presumed invited), so presence is tracked.
+    """
     attended: _builtins.bool
     report_due_on: _builtins.str
     """Date the agency's report was due; empty when none was due."""
@@ -394,16 +397,18 @@ class ConferenceAgency(_message.Message):
         self,
         *,
         agency: _builtins.str = ...,
-        invited: _builtins.bool = ...,
+        invited: _builtins.bool | None = ...,
         attended: _builtins.bool = ...,
         report_due_on: _builtins.str = ...,
         report_received_on: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_invited", b"_invited", "invited", b"invited"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "attended", b"attended", "invited", b"invited", "report_due_on", b"report_due_on", "report_received_on", b"report_received_on"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_invited", b"_invited", "agency", b"agency", "attended", b"attended", "invited", b"invited", "report_due_on", b"report_due_on", "report_received_on", b"report_received_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__invited: _TypeAlias = _typing.Literal["invited"]  # noqa: Y015
+    _WhichOneofArgType__invited: _TypeAlias = _typing.Literal["_invited", b"_invited"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__invited) -> _WhichOneofReturnType__invited | None: ...
 
 Global___ConferenceAgency: _TypeAlias = ConferenceAgency  # noqa: Y015
 
@@ -591,20 +596,24 @@ class MissedAppointment(_message.Message):
     agency: _builtins.str
     """Agency providing the appointment, e.g. HEALTH, GP."""
     was_not_brought: _builtins.bool
-    """The child was not brought by their parent or carer."""
+    """The child was not brought by their parent or carer; unset means true
+    (a missed appointment is presumed a "was not brought"), so presence is tracked.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         date: _builtins.str = ...,
         agency: _builtins.str = ...,
-        was_not_brought: _builtins.bool = ...,
+        was_not_brought: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_was_not_brought", b"_was_not_brought", "was_not_brought", b"was_not_brought"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "date", b"date", "id", b"id", "was_not_brought", b"was_not_brought"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_was_not_brought", b"_was_not_brought", "agency", b"agency", "date", b"date", "id", b"id", "was_not_brought", b"was_not_brought"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__was_not_brought: _TypeAlias = _typing.Literal["was_not_brought"]  # noqa: Y015
+    _WhichOneofArgType__was_not_brought: _TypeAlias = _typing.Literal["_was_not_brought", b"_was_not_brought"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__was_not_brought) -> _WhichOneofReturnType__was_not_brought | None: ...
 
 Global___MissedAppointment: _TypeAlias = MissedAppointment  # noqa: Y015
 
@@ -741,6 +750,7 @@ class HouseholdMember(_message.Message):
     relationship: _builtins.str
     """Relationship code, e.g. MOTHER, FATHER, PARTNER_OF_PARENT, SIBLING, OTHER_ADULT."""
     adult: _builtins.bool
+    """The member is an adult; unset means true, so presence is tracked."""
     checks_completed: _builtins.bool
     """Background checks on this member are complete."""
     engaged: _builtins.bool
@@ -753,15 +763,17 @@ class HouseholdMember(_message.Message):
         id: _builtins.str = ...,
         date: _builtins.str = ...,
         relationship: _builtins.str = ...,
-        adult: _builtins.bool = ...,
+        adult: _builtins.bool | None = ...,
         checks_completed: _builtins.bool = ...,
         engaged: _builtins.bool = ...,
         end_date: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adult", b"_adult", "adult", b"adult"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adult", b"adult", "checks_completed", b"checks_completed", "date", b"date", "end_date", b"end_date", "engaged", b"engaged", "id", b"id", "relationship", b"relationship"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adult", b"_adult", "adult", b"adult", "checks_completed", b"checks_completed", "date", b"date", "end_date", b"end_date", "engaged", b"engaged", "id", b"id", "relationship", b"relationship"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__adult: _TypeAlias = _typing.Literal["adult"]  # noqa: Y015
+    _WhichOneofArgType__adult: _TypeAlias = _typing.Literal["_adult", b"_adult"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adult) -> _WhichOneofReturnType__adult | None: ...
 
 Global___HouseholdMember: _TypeAlias = HouseholdMember  # noqa: Y015

@@ -26,43 +26,43 @@ _sym_db = _symbol_database.Default()
 from rules_engine._generated.rules_engine.v1 import case_pb2 as rules__engine_dot_v1_dot_case__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"rules_engine/v1/rules_engine.proto\x12\x0frules_engine.v1\x1a\x1arules_engine/v1/case.proto\"V\n\x0f\x45valuateRequest\x12#\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x15.rules_engine.v1.Case\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x0f\n\x07ruleset\x18\x03 \x01(\t\"X\n\x0fThresholdSource\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.rules_engine.v1.ThresholdSourceKind\x12\x11\n\treference\x18\x02 \x01(\t\"\\\n\rMeasuredValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x06number\x18\x02 \x01(\x01H\x00\x12\x11\n\x07\x62oolean\x18\x03 \x01(\x08H\x00\x12\x0f\n\x07missing\x18\x04 \x01(\x08\x42\x07\n\x05value\"<\n\x08\x45vidence\x12\x11\n\tfact_type\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x61\x63t_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\"\x84\x03\n\x04\x46lag\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12+\n\x08severity\x18\x03 \x01(\x0e\x32\x19.rules_engine.v1.Severity\x12\x12\n\nescalation\x18\x04 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\x12\x11\n\tcondition\x18\x06 \x01(\t\x12\x37\n\x0fmeasured_values\x18\x07 \x03(\x0b\x32\x1e.rules_engine.v1.MeasuredValue\x12\x32\n\nthresholds\x18\x08 \x03(\x0b\x32\x1e.rules_engine.v1.MeasuredValue\x12:\n\x10threshold_source\x18\t \x01(\x0b\x32 .rules_engine.v1.ThresholdSource\x12+\n\x08\x65vidence\x18\n \x03(\x0b\x32\x19.rules_engine.v1.Evidence\x12\x1d\n\x15\x63ontributing_rule_ids\x18\x0b \x03(\t\"L\n\x10UndeterminedRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x18\n\x10missing_measures\x18\x03 \x03(\t\"\xfd\x01\n\x10\x45valuateResponse\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12$\n\x05\x66lags\x18\x02 \x03(\x0b\x32\x15.rules_engine.v1.Flag\x12+\n\x0cshadow_flags\x18\x03 \x03(\x0b\x32\x15.rules_engine.v1.Flag\x12\x37\n\x0cundetermined\x18\x04 \x03(\x0b\x32!.rules_engine.v1.UndeterminedRule\x12\x0f\n\x07ruleset\x18\x05 \x01(\t\x12\x17\n\x0fruleset_version\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x07 \x01(\t\x12\r\n\x05\x61s_of\x18\x08 \x01(\t\"\\\n\x14\x45valuateBatchRequest\x12$\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x15.rules_engine.v1.Case\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x0f\n\x07ruleset\x18\x03 \x01(\t\"\x97\x01\n\x15\x45valuateBatchResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x37\n\nevaluation\x18\x02 \x01(\x0b\x32!.rules_engine.v1.EvaluateResponseH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.rules_engine.v1.BatchErrorH\x00\x42\x08\n\x06result\"<\n\nBatchError\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x15\n\x13ListRulesetsRequest\"\x99\x01\n\x0bRulesetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tloaded_at\x18\x03 \x01(\t\x12\x12\n\nrule_count\x18\x04 \x01(\x05\x12\x19\n\x11shadow_rule_count\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x15\n\rlast_error_at\x18\x07 \x01(\t\"F\n\x14ListRulesetsResponse\x12.\n\x08rulesets\x18\x01 \x03(\x0b\x32\x1c.rules_engine.v1.RulesetInfo*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\x82\x01\n\x13ThresholdSourceKind\x12%\n!THRESHOLD_SOURCE_KIND_UNSPECIFIED\x10\x00\x12#\n\x1fTHRESHOLD_SOURCE_KIND_STATUTORY\x10\x01\x12\x1f\n\x1bTHRESHOLD_SOURCE_KIND_LOCAL\x10\x02\x32\xa4\x02\n\x12RulesEngineService\x12O\n\x08\x45valuate\x12 .rules_engine.v1.EvaluateRequest\x1a!.rules_engine.v1.EvaluateResponse\x12`\n\rEvaluateBatch\x12%.rules_engine.v1.EvaluateBatchRequest\x1a&.rules_engine.v1.EvaluateBatchResponse0\x01\x12[\n\x0cListRulesets\x12$.rules_engine.v1.ListRulesetsRequest\x1a%.rules_engine.v1.ListRulesetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"rules_engine/v1/rules_engine.proto\x12\x0frules_engine.v1\x1a\x1arules_engine/v1/case.proto\"V\n\x0f\x45valuateRequest\x12#\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x15.rules_engine.v1.Case\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x0f\n\x07ruleset\x18\x03 \x01(\t\"X\n\x0fThresholdSource\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.rules_engine.v1.ThresholdSourceKind\x12\x11\n\treference\x18\x02 \x01(\t\"l\n\rMeasuredValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x06number\x18\x02 \x01(\x01H\x00\x12\x11\n\x07\x62oolean\x18\x03 \x01(\x08H\x00\x12\x0e\n\x04text\x18\x05 \x01(\tH\x00\x12\x0f\n\x07missing\x18\x04 \x01(\x08\x42\x07\n\x05value\"<\n\x08\x45vidence\x12\x11\n\tfact_type\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x61\x63t_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\"\x84\x03\n\x04\x46lag\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12+\n\x08severity\x18\x03 \x01(\x0e\x32\x19.rules_engine.v1.Severity\x12\x12\n\nescalation\x18\x04 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\x12\x11\n\tcondition\x18\x06 \x01(\t\x12\x37\n\x0fmeasured_values\x18\x07 \x03(\x0b\x32\x1e.rules_engine.v1.MeasuredValue\x12\x32\n\nthresholds\x18\x08 \x03(\x0b\x32\x1e.rules_engine.v1.MeasuredValue\x12:\n\x10threshold_source\x18\t \x01(\x0b\x32 .rules_engine.v1.ThresholdSource\x12+\n\x08\x65vidence\x18\n \x03(\x0b\x32\x19.rules_engine.v1.Evidence\x12\x1d\n\x15\x63ontributing_rule_ids\x18\x0b \x03(\t\"L\n\x10UndeterminedRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x18\n\x10missing_measures\x18\x03 \x03(\t\"\xfd\x01\n\x10\x45valuateResponse\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12$\n\x05\x66lags\x18\x02 \x03(\x0b\x32\x15.rules_engine.v1.Flag\x12+\n\x0cshadow_flags\x18\x03 \x03(\x0b\x32\x15.rules_engine.v1.Flag\x12\x37\n\x0cundetermined\x18\x04 \x03(\x0b\x32!.rules_engine.v1.UndeterminedRule\x12\x0f\n\x07ruleset\x18\x05 \x01(\t\x12\x17\n\x0fruleset_version\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x07 \x01(\t\x12\r\n\x05\x61s_of\x18\x08 \x01(\t\"\\\n\x14\x45valuateBatchRequest\x12$\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x15.rules_engine.v1.Case\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x0f\n\x07ruleset\x18\x03 \x01(\t\"\x97\x01\n\x15\x45valuateBatchResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x37\n\nevaluation\x18\x02 \x01(\x0b\x32!.rules_engine.v1.EvaluateResponseH\x00\x12,\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.rules_engine.v1.BatchErrorH\x00\x42\x08\n\x06result\"<\n\nBatchError\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x15\n\x13ListRulesetsRequest\"\x99\x01\n\x0bRulesetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tloaded_at\x18\x03 \x01(\t\x12\x12\n\nrule_count\x18\x04 \x01(\x05\x12\x19\n\x11shadow_rule_count\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x15\n\rlast_error_at\x18\x07 \x01(\t\"F\n\x14ListRulesetsResponse\x12.\n\x08rulesets\x18\x01 \x03(\x0b\x32\x1c.rules_engine.v1.RulesetInfo*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\x82\x01\n\x13ThresholdSourceKind\x12%\n!THRESHOLD_SOURCE_KIND_UNSPECIFIED\x10\x00\x12#\n\x1fTHRESHOLD_SOURCE_KIND_STATUTORY\x10\x01\x12\x1f\n\x1bTHRESHOLD_SOURCE_KIND_LOCAL\x10\x02\x32\xa4\x02\n\x12RulesEngineService\x12O\n\x08\x45valuate\x12 .rules_engine.v1.EvaluateRequest\x1a!.rules_engine.v1.EvaluateResponse\x12`\n\rEvaluateBatch\x12%.rules_engine.v1.EvaluateBatchRequest\x1a&.rules_engine.v1.EvaluateBatchResponse0\x01\x12[\n\x0cListRulesets\x12$.rules_engine.v1.ListRulesetsRequest\x1a%.rules_engine.v1.ListRulesetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rules_engine.v1.rules_engine_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEVERITY']._serialized_start=1704
-  _globals['_SEVERITY']._serialized_end=1840
-  _globals['_THRESHOLDSOURCEKIND']._serialized_start=1843
-  _globals['_THRESHOLDSOURCEKIND']._serialized_end=1973
+  _globals['_SEVERITY']._serialized_start=1720
+  _globals['_SEVERITY']._serialized_end=1856
+  _globals['_THRESHOLDSOURCEKIND']._serialized_start=1859
+  _globals['_THRESHOLDSOURCEKIND']._serialized_end=1989
   _globals['_EVALUATEREQUEST']._serialized_start=83
   _globals['_EVALUATEREQUEST']._serialized_end=169
   _globals['_THRESHOLDSOURCE']._serialized_start=171
   _globals['_THRESHOLDSOURCE']._serialized_end=259
   _globals['_MEASUREDVALUE']._serialized_start=261
-  _globals['_MEASUREDVALUE']._serialized_end=353
-  _globals['_EVIDENCE']._serialized_start=355
-  _globals['_EVIDENCE']._serialized_end=415
-  _globals['_FLAG']._serialized_start=418
-  _globals['_FLAG']._serialized_end=806
-  _globals['_UNDETERMINEDRULE']._serialized_start=808
-  _globals['_UNDETERMINEDRULE']._serialized_end=884
-  _globals['_EVALUATERESPONSE']._serialized_start=887
-  _globals['_EVALUATERESPONSE']._serialized_end=1140
-  _globals['_EVALUATEBATCHREQUEST']._serialized_start=1142
-  _globals['_EVALUATEBATCHREQUEST']._serialized_end=1234
-  _globals['_EVALUATEBATCHRESPONSE']._serialized_start=1237
-  _globals['_EVALUATEBATCHRESPONSE']._serialized_end=1388
-  _globals['_BATCHERROR']._serialized_start=1390
-  _globals['_BATCHERROR']._serialized_end=1450
-  _globals['_LISTRULESETSREQUEST']._serialized_start=1452
-  _globals['_LISTRULESETSREQUEST']._serialized_end=1473
-  _globals['_RULESETINFO']._serialized_start=1476
-  _globals['_RULESETINFO']._serialized_end=1629
-  _globals['_LISTRULESETSRESPONSE']._serialized_start=1631
-  _globals['_LISTRULESETSRESPONSE']._serialized_end=1701
-  _globals['_RULESENGINESERVICE']._serialized_start=1976
-  _globals['_RULESENGINESERVICE']._serialized_end=2268
+  _globals['_MEASUREDVALUE']._serialized_end=369
+  _globals['_EVIDENCE']._serialized_start=371
+  _globals['_EVIDENCE']._serialized_end=431
+  _globals['_FLAG']._serialized_start=434
+  _globals['_FLAG']._serialized_end=822
+  _globals['_UNDETERMINEDRULE']._serialized_start=824
+  _globals['_UNDETERMINEDRULE']._serialized_end=900
+  _globals['_EVALUATERESPONSE']._serialized_start=903
+  _globals['_EVALUATERESPONSE']._serialized_end=1156
+  _globals['_EVALUATEBATCHREQUEST']._serialized_start=1158
+  _globals['_EVALUATEBATCHREQUEST']._serialized_end=1250
+  _globals['_EVALUATEBATCHRESPONSE']._serialized_start=1253
+  _globals['_EVALUATEBATCHRESPONSE']._serialized_end=1404
+  _globals['_BATCHERROR']._serialized_start=1406
+  _globals['_BATCHERROR']._serialized_end=1466
+  _globals['_LISTRULESETSREQUEST']._serialized_start=1468
+  _globals['_LISTRULESETSREQUEST']._serialized_end=1489
+  _globals['_RULESETINFO']._serialized_start=1492
+  _globals['_RULESETINFO']._serialized_end=1645
+  _globals['_LISTRULESETSRESPONSE']._serialized_start=1647
+  _globals['_LISTRULESETSRESPONSE']._serialized_end=1717
+  _globals['_RULESENGINESERVICE']._serialized_start=1992
+  _globals['_RULESENGINESERVICE']._serialized_end=2284
 # @@protoc_insertion_point(module_scope)

@@ -129,10 +129,13 @@ class MeasuredValue(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     NUMBER_FIELD_NUMBER: _builtins.int
     BOOLEAN_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
     MISSING_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     number: _builtins.float
     boolean: _builtins.bool
+    text: _builtins.str
+    """A code-valued threshold, e.g. a category compared against."""
     missing: _builtins.bool
     """No value could be measured, e.g. no fact of the type was supplied."""
     def __init__(
@@ -141,13 +144,14 @@ class MeasuredValue(_message.Message):
         name: _builtins.str = ...,
         number: _builtins.float = ...,
         boolean: _builtins.bool = ...,
+        text: _builtins.str = ...,
         missing: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["boolean", b"boolean", "number", b"number", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["boolean", b"boolean", "number", b"number", "text", b"text", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["boolean", b"boolean", "missing", b"missing", "name", b"name", "number", b"number", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boolean", b"boolean", "missing", b"missing", "name", b"name", "number", b"number", "text", b"text", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["number", "boolean"]  # noqa: Y015
+    _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["number", "boolean", "text"]  # noqa: Y015
     _WhichOneofArgType_value: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_value) -> _WhichOneofReturnType_value | None: ...
 

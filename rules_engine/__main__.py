@@ -1,0 +1,5 @@
+"""`python -m rules_engine` runs the command line."""
+
+from rules_engine.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""Explain: turn the rules that hold into flags that cite their measured values and evidence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from collections.abc import Mapping
+
+from rules_engine.compiled import CompiledMeasure, CompiledRule, MeasureValue
+from rules_engine.evaluation import EvidenceItem, ExplainedFlag
+from rules_engine.measures import CaseIndex, measure_evidence
+from rules_engine.reference import Truth
+
+MAX_EVIDENCE = 50
+
+
+def format_value(value: MeasureValue | str) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.1f}"
+    if isinstance(value, float):
+        return str(int(value))
+    return str(value)
+
+
+class _Values(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(template: str, values: Mapping[str, MeasureValue | str]) -> str:
+    """Fill `{name}` placeholders; the compiler has already rejected anything but plain names."""
+    filled = _Values({name: format_value(value) for name, value in values.items()})
+    parts = []
+    for literal, field, spec, _conversion in string.Formatter().parse(template):
+        parts.append(literal)
+        if field is None:
+            continue
+        raw = values.get(field)
+        if spec and isinstance(raw, int | float) and not isinstance(raw, bool):
+            parts.append(format(raw, spec))
+        else:
+            parts.append(filled[field])
+    return "".join(parts)
+
+
+def explain(
+    rule: CompiledRule,
+    measures: Mapping[str, MeasureValue],
+    parameters: Mapping[str, float | int | bool | str],
+    outcomes: Mapping[str, Truth],
+    measure_specs: Mapping[str, CompiledMeasure],
+    index: CaseIndex,
+    as_of: dt.date,
+) -> ExplainedFlag:
+    evidence: dict[tuple[str, str], EvidenceItem] = {}
+    for name in rule.measures:
+        for item in measure_evidence(measure_specs[name], index, as_of):
+            evidence.setdefault((item.fact_type, item.fact_id), item)
+    ordered = sorted(evidence.values(), key=lambda e: (e.date, e.fact_type, e.fact_id), reverse=True)
+    return ExplainedFlag(
+        rule_id=rule.id,
+        title=rule.title,
+        severity=rule.severity,
+        escalation=rule.escalation,
+        explanation=render(rule.explanation, {**parameters, **measures}),
+        condition=rule.condition_text,
+        measured_values=tuple((name, measures.get(name)) for name in rule.measures),
+        thresholds=rule.thresholds,
+        source_kind=rule.source_kind,
+        source_reference=rule.source_reference,
+        evidence=tuple(ordered[:MAX_EVIDENCE]),
+        contributing_rule_ids=tuple(dep for dep in rule.depends_on if outcomes.get(dep) is True),
+        shadow=rule.status == "shadow",
+    )

@@ -1,0 +1,367 @@
+"""Proto <-> domain conversion: request cases into facts.Case, evaluations into responses.
+
+`case_from_proto` is on the hot path of every call, so it walks the message field by
+field from plans built once at import (json_format.MessageToDict is several times
+slower) and collects every violation before raising one CaseError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from pydantic import BaseModel, ValidationError
+
+from rules_engine import facts
+from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine.errors import CaseError, FieldViolation
+from rules_engine.evaluation import Evaluation, ExplainedFlag, RulesetStatus
+from rules_engine.evaluation import UndeterminedRule as DomainUndetermined
+
+MAX_FACTS = 10_000  # per case, all fact types together
+MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member ids)
+MAX_VIOLATIONS = 50  # beyond this the caller learns the count, not every path
+MAX_FUTURE = 366  # days: a date more than a year after today is a typo, not a plan
+
+# Field plan kinds.
+_TEXT, _DATE, _SCALAR, _OPTIONAL, _ENUM, _TEXT_LIST, _MESSAGE, _MESSAGE_LIST = range(8)
+
+_Plan = tuple[tuple[str, int, Any], ...]
+
+
+def _is_date(model: type[BaseModel], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
+    return annotation is dt.date or (
+        isinstance(annotation, types.UnionType) and dt.date in typing.get_args(annotation)
+    )
+
+
+def _enum_codes(descriptor: Any) -> dict[int, str]:
+    # CONFERENCE_KIND_INITIAL -> "INITIAL": the domain codes are the names without the prefix.
+    prefix = descriptor.name
+    prefix = "".join("_" + c if c.isupper() and i else c for i, c in enumerate(prefix)).upper() + "_"
+    return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
+
+
+def _plan(descriptor: Descriptor, model: type[BaseModel]) -> _Plan:
+    """How to copy each field of one message type into the dict its model validates."""
+    plan = []
+    for field in descriptor.fields:
+        name = field.name
+        if name not in model.model_fields:
+            raise RuntimeError(f"{descriptor.full_name}.{name} has no counterpart in {model.__name__}")
+        repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        extra: Any = None
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            sub_model = _sub_model(model, name)
+            kind, extra = (_MESSAGE_LIST if repeated else _MESSAGE), _plan(field.message_type, sub_model)
+        elif repeated:
+            kind = _TEXT_LIST
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            kind, extra = _ENUM, _enum_codes(field.enum_type)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            kind = _DATE if _is_date(model, name) else _TEXT
+        else:
+            # Proto3 `optional` scalars: unset leaves the model's default (e.g. invited=True).
+            kind = _OPTIONAL if field.has_presence else _SCALAR
+        plan.append((name, kind, extra))
+    return tuple(plan)
+
+
+def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+    annotation = model.model_fields[name].annotation
+    args = typing.get_args(annotation)
+    sub = args[0] if args else annotation
+    assert isinstance(sub, type) and issubclass(sub, BaseModel)
+    return sub
+
+
+_CASE_PLAN = _plan(case_pb2.Case.DESCRIPTOR, facts.Case)
+_FACT_LISTS = tuple(facts.FACT_TYPES)
+
+
+def _one_year_after(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=MAX_FUTURE)
+
+
+class _Walk:
+    """One conversion: the violations found so far and the paths they cover."""
+
+    __slots__ = ("latest", "reported", "violations")
+
+    def __init__(self, today: dt.date) -> None:
+        self.latest = _one_year_after(today)
+        self.violations: list[FieldViolation] = []
+        self.reported: set[str] = set()
+
+    def add(self, path: str, description: str) -> None:
+        self.reported.add(path)
+        self.violations.append(FieldViolation(path, description))
+
+    def convert(self, message: Any, plan: _Plan, path: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, kind, extra in plan:
+            value = getattr(message, name)
+            if kind == _TEXT:
+                # Proto3 strings cannot be unset: empty means absent.
+                if value:
+                    out[name] = value
+            elif kind == _DATE:
+                if value:
+                    day = self.date(value, f"{path}.{name}")
+                    if day is not None:
+                        out[name] = day
+            elif kind == _SCALAR:
+                out[name] = value
+            elif kind == _OPTIONAL:
+                if message.HasField(name):
+                    out[name] = value
+            elif kind == _ENUM:
+                code = extra.get(value)
+                if code is None:
+                    self.add(f"{path}.{name}", "required" if value == 0 else f"unknown value {value}")
+                else:
+                    out[name] = code
+            elif kind == _TEXT_LIST:
+                if value:
+                    if len(value) > MAX_LIST_ITEMS:
+                        self.add(f"{path}.{name}", f"more than {MAX_LIST_ITEMS} items")
+                    else:
+                        out[name] = tuple(value)
+            elif kind == _MESSAGE:
+                out[name] = self.convert(value, extra, f"{path}.{name}")
+            elif value:  # _MESSAGE_LIST
+                if len(value) > MAX_LIST_ITEMS:
+                    self.add(f"{path}.{name}", f"more than {MAX_LIST_ITEMS} items")
+                else:
+                    out[name] = tuple(self.convert(v, extra, f"{path}.{name}[{i}]") for i, v in enumerate(value))
+        return out
+
+    def date(self, text: str, path: str) -> dt.date | None:
+        # fromisoformat alone would also take 20240102 and week dates; the API says YYYY-MM-DD.
+        try:
+            if len(text) != 10 or text[4] != "-" or text[7] != "-":
+                raise ValueError
+            day = dt.date.fromisoformat(text)
+        except ValueError:
+            self.add(path, "not a date (YYYY-MM-DD)")
+            return None
+        if day > self.latest:
+            self.add(path, f"more than a year in the future ({text})")
+            return None
+        return day
+
+
+def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> facts.Case:
+    """Validate a request's case into facts.Case, or raise CaseError listing every bad field.
+
+    `today` bounds dates (more than a year ahead is rejected); `path` prefixes field
+    paths, e.g. `cases[3]` in a batch.
+    """
+    total = sum(len(getattr(message, name)) for name in _FACT_LISTS)
+    if total > MAX_FACTS:
+        raise CaseError([FieldViolation(path, f"{total} facts; at most {MAX_FACTS} per case")])
+    walk = _Walk(today)
+    raw = walk.convert(message, _CASE_PLAN, path)
+    _check_facts(raw, path, walk)
+    try:
+        case = facts.Case.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            field = _path(path, error["loc"])
+            if field not in walk.reported:
+                walk.add(field, _describe(error))
+    if walk.violations:
+        raise CaseError(_capped(walk.violations))
+    return case
+
+
+def _check_facts(raw: dict[str, Any], path: str, walk: _Walk) -> None:
+    """Cross-field checks pydantic cannot see: duplicate ids, end before start."""
+    for fact_type, model in facts.FACT_TYPES.items():
+        first_at: dict[str, int] = {}
+        for i, fact in enumerate(raw.get(fact_type, ())):
+            fact_id = fact.get("id")
+            if fact_id is not None:
+                if fact_id in first_at:
+                    walk.add(f"{path}.{fact_type}[{i}].id", f"duplicate id; first at {fact_type}[{first_at[fact_id]}]")
+                else:
+                    first_at[fact_id] = i
+            start = fact.get("date")
+            for end_field in model.end_fields:
+                end = fact.get(end_field)
+                if start is not None and end is not None and end < start:
+                    walk.add(f"{path}.{fact_type}[{i}].{end_field}", f"before date ({start.isoformat()})")
+    for i, conference in enumerate(raw.get("conferences", ())):
+        # Derived conference-agency facts are keyed by agency, so one agency appears once.
+        seen: set[str] = set()
+        for j, part in enumerate(conference.get("agencies", ())):
+            agency = part.get("agency")
+            if agency in seen:
+                walk.add(f"{path}.conferences[{i}].agencies[{j}].agency", "agency listed twice")
+            elif agency is not None:
+                seen.add(agency)
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    return prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required"
+    if kind == "literal_error":
+        # Codes are echoed (cut short) to help the caller; free text never belongs in them.
+        return f"unknown code {str(error['input'])[:40]!r}"
+    if kind == "string_too_long":
+        return f"longer than {error['ctx']['max_length']} characters"
+    if kind == "string_too_short":
+        return "required"
+    if kind == "string_pattern_mismatch":
+        return "only letters, digits and . _ : / @ - are allowed"
+    return str(error["msg"])
+
+
+def _capped(violations: list[FieldViolation]) -> list[FieldViolation]:
+    if len(violations) <= MAX_VIOLATIONS:
+        return violations
+    rest = len(violations) - MAX_VIOLATIONS
+    return [*violations[:MAX_VIOLATIONS], FieldViolation("case", f"{rest} more violations not shown")]
+
+
+def parse_as_of(text: str) -> dt.datetime | None:
+    """Parse a request's `as_of` (YYYY-MM-DD as UTC midnight, or RFC 3339); empty means now (None)."""
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
+        if len(text) < 20 or text[10] not in "Tt ":
+            raise ValueError
+        moment = dt.datetime.fromisoformat(text.upper())
+    except ValueError:
+        raise CaseError([FieldViolation("as_of", "not a date (YYYY-MM-DD) or RFC 3339 timestamp")]) from None
+    if moment.tzinfo is None:
+        raise CaseError([FieldViolation("as_of", "RFC 3339 timestamp needs a UTC offset, e.g. Z")])
+    return moment
+
+
+def case_from_json(obj: dict[str, Any]) -> case_pb2.Case:
+    """Parse the proto3 JSON form of a Case (as grpcurl sends it); raise CaseError when it does not fit."""
+    try:
+        return json_format.ParseDict(obj, case_pb2.Case())
+    except json_format.ParseError as exc:
+        raise CaseError([FieldViolation("case", str(exc))]) from None
+
+
+# Most severe first, then by rule id, so responses are stable.
+def _flag_order(flag: ExplainedFlag) -> tuple[int, str]:
+    return (-int(flag.severity), flag.rule_id)
+
+
+_SEVERITY = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
+_SOURCE_KIND = {
+    "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
+    "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
+}
+
+
+def _value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValue:
+    # bool before number: bool is an int in Python.
+    if value is None:
+        return pb.MeasuredValue(name=name, missing=True)
+    if isinstance(value, bool):
+        return pb.MeasuredValue(name=name, boolean=value)
+    if isinstance(value, str):
+        return pb.MeasuredValue(name=name, text=value)
+    return pb.MeasuredValue(name=name, number=float(value))
+
+
+def _flag_to_proto(flag: ExplainedFlag) -> pb.Flag:
+    return pb.Flag(
+        rule_id=flag.rule_id,
+        title=flag.title,
+        severity=_SEVERITY[flag.severity.name],
+        escalation=flag.escalation,
+        explanation=flag.explanation,
+        condition=flag.condition,
+        measured_values=[_value(n, v) for n, v in flag.measured_values],
+        thresholds=[_value(n, v) for n, v in flag.thresholds],
+        threshold_source=pb.ThresholdSource(kind=_SOURCE_KIND[flag.source_kind], reference=flag.source_reference),
+        evidence=[
+            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
+        ],
+        contributing_rule_ids=flag.contributing_rule_ids,
+    )
+
+
+def _undetermined_to_proto(rule: DomainUndetermined) -> pb.UndeterminedRule:
+    return pb.UndeterminedRule(rule_id=rule.rule_id, title=rule.title, missing_measures=rule.missing_measures)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """Format a moment as RFC 3339; a naive moment is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def evaluation_to_proto(evaluation: Evaluation) -> pb.EvaluateResponse:
+    """The response for one evaluation; flags most severe first, then by rule id."""
+    return pb.EvaluateResponse(
+        case_id=evaluation.case_id,
+        flags=[_flag_to_proto(f) for f in sorted(evaluation.flags, key=_flag_order)],
+        shadow_flags=[_flag_to_proto(f) for f in sorted(evaluation.shadow_flags, key=_flag_order)],
+        undetermined=[_undetermined_to_proto(u) for u in evaluation.undetermined],
+        ruleset=evaluation.ruleset,
+        ruleset_version=evaluation.ruleset_version,
+        decision_id=evaluation.decision_id,
+        as_of=rfc3339(evaluation.as_of),
+    )
+
+
+def evaluation_to_json(evaluation: Evaluation) -> dict[str, Any]:
+    """The proto3 JSON form of the response, so the CLI prints what gRPC callers receive."""
+    return message_to_json(evaluation_to_proto(evaluation))
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """Proto3 JSON with empty lists and zero values kept, for readable CLI output."""
+    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return result
+
+
+def ruleset_status_to_proto(status: RulesetStatus) -> pb.RulesetInfo:
+    """One ListRulesets entry."""
+    return pb.RulesetInfo(
+        name=status.name,
+        version=status.version,
+        loaded_at=rfc3339(status.loaded_at) if status.loaded_at else "",
+        rule_count=status.rule_count,
+        shadow_rule_count=status.shadow_rule_count,
+        last_error=status.last_error,
+        last_error_at=rfc3339(status.last_error_at) if status.last_error_at else "",
+    )
+
+
+__all__ = [
+    "MAX_FACTS",
+    "case_from_json",
+    "case_from_proto",
+    "evaluation_to_json",
+    "evaluation_to_proto",
+    "message_to_json",
+    "parse_as_of",
+    "rfc3339",
+    "ruleset_status_to_proto",
+]
+
+_unused: Callable[..., Any] | None = None
