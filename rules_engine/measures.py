@@ -14,8 +14,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
-
 from rules_engine import calendar
 from rules_engine.compiled import CompiledMeasure, FactPredicate, MeasureKind, MeasureValue, Window
 from rules_engine.evaluation import EvidenceItem
@@ -235,4 +233,6 @@ def _age(case: Case, as_of: dt.date) -> int | None:
     birth = case.child.birth_date
     if birth is None or birth > as_of:
         return None
-    return relativedelta(as_of, birth).years
+    # Not relativedelta, which counts a 29 February birthday as reached on 28 February:
+    # in other years the anniversary is taken to be 1 March.
+    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))

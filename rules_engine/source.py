@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from yaml import Mark
+from typing import Protocol
 
 from rules_engine.errors import SourcePosition
 
@@ -22,12 +21,34 @@ _HEX_ESCAPE_LENGTH = {"x": 2, "u": 4, "U": 8}
 _WHITESPACE_ESCAPES = frozenset("tnr _LPN\t")
 
 
+class Mark(Protocol):
+    """A PyYAML mark, from the pure-Python or the libyaml parser: 0-based line and column."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def column(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class _Scalar:
     line: int  # 0-based, as in the mark
     column: int  # 0-based, in characters
     style: str  # "" plain, "'" or '"' quoted, "|" literal, ">" folded
     value: str
+
+
+def one_based(file: str, line: int, column: int, path: str = "") -> SourcePosition:
+    """The package's only 0-based -> 1-based conversion of a line and a column."""
+    return SourcePosition(file, line + 1, column + 1, path)
+
+
+def mark_position(file: str, mark: Mark | None, path: str = "") -> SourcePosition:
+    """The position of a PyYAML mark (of an error or an event, which has no path of its own)."""
+    if mark is None:
+        return SourcePosition(file, 1, 1, path)
+    return one_based(file, mark.line, mark.column, path)
 
 
 def parent_path(path: str) -> str:
@@ -126,7 +147,7 @@ class SourceMap:
             line, column = line + 1, 0
 
     def _position(self, line: int, column: int, path: str) -> SourcePosition:
-        return SourcePosition(self.file, line + 1, column + 1, path)
+        return one_based(self.file, line, column, path)
 
 
 def _escape(text: str, column: int) -> tuple[int, str]:

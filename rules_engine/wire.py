@@ -8,9 +8,9 @@ slower) and collects every violation before raising one CaseError.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import types
 import typing
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
@@ -44,9 +44,9 @@ def _is_date(model: type[BaseModel], name: str) -> bool:
 
 
 def _enum_codes(descriptor: Any) -> dict[int, str]:
-    # CONFERENCE_KIND_INITIAL -> "INITIAL": the domain codes are the names without the prefix.
-    prefix = descriptor.name
-    prefix = "".join("_" + c if c.isupper() and i else c for i, c in enumerate(prefix)).upper() + "_"
+    # CONFERENCE_KIND_INITIAL -> "INITIAL": the domain codes are the names without the prefix
+    # that buf's ENUM_VALUE_PREFIX rule demands; 0 (UNSPECIFIED) maps to nothing.
+    prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
     return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
 
 
@@ -57,11 +57,12 @@ def _plan(descriptor: Descriptor, model: type[BaseModel]) -> _Plan:
         name = field.name
         if name not in model.model_fields:
             raise RuntimeError(f"{descriptor.full_name}.{name} has no counterpart in {model.__name__}")
-        repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        repeated = field.is_repeated
         extra: Any = None
         if field.type == FieldDescriptor.TYPE_MESSAGE:
-            sub_model = _sub_model(model, name)
-            kind, extra = (_MESSAGE_LIST if repeated else _MESSAGE), _plan(field.message_type, sub_model)
+            assert field.message_type is not None
+            kind = _MESSAGE_LIST if repeated else _MESSAGE
+            extra = _plan(field.message_type, _sub_model(model, name))
         elif repeated:
             kind = _TEXT_LIST
         elif field.type == FieldDescriptor.TYPE_ENUM:
@@ -141,7 +142,9 @@ class _Walk:
                 if len(value) > MAX_LIST_ITEMS:
                     self.add(f"{path}.{name}", f"more than {MAX_LIST_ITEMS} items")
                 else:
-                    out[name] = tuple(self.convert(v, extra, f"{path}.{name}[{i}]") for i, v in enumerate(value))
+                    out[name] = tuple(
+                        self.convert(v, extra, f"{path}.{name}[{i}]") for i, v in enumerate(value)
+                    )
         return out
 
     def date(self, text: str, path: str) -> dt.date | None:
@@ -179,7 +182,7 @@ def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") 
             if field not in walk.reported:
                 walk.add(field, _describe(error))
     if walk.violations:
-        raise CaseError(_capped(walk.violations))
+        raise CaseError(_capped(sorted(walk.violations, key=_order)))
     return case
 
 
@@ -191,7 +194,10 @@ def _check_facts(raw: dict[str, Any], path: str, walk: _Walk) -> None:
             fact_id = fact.get("id")
             if fact_id is not None:
                 if fact_id in first_at:
-                    walk.add(f"{path}.{fact_type}[{i}].id", f"duplicate id; first at {fact_type}[{first_at[fact_id]}]")
+                    walk.add(
+                        f"{path}.{fact_type}[{i}].id",
+                        f"duplicate id; first at {fact_type}[{first_at[fact_id]}]",
+                    )
                 else:
                     first_at[fact_id] = i
             start = fact.get("date")
@@ -208,6 +214,16 @@ def _check_facts(raw: dict[str, Any], path: str, walk: _Walk) -> None:
                 walk.add(f"{path}.conferences[{i}].agencies[{j}].agency", "agency listed twice")
             elif agency is not None:
                 seen.add(agency)
+
+
+_PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[]+)")
+
+
+def _order(violation: FieldViolation) -> tuple[tuple[int, int, str], ...]:
+    # Paths in document order: list indices compare as numbers, so [10] follows [9].
+    return tuple(
+        (0, int(index), "") if index else (1, 0, name) for index, name in _PATH_PART.findall(violation.field)
+    )
 
 
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -267,7 +283,9 @@ def _flag_order(flag: ExplainedFlag) -> tuple[int, str]:
     return (-int(flag.severity), flag.rule_id)
 
 
-_SEVERITY = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
+_SEVERITY = {
+    name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+}
 _SOURCE_KIND = {
     "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
     "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
@@ -295,9 +313,12 @@ def _flag_to_proto(flag: ExplainedFlag) -> pb.Flag:
         condition=flag.condition,
         measured_values=[_value(n, v) for n, v in flag.measured_values],
         thresholds=[_value(n, v) for n, v in flag.thresholds],
-        threshold_source=pb.ThresholdSource(kind=_SOURCE_KIND[flag.source_kind], reference=flag.source_reference),
+        threshold_source=pb.ThresholdSource(
+            kind=_SOURCE_KIND[flag.source_kind], reference=flag.source_reference
+        ),
         evidence=[
-            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
+            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat())
+            for e in flag.evidence
         ],
         contributing_rule_ids=flag.contributing_rule_ids,
     )
@@ -363,5 +384,3 @@ __all__ = [
     "rfc3339",
     "ruleset_status_to_proto",
 ]
-
-_unused: Callable[..., Any] | None = None

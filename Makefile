@@ -1,0 +1,43 @@
+# Two entry points: `make run` and `make test` each set everything up first.
+SHELL := /bin/bash
+VENV ?= .venv
+# durable-rules supports Python 3.11 and 3.12 only.
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || echo python3)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint typecheck unit generate bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "need Python 3.11 or 3.12"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/rules-engine serve --rulesets rulesets
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy rules_engine
+
+unit: setup
+	bash .ci/ensure-tools
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+generate: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python proto/generate.py
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
