@@ -73,8 +73,9 @@ class CompiledMeasure:
     where_text: str = ""
     # DISTINCT: the field whose distinct values are counted.
     field: str = ""
-    # OVERDUE: a fact is overdue when no follow-up fact dated within `deadline` after it exists
-    # and the deadline has passed at as_of.
+    # OVERDUE: a fact is overdue when its deadline (`deadline` after its date) has passed at
+    # as_of and it is still outstanding: no follow-up fact dated on or after it up to as_of
+    # (a late follow-up clears it) and no resolving date.
     deadline: Window | None = None
     followup_type: str = ""
     followup_where: FactPredicate | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from rules_engine import calendar
@@ -23,12 +24,11 @@ from rules_engine.facts import Case, facts_of
 class Series:
     """One fact type's facts that pass a filter, sorted by one date field (empty dates dropped)."""
 
-    __slots__ = ("_deadlines", "facts", "ordinals")
+    __slots__ = ("facts", "ordinals")
 
     def __init__(self, facts: list[Any], ordinals: list[int]) -> None:
         self.facts = facts
         self.ordinals = ordinals
-        self._deadlines: dict[Window, list[int]] = {}
 
     def upto(self, as_of: int) -> int:
         """The end (exclusive) of the facts dated on or before `as_of`."""
@@ -38,13 +38,15 @@ class Series:
         """The start of the facts dated after `start`."""
         return bisect_right(self.ordinals, start)
 
-    def deadlines(self, window: Window) -> list[int]:
-        """Each fact's deadline ordinal; computed once, as months and working days are not cheap."""
-        found = self._deadlines.get(window)
-        if found is None:
-            found = [calendar.deadline(dt.date.fromordinal(o), window).toordinal() for o in self.ordinals]
-            self._deadlines[window] = found
-        return found
+    def due_before(self, window: Window, today: int, positions: range) -> int:
+        """The end of the facts at `positions` whose deadline `window` after them is before `today`."""
+
+        # Deadlines rise with dates (calendar arithmetic is monotonic), so the facts past
+        # their deadline form a prefix: find it computing O(log n) deadlines, not n.
+        def due(ordinal: int) -> int:
+            return calendar.deadline(dt.date.fromordinal(ordinal), window).toordinal()
+
+        return bisect_left(self.ordinals, today, positions.start, positions.stop, key=due)
 
 
 class CaseIndex:
@@ -77,18 +79,13 @@ class CaseIndex:
         key = (fact_type, date_field, None if where is None else (where_text or where))
         found = self._series.get(key)
         if found is None:
-            dated = []
-            for fact in self.facts(fact_type):
-                day = getattr(fact, date_field)
-                if day is not None and (where is None or where(fact)):
-                    dated.append((day.toordinal(), fact))
-            dated.sort(key=_first)
-            found = self._series[key] = Series([f for _, f in dated], [o for o, _ in dated])
+            date_of = attrgetter(date_field)
+            kept = [
+                f for f in self.facts(fact_type) if date_of(f) is not None and (where is None or where(f))
+            ]
+            kept.sort(key=date_of)
+            found = self._series[key] = Series(kept, [date_of(f).toordinal() for f in kept])
         return found
-
-
-def _first(pair: tuple[int, Any]) -> int:
-    return pair[0]
 
 
 def build_index(case: Case) -> CaseIndex:
@@ -201,12 +198,10 @@ def _overdue(
     measure: CompiledMeasure, index: CaseIndex, series: Series, positions: range, as_of: dt.date
 ) -> list[Any]:
     """The facts at `positions` past their deadline at `as_of` and still outstanding."""
-    assert measure.deadline is not None, "the compiler gives every overdue measure a deadline"
+    if measure.deadline is None:
+        raise ValueError(f"overdue measure {measure.name!r} has no deadline")
     today = as_of.toordinal()
-    deadlines = series.deadlines(measure.deadline)
-    # Deadlines rise with dates (calendar arithmetic is monotonic), so the facts whose
-    # deadline has passed form a prefix of the window.
-    late = range(positions.start, bisect_left(deadlines, today, positions.start, positions.stop))
+    late = range(positions.start, series.due_before(measure.deadline, today, positions))
     facts, ordinals = series.facts, series.ordinals
     if measure.followup_type:
         followups = index.series(
