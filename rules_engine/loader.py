@@ -48,9 +48,12 @@ class LoadedFile:
 
 @dataclass(frozen=True)
 class LoadedRuleset:
+    """The files of one ruleset that loaded, and the load errors of those that did not."""
+
     directory: Path
     files: tuple[LoadedFile, ...]
     version: str
+    errors: tuple[RuleFileError, ...] = ()
 
 
 def rule_file_paths(directory: Path) -> list[Path]:
@@ -79,7 +82,11 @@ def ruleset_version(contents: list[tuple[str, bytes]]) -> str:
 
 
 def load_ruleset(directory: Path) -> LoadedRuleset:
-    """Load every rule file of a ruleset; raise RuleFileErrors listing all load errors."""
+    """Load every rule file of a ruleset; a file that fails is left out, its errors kept.
+
+    Errors are returned rather than raised so that the other files can still be validated
+    and every problem reported in one run.
+    """
     files: list[LoadedFile] = []
     contents: list[tuple[str, bytes]] = []
     errors: list[RuleFileError] = []
@@ -94,9 +101,7 @@ def load_ruleset(directory: Path) -> LoadedRuleset:
             errors.extend(exc.errors)
         except RuleFileError as exc:
             errors.append(exc)
-    if errors:
-        raise RuleFileErrors(errors)
-    return LoadedRuleset(directory, tuple(files), ruleset_version(contents))
+    return LoadedRuleset(directory, tuple(files), ruleset_version(contents), tuple(errors))
 
 
 def parse_rule_file(data: bytes, file: str) -> LoadedFile:

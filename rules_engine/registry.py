@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules_engine.compiled import CompiledRuleset
+from rules_engine.compiler import ruleset_directories
 from rules_engine.errors import RuleFileError, RuleFileErrors, RulesEngineError, RulesetNotFoundError
 from rules_engine.evaluation import RulesetStatus
 from rules_engine.evaluator import PreparedRuleset
@@ -48,16 +49,6 @@ class ReloadResult:
     error: str = ""
 
 
-def ruleset_dirs(root: Path) -> list[Path]:
-    """Subdirectories of `root` holding rule files (a `tests/` folder alone does not count)."""
-    found = []
-    for child in sorted(root.iterdir()) if root.is_dir() else []:
-        if child.is_dir() and not child.name.startswith("."):
-            if any(p.suffix in (".yaml", ".yml") for p in child.iterdir() if p.is_file()):
-                found.append(child)
-    return found
-
-
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -86,7 +77,7 @@ class Registry:
         with self._reload_lock:
             results = []
             seen: set[Path] = set()
-            for directory in ruleset_dirs(self.root):
+            for directory in ruleset_directories(self.root):
                 seen.add(directory)
                 results.append(self._reload_one(directory))
             for directory in set(self._dirs) - seen:
