@@ -58,7 +58,8 @@ def serve(
     ] = DEFAULT_METRICS_PORT,
     max_workers: Annotated[int, typer.Option(envvar="RULES_ENGINE_MAX_WORKERS", help="gRPC threads.")] = 8,
     grace: Annotated[
-        float, typer.Option(envvar="RULES_ENGINE_GRACE_SECONDS", help="Seconds in-flight calls get at shutdown.")
+        float,
+        typer.Option(envvar="RULES_ENGINE_GRACE_SECONDS", help="Seconds in-flight calls get at shutdown."),
     ] = 10.0,
 ) -> None:
     """Run the gRPC service on the rulesets in a directory."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rules_engine.compiled import CompiledRule, CompiledRuleset, MeasureValue
 from rules_engine.errors import EvaluationError
 from rules_engine.evaluation import ExplainedFlag, UndeterminedRule
-from rules_engine.explainer import explain
+from rules_engine.explainer import cited_measures, explain
 from rules_engine.facts import Case
 from rules_engine.matching import RuleMatcher
 from rules_engine.measures import build_index, compute_measures
@@ -39,6 +39,8 @@ class PreparedRuleset:
         self.reference = ReferenceEvaluator(ruleset)
         self.matcher = RuleMatcher(ruleset) if use_engine else None
         self._measure_specs = {m.name: m for m in ruleset.measures}
+        rules = {rule.id: rule for rule in ruleset.rules}
+        self._cited = {rule.id: cited_measures(rule, rules, self._measure_specs) for rule in ruleset.rules}
         self._by_level: list[list[CompiledRule]] = [[] for _ in range(ruleset.levels)]
         for rule in ruleset.rules:
             self._by_level[rule.level].append(rule)
@@ -68,7 +70,9 @@ class PreparedRuleset:
         for rule in self.ruleset.rules:
             outcome = outcomes[rule.id]
             if outcome is True:
-                flag = explain(rule, measures, params, outcomes, self._measure_specs, index, as_of)
+                flag = explain(
+                    rule, measures, params, outcomes, self._measure_specs, index, as_of, self._cited[rule.id]
+                )
                 (shadow if flag.shadow else flags).append(flag)
             elif outcome is None and rule.status == "active":
                 missing = tuple(m for m in rule.measures if measures.get(m) is None)

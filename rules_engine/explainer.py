@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from rules_engine.compiled import CompiledMeasure, CompiledRule, MeasureValue
 from rules_engine.evaluation import EvidenceItem, ExplainedFlag
@@ -55,9 +55,11 @@ def explain(
     measure_specs: Mapping[str, CompiledMeasure],
     index: CaseIndex,
     as_of: dt.date,
+    cited: tuple[str, ...],
 ) -> ExplainedFlag:
+    """Explain one rule that holds; `cited` names the measures it reports (see cited_measures)."""
     evidence: dict[tuple[str, str], EvidenceItem] = {}
-    for name in rule.measures:
+    for name in cited:
         for item in measure_evidence(measure_specs[name], index, as_of):
             evidence.setdefault((item.fact_type, item.fact_id), item)
     ordered = sorted(evidence.values(), key=lambda e: (e.date, e.fact_type, e.fact_id), reverse=True)
@@ -68,7 +70,7 @@ def explain(
         escalation=rule.escalation,
         explanation=render(rule.explanation, {**parameters, **measures}),
         condition=rule.condition_text,
-        measured_values=tuple((name, measures.get(name)) for name in rule.measures),
+        measured_values=tuple((name, measures.get(name)) for name in cited),
         thresholds=rule.thresholds,
         source_kind=rule.source_kind,
         source_reference=rule.source_reference,
@@ -76,3 +78,15 @@ def explain(
         contributing_rule_ids=tuple(dep for dep in rule.depends_on if outcomes.get(dep) is True),
         shadow=rule.status == "shadow",
     )
+
+
+def cited_measures(rule: CompiledRule, rules: Mapping[str, CompiledRule], known: Collection[str]) -> tuple[str, ...]:
+    """The measures a flag reports: its condition's, its template's, and for a composite rule
+    those of the rules it builds on, so a composite flag shows the facts behind it too."""
+    names: dict[str, None] = dict.fromkeys(rule.measures)
+    for _literal, field, _spec, _conversion in string.Formatter().parse(rule.explanation):
+        if field is not None and field in known:
+            names.setdefault(field)
+    for dependency in rule.depends_on:
+        names.update(dict.fromkeys(cited_measures(rules[dependency], rules, known)))
+    return tuple(names)

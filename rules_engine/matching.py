@@ -15,6 +15,7 @@ Limits shaped by the engine's hazards:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -145,7 +146,9 @@ class _Partition:
     rule_ids: frozenset[str]
 
 
-def _partition(rules: list[tuple[CompiledRule, dict[str, Any]]]) -> list[list[tuple[CompiledRule, dict[str, Any]]]]:
+def _partition(
+    rules: list[tuple[CompiledRule, dict[str, Any]]],
+) -> list[list[tuple[CompiledRule, dict[str, Any]]]]:
     groups: list[list[tuple[CompiledRule, dict[str, Any]]]] = []
     current: list[tuple[CompiledRule, dict[str, Any]]] = []
     weight = 0
@@ -232,10 +235,8 @@ class RuleMatcher:
         except _dre.error as exc:
             raise EvaluationError(f"matching engine error in {partition.name}: {exc}") from exc
         finally:
-            try:
+            with contextlib.suppress(_dre.error):  # the fact was never asserted
                 _dre.retract_fact(partition.handle, payload)
-            except _dre.error:
-                pass  # the fact was never asserted
         return {self._rule_by_key[key] for key in fired if key in self._rule_by_key}
 
     def close(self) -> None:
