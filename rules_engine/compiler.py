@@ -64,9 +64,7 @@ def load_rulesets(root: Path) -> dict[str, CompiledRuleset]:
             continue
         if ruleset.name in rulesets:
             message = f"ruleset name {ruleset.name!r} is also used by {rulesets[ruleset.name].directory}"
-            errors.append(
-                CompileError(message, ruleset.rules[0].position if ruleset.rules else _at(directory))
-            )
+            errors.append(CompileError(message, ruleset.rules[0].position if ruleset.rules else _at(directory)))
             continue
         rulesets[ruleset.name] = ruleset
     if errors:
@@ -197,9 +195,7 @@ class _RulesetCompiler:
                 position = file.source_map.key_at(f"parameters.{name}")
                 if name in parameter_at:
                     first = parameter_at[name]
-                    self._error(
-                        f"parameter {name!r} is already defined in {first.file} line {first.line}", position
-                    )
+                    self._error(f"parameter {name!r} is already defined in {first.file} line {first.line}", position)
                 else:
                     self.parameters[name], parameter_at[name] = value, position
             self._merge_entries(file, file.measures, self.measure_specs, "measure", MAX_MEASURES)
@@ -275,9 +271,7 @@ class _RulesetCompiler:
                     ref.position,
                 )
         # Parameters are never lists, so a named constant's value is a scalar.
-        thresholds = {
-            n.parameter: self.parameters[n.parameter] for n in nodes if isinstance(n, Const) and n.parameter
-        }
+        thresholds = {n.parameter: self.parameters[n.parameter] for n in nodes if isinstance(n, Const) and n.parameter}
         return CompiledRule(
             id=spec.id,
             title=spec.title,

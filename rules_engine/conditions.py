@@ -110,9 +110,7 @@ def _syntax_error(exc: SyntaxError, body: str, lead: int, locate: Locate) -> tup
     # the text ended while more was expected.
     message = exc.msg or "invalid syntax"
     if not exc.offset:
-        return "the condition ends too early: something is missing at the end", locate(
-            lead + len(body.rstrip())
-        )
+        return "the condition ends too early: something is missing at the end", locate(lead + len(body.rstrip()))
     offset = exc.offset - 1
     if message == "invalid syntax":
         message = "this is not a valid condition"
@@ -166,11 +164,7 @@ def _is_text(node: ast.AST) -> bool:
 
 
 def _is_number(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.Constant)
-        and isinstance(node.value, int | float)
-        and not isinstance(node.value, bool)
-    )
+    return isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool)
 
 
 def _is_none(node: ast.Compare) -> bool:
@@ -295,9 +289,7 @@ class RuleConditionCompiler:
             return Compare(op, left_expr, right_expr, position)
         if ValueType.STRING_LIST in (left_type, right_type):
             bad = left if left_type is ValueType.STRING_LIST else right
-            self.parsed.error(
-                f"a list can only be used on the right of 'in' or 'not in', not with '{op}'", bad
-            )
+            self.parsed.error(f"a list can only be used on the right of 'in' or 'not in', not with '{op}'", bad)
             return None
         if op in _ORDERING and ValueType.NUMBER not in (left_type, right_type):
             self.parsed.error(f"'{op}' compares numbers; {_describe(left_expr, left_type)} is not one", left)

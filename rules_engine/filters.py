@@ -203,23 +203,17 @@ class FilterCompiler:
                 self.parsed.error(f"None can only be compared with == or != (or 'is'), not '{op}'", node)
                 return False
             if not field.type.nullable:
-                self.parsed.error(
-                    f"{field.name} always has a value; comparing it with None is always false", node
-                )
+                self.parsed.error(f"{field.name} always has a value; comparing it with None is always false", node)
                 return False
             return True
         if kind == "date":
             self.parsed.error(f"{field.name} is a date; it can only be compared with None", node)
             return False
         if kind == "list":
-            self.parsed.error(
-                f"{field.name} is a list; test membership, e.g. '\"CODE\" in {field.name}'", node
-            )
+            self.parsed.error(f"{field.name} is a list; test membership, e.g. '\"CODE\" in {field.name}'", node)
             return False
         if _value_kind(value) != kind:
-            self.parsed.error(
-                f"{field.name} is {_KIND_WORDS[kind]} and cannot be compared with {_show(value)}", node
-            )
+            self.parsed.error(f"{field.name} is {_KIND_WORDS[kind]} and cannot be compared with {_show(value)}", node)
             return False
         if op in ("<", "<=", ">", ">=") and kind != "number":
             self.parsed.error(f"'{op}' compares numbers; {field.name} is {_KIND_WORDS[kind]}", node)
@@ -250,9 +244,7 @@ class FilterCompiler:
         if isinstance(left, _Field) and isinstance(right, tuple):
             # agency in ["POLICE", "HEALTH"]
             if left.type.kind not in ("text", "number"):
-                self.parsed.error(
-                    f"{left.name} is {_KIND_WORDS[left.type.kind]}; it cannot be in a list", left_node
-                )
+                self.parsed.error(f"{left.name} is {_KIND_WORDS[left.type.kind]}; it cannot be in a list", left_node)
                 return None
             for item, value in zip(typing.cast(ast.List, right_node).elts, right, strict=True):
                 if not self._check_value(left, "==", value, item):

@@ -31,9 +31,7 @@ RULE_FILE_SUFFIXES = (".yaml", ".yml")
 EXCLUDED_DIRECTORIES = frozenset({"tests"})
 
 _YAML = "tag:yaml.org,2002:"
-_STANDARD_TAGS = frozenset(
-    _YAML + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
-)
+_STANDARD_TAGS = frozenset(_YAML + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp"))
 _CONSTRUCTOR = SafeConstructor()
 
 

@@ -21,8 +21,7 @@ KIND_FIELDS: dict[str, set[str]] = {
     "distinct": _OVER_FACTS | {"window", "field"},
     "days_since": _OVER_FACTS,
     "working_days_since": _OVER_FACTS,
-    "overdue": _OVER_FACTS
-    | {"window", "deadline", "followup", "followup_where", "followup_date_field", "resolved_by"},
+    "overdue": _OVER_FACTS | {"window", "deadline", "followup", "followup_where", "followup_date_field", "resolved_by"},
     "open": _OVER_FACTS | {"end_field"},
     "age": set(),
 }
@@ -72,9 +71,7 @@ class MeasureCompiler:
         if self.errors:
             return None
         if spec.kind == "age":
-            return CompiledMeasure(
-                spec.name, MeasureKind.AGE, "", self.source_map.at(self.path), spec.description
-            )
+            return CompiledMeasure(spec.name, MeasureKind.AGE, "", self.source_map.at(self.path), spec.description)
         return self._compile_over_facts()
 
     def _check_overdue_choice(self) -> None:
@@ -182,9 +179,7 @@ class MeasureCompiler:
         if window is None:
             message = f"{key} {text!r} is not a duration such as '12 months'"
             if text in self.parameters:
-                message = (
-                    f"parameter {text!r} holds {self.parameters[text]!r}, not a duration such as '12 months'"
-                )
+                message = f"parameter {text!r} holds {self.parameters[text]!r}, not a duration such as '12 months'"
             elif parse_window(text) is None:
                 message = f"unknown parameter {text!r} for {key}" + suggest(text, self.parameters)
             self._error(message, key)

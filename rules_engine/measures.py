@@ -80,9 +80,7 @@ class CaseIndex:
         found = self._series.get(key)
         if found is None:
             date_of = attrgetter(date_field)
-            kept = [
-                f for f in self.facts(fact_type) if date_of(f) is not None and (where is None or where(f))
-            ]
+            kept = [f for f in self.facts(fact_type) if date_of(f) is not None and (where is None or where(f))]
             kept.sort(key=date_of)
             found = self._series[key] = Series(kept, [date_of(f).toordinal() for f in kept])
         return found
@@ -93,9 +91,7 @@ def build_index(case: Case) -> CaseIndex:
     return CaseIndex(case)
 
 
-def compute_measures(
-    measures: Sequence[CompiledMeasure], index: CaseIndex, as_of: dt.date
-) -> dict[str, MeasureValue]:
+def compute_measures(measures: Sequence[CompiledMeasure], index: CaseIndex, as_of: dt.date) -> dict[str, MeasureValue]:
     """Every measure's value at `as_of`: an int, or None when it cannot be measured."""
     starts = _WindowStarts(as_of)
     return {m.name: _value(m, index, as_of, starts) for m in measures}
@@ -194,9 +190,7 @@ def _open(measure: CompiledMeasure, series: Series, end: int, as_of: dt.date) ->
     return [f for f in series.facts[:end] if (e := getattr(f, field)) is None or e > as_of]
 
 
-def _overdue(
-    measure: CompiledMeasure, index: CaseIndex, series: Series, positions: range, as_of: dt.date
-) -> list[Any]:
+def _overdue(measure: CompiledMeasure, index: CaseIndex, series: Series, positions: range, as_of: dt.date) -> list[Any]:
     """The facts at `positions` past their deadline at `as_of` and still outstanding."""
     if measure.deadline is None:
         raise ValueError(f"overdue measure {measure.name!r} has no deadline")

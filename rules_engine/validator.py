@@ -120,9 +120,7 @@ def loc_to_path(loc: Sequence[int | str], base: str = "") -> str:
     return path
 
 
-def _schema_error(
-    error: ErrorDetails, model: type[BaseModel], base: str, source_map: SourceMap
-) -> SchemaError:
+def _schema_error(error: ErrorDetails, model: type[BaseModel], base: str, source_map: SourceMap) -> SchemaError:
     loc = error["loc"]
     path = loc_to_path(loc, base)
     kind = error["type"]

@@ -93,9 +93,7 @@ def test_errors_of_all_files_and_stages_together_sorted(tmp_path: Path) -> None:
 
 def test_a_broken_rule_is_not_also_reported_as_unknown(tmp_path: Path) -> None:
     broken = rule("base", "concerns_12m > 1").replace("severity: medium", "severity: 5")
-    directory = write(
-        tmp_path / "rs", a__yaml=MEASURES + "rules:\n" + broken + rule("top", 'flagged("base")')
-    )
+    directory = write(tmp_path / "rs", a__yaml=MEASURES + "rules:\n" + broken + rule("top", 'flagged("base")'))
     assert [e.code for e in errors(directory)] == ["schema_error"]
 
 

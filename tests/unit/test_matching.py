@@ -75,11 +75,13 @@ leaves = st.builds(
 
 conditions: st.SearchStrategy[Expr] = st.recursive(
     leaves,
-    lambda inner: st.builds(lambda e: Not(e, AT), inner)
-    | st.builds(
-        lambda op, parts: BoolOp(op, tuple(parts), AT),
-        st.sampled_from(["and", "or"]),
-        st.lists(inner, min_size=2, max_size=3),
+    lambda inner: (
+        st.builds(lambda e: Not(e, AT), inner)
+        | st.builds(
+            lambda op, parts: BoolOp(op, tuple(parts), AT),
+            st.sampled_from(["and", "or"]),
+            st.lists(inner, min_size=2, max_size=3),
+        )
     ),
     max_leaves=8,
 )
@@ -97,7 +99,9 @@ def match_all(matcher: RuleMatcher, compiled: CompiledRuleset, measures: Mapping
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conditions=st.lists(conditions, min_size=1, max_size=6), samples=st.lists(values, min_size=1, max_size=8))
-def test_engine_holds_exactly_where_the_reference_is_true(conditions: list[Expr], samples: list[dict[str, int | None]]) -> None:
+def test_engine_holds_exactly_where_the_reference_is_true(
+    conditions: list[Expr], samples: list[dict[str, int | None]]
+) -> None:
     compiled = ruleset(*(rule(f"r{i}", c) for i, c in enumerate(conditions)))
     reference = ReferenceEvaluator(compiled)
     matcher = RuleMatcher(compiled)

@@ -475,9 +475,7 @@ def cases(draw: st.DrawFn) -> Case:
     confs = many(
         st.tuples(
             offsets,
-            st.lists(
-                st.tuples(st.sampled_from(AGENCIES), st.booleans()), max_size=3, unique_by=lambda t: t[0]
-            ),
+            st.lists(st.tuples(st.sampled_from(AGENCIES), st.booleans()), max_size=3, unique_by=lambda t: t[0]),
         )
     )
     birth = draw(st.none() | offsets.map(lambda o: on(o - 5000)))
@@ -490,16 +488,14 @@ def cases(draw: st.DrawFn) -> Case:
         child=Child(birth_date=birth),
         concerns=tuple(Concern(id=f"k{i}", date=on(o), agency=a) for i, (o, a) in enumerate(conc)),
         referrals=tuple(
-            Referral(id=f"r{i}", date=on(o), decided_on=after(o, e), source=s)
-            for i, (o, e, s) in enumerate(refs)
+            Referral(id=f"r{i}", date=on(o), decided_on=after(o, e), source=s) for i, (o, e, s) in enumerate(refs)
         ),
         assessments=tuple(
             Assessment(id=f"a{i}", date=on(o), completed_on=after(o, e), child_seen=seen)
             for i, (o, e, seen) in enumerate(asses)
         ),
         plans=tuple(
-            Plan(id=f"p{i}", date=on(o), kind="CHILD_IN_NEED", end_date=after(o, e))
-            for i, (o, e) in enumerate(plans)
+            Plan(id=f"p{i}", date=on(o), kind="CHILD_IN_NEED", end_date=after(o, e)) for i, (o, e) in enumerate(plans)
         ),
         visits=tuple(Visit(id=f"v{i}", date=on(o), child_seen=seen) for i, (o, seen) in enumerate(visits)),
         conferences=tuple(
