@@ -1,8 +1,8 @@
 """Proto <-> domain conversion: request cases into facts.Case, evaluations into responses.
 
-`case_from_proto` is on the hot path of every call, so it walks the message field by
-field from plans built once at import (json_format.MessageToDict is several times
-slower) and collects every violation before raising one CaseError.
+`case_from_proto` is on the hot path of every call, so it copies the message field by
+field with converters generated once at import (json_format.MessageToDict costs more
+than our whole conversion) and collects every violation before raising one CaseError.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
@@ -30,17 +31,10 @@ MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member 
 MAX_VIOLATIONS = 50  # beyond this the caller learns the count, not every path
 MAX_FUTURE = 366  # days: a date more than a year after today is a typo, not a plan
 
-# Field plan kinds.
-_TEXT, _DATE, _SCALAR, _OPTIONAL, _ENUM, _TEXT_LIST, _MESSAGE, _MESSAGE_LIST = range(8)
-
-_Plan = tuple[tuple[str, int, Any], ...]
-
 
 def _is_date(model: type[BaseModel], name: str) -> bool:
     annotation = model.model_fields[name].annotation
-    return annotation is dt.date or (
-        isinstance(annotation, types.UnionType) and dt.date in typing.get_args(annotation)
-    )
+    return annotation is dt.date or (isinstance(annotation, types.UnionType) and dt.date in typing.get_args(annotation))
 
 
 def _enum_codes(descriptor: Any) -> dict[int, str]:
@@ -50,30 +44,72 @@ def _enum_codes(descriptor: Any) -> dict[int, str]:
     return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
 
 
-def _plan(descriptor: Descriptor, model: type[BaseModel]) -> _Plan:
-    """How to copy each field of one message type into the dict its model validates."""
-    plan = []
+def _at(where: str, index: int, name: str) -> str:
+    return f"{where}.{name}" if index < 0 else f"{where}[{index}].{name}"
+
+
+# Straight-line code per field kind, generated once per message type at import (as
+# dataclasses generates __init__): a generic loop over the fields costs twice as much per
+# fact, and this runs for every fact of every request. `m` is the message, `out` the dict.
+_TEMPLATES = {
+    # Proto3 strings cannot be unset: empty means absent.
+    "text": "    v = m.{name}\n    if v:\n        out['{name}'] = v\n",
+    "date": (
+        "    v = m.{name}\n    if v:\n        d = days.get(v) or walk.date(v, where, index, '{name}')\n"
+        "        if d is not None:\n            out['{name}'] = d\n"
+    ),
+    "scalar": "    out['{name}'] = m.{name}\n",
+    # Proto3 `optional` scalars: unset leaves the model's default (e.g. invited=True).
+    "optional": "    if m.HasField('{name}'):\n        out['{name}'] = m.{name}\n",
+    "enum": (
+        "    v = m.{name}\n    code = {helper}.get(v)\n    if code is None:\n"
+        "        walk.bad_enum(v, where, index, '{name}')\n    else:\n        out['{name}'] = code\n"
+    ),
+    "text_list": (
+        "    v = m.{name}\n    if v:\n        if len(v) > {limit}:\n"
+        "            walk.too_many({limit}, _at(where, index, '{name}'))\n"
+        "        else:\n            out['{name}'] = tuple(v)\n"
+    ),
+    "message": "    out['{name}'] = {helper}(m.{name}, walk, _at(where, index, '{name}'), -1)\n",
+    "message_list": (
+        "    v = m.{name}\n    if v:\n        inner = _at(where, index, '{name}')\n"
+        "        if len(v) > {limit}:\n            walk.too_many({limit}, inner)\n        else:\n"
+        "            out['{name}'] = tuple([{helper}(x, walk, inner, i) for i, x in enumerate(v)])\n"
+    ),
+}
+
+# A converter: (message, walk, where, index) -> the dict for the message's model, where the
+# message sits at `where[index]` (or `where` when index < 0). Paths are only formatted for
+# bad fields: formatting one per fact would cost more than the conversion.
+_Converter = Callable[[Any, "_Walk", str, int], dict[str, Any]]
+
+
+def _converter(descriptor: Descriptor, model: type[BaseModel], list_limit: int = MAX_LIST_ITEMS) -> _Converter:
+    """Generate the converter of one message type from its descriptor and model, which must agree."""
+    namespace: dict[str, Any] = {"_at": _at}
+    body = []
     for field in descriptor.fields:
-        name = field.name
-        if name not in model.model_fields:
+        name, helper = field.name, f"_{field.name}"
+        if name not in model.model_fields or not name.isidentifier():
             raise RuntimeError(f"{descriptor.full_name}.{name} has no counterpart in {model.__name__}")
-        repeated = field.is_repeated
-        extra: Any = None
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             assert field.message_type is not None
-            kind = _MESSAGE_LIST if repeated else _MESSAGE
-            extra = _plan(field.message_type, _sub_model(model, name))
-        elif repeated:
-            kind = _TEXT_LIST
+            kind = "message_list" if field.is_repeated else "message"
+            namespace[helper] = _converter(field.message_type, _sub_model(model, name))
+        elif field.is_repeated:
+            kind = "text_list"
         elif field.type == FieldDescriptor.TYPE_ENUM:
-            kind, extra = _ENUM, _enum_codes(field.enum_type)
+            kind, namespace[helper] = "enum", _enum_codes(field.enum_type)
         elif field.type == FieldDescriptor.TYPE_STRING:
-            kind = _DATE if _is_date(model, name) else _TEXT
+            kind = "date" if _is_date(model, name) else "text"
         else:
-            # Proto3 `optional` scalars: unset leaves the model's default (e.g. invited=True).
-            kind = _OPTIONAL if field.has_presence else _SCALAR
-        plan.append((name, kind, extra))
-    return tuple(plan)
+            kind = "optional" if field.has_presence else "scalar"
+        body.append(_TEMPLATES[kind].format(name=name, helper=helper, limit=list_limit))
+    source = "def convert(m, walk, where, index):\n    out = {}\n    days = walk.days\n"
+    source += "".join(body) + "    return out\n"
+    exec(compile(source, f"<wire converter for {descriptor.full_name}>", "exec"), namespace)
+    converter: _Converter = namespace["convert"]
+    return converter
 
 
 def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel]:
@@ -84,81 +120,46 @@ def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel]:
     return sub
 
 
-_CASE_PLAN = _plan(case_pb2.Case.DESCRIPTOR, facts.Case)
+# Fact lists are bounded by MAX_FACTS together (checked first), nested lists each by MAX_LIST_ITEMS.
+_convert_case = _converter(case_pb2.Case.DESCRIPTOR, facts.Case, list_limit=MAX_FACTS)
 _FACT_LISTS = tuple(facts.FACT_TYPES)
 
 
-def _one_year_after(day: dt.date) -> dt.date:
-    return day + dt.timedelta(days=MAX_FUTURE)
-
-
 class _Walk:
-    """One conversion: the violations found so far and the paths they cover."""
+    """One conversion: the violations found so far, the paths they cover, dates already parsed."""
 
-    __slots__ = ("latest", "reported", "violations")
+    __slots__ = ("days", "latest", "reported", "violations")
 
     def __init__(self, today: dt.date) -> None:
-        self.latest = _one_year_after(today)
+        self.latest = today + dt.timedelta(days=MAX_FUTURE)
         self.violations: list[FieldViolation] = []
         self.reported: set[str] = set()
+        # Cases repeat the same few hundred dates; parse each once per call.
+        self.days: dict[str, dt.date] = {}
 
     def add(self, path: str, description: str) -> None:
         self.reported.add(path)
         self.violations.append(FieldViolation(path, description))
 
-    def convert(self, message: Any, plan: _Plan, path: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, kind, extra in plan:
-            value = getattr(message, name)
-            if kind == _TEXT:
-                # Proto3 strings cannot be unset: empty means absent.
-                if value:
-                    out[name] = value
-            elif kind == _DATE:
-                if value:
-                    day = self.date(value, f"{path}.{name}")
-                    if day is not None:
-                        out[name] = day
-            elif kind == _SCALAR:
-                out[name] = value
-            elif kind == _OPTIONAL:
-                if message.HasField(name):
-                    out[name] = value
-            elif kind == _ENUM:
-                code = extra.get(value)
-                if code is None:
-                    self.add(f"{path}.{name}", "required" if value == 0 else f"unknown value {value}")
-                else:
-                    out[name] = code
-            elif kind == _TEXT_LIST:
-                if value:
-                    if len(value) > MAX_LIST_ITEMS:
-                        self.add(f"{path}.{name}", f"more than {MAX_LIST_ITEMS} items")
-                    else:
-                        out[name] = tuple(value)
-            elif kind == _MESSAGE:
-                out[name] = self.convert(value, extra, f"{path}.{name}")
-            elif value:  # _MESSAGE_LIST
-                if len(value) > MAX_LIST_ITEMS:
-                    self.add(f"{path}.{name}", f"more than {MAX_LIST_ITEMS} items")
-                else:
-                    out[name] = tuple(
-                        self.convert(v, extra, f"{path}.{name}[{i}]") for i, v in enumerate(value)
-                    )
-        return out
+    def bad_enum(self, value: int, where: str, index: int, name: str) -> None:
+        self.add(_at(where, index, name), "required" if value == 0 else f"unknown value {value}")
 
-    def date(self, text: str, path: str) -> dt.date | None:
+    def too_many(self, limit: int, path: str) -> None:
+        self.add(path, f"more than {limit} items")
+
+    def date(self, text: str, where: str, index: int, name: str) -> dt.date | None:
         # fromisoformat alone would also take 20240102 and week dates; the API says YYYY-MM-DD.
         try:
             if len(text) != 10 or text[4] != "-" or text[7] != "-":
                 raise ValueError
             day = dt.date.fromisoformat(text)
         except ValueError:
-            self.add(path, "not a date (YYYY-MM-DD)")
+            self.add(_at(where, index, name), "not a date (YYYY-MM-DD)")
             return None
         if day > self.latest:
-            self.add(path, f"more than a year in the future ({text})")
+            self.add(_at(where, index, name), f"more than a year in the future ({text})")
             return None
+        self.days[text] = day
         return day
 
 
@@ -172,7 +173,7 @@ def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") 
     if total > MAX_FACTS:
         raise CaseError([FieldViolation(path, f"{total} facts; at most {MAX_FACTS} per case")])
     walk = _Walk(today)
-    raw = walk.convert(message, _CASE_PLAN, path)
+    raw = _convert_case(message, walk, path, -1)
     _check_facts(raw, path, walk)
     try:
         case = facts.Case.model_validate(raw)
@@ -221,9 +222,7 @@ _PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[]+)")
 
 def _order(violation: FieldViolation) -> tuple[tuple[int, int, str], ...]:
     # Paths in document order: list indices compare as numbers, so [10] follows [9].
-    return tuple(
-        (0, int(index), "") if index else (1, 0, name) for index, name in _PATH_PART.findall(violation.field)
-    )
+    return tuple((0, int(index), "") if index else (1, 0, name) for index, name in _PATH_PART.findall(violation.field))
 
 
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -283,9 +282,7 @@ def _flag_order(flag: ExplainedFlag) -> tuple[int, str]:
     return (-int(flag.severity), flag.rule_id)
 
 
-_SEVERITY = {
-    name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-}
+_SEVERITY = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
 _SOURCE_KIND = {
     "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
     "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
@@ -313,12 +310,9 @@ def _flag_to_proto(flag: ExplainedFlag) -> pb.Flag:
         condition=flag.condition,
         measured_values=[_value(n, v) for n, v in flag.measured_values],
         thresholds=[_value(n, v) for n, v in flag.thresholds],
-        threshold_source=pb.ThresholdSource(
-            kind=_SOURCE_KIND[flag.source_kind], reference=flag.source_reference
-        ),
+        threshold_source=pb.ThresholdSource(kind=_SOURCE_KIND[flag.source_kind], reference=flag.source_reference),
         evidence=[
-            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat())
-            for e in flag.evidence
+            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
         ],
         contributing_rule_ids=flag.contributing_rule_ids,
     )
@@ -371,16 +365,3 @@ def ruleset_status_to_proto(status: RulesetStatus) -> pb.RulesetInfo:
         last_error=status.last_error,
         last_error_at=rfc3339(status.last_error_at) if status.last_error_at else "",
     )
-
-
-__all__ = [
-    "MAX_FACTS",
-    "case_from_json",
-    "case_from_proto",
-    "evaluation_to_json",
-    "evaluation_to_proto",
-    "message_to_json",
-    "parse_as_of",
-    "rfc3339",
-    "ruleset_status_to_proto",
-]

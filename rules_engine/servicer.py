@@ -1,0 +1,159 @@
+"""gRPC methods of RulesEngineService: convert, delegate to an EvaluationService, map errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from rules_engine import wire
+from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
+from rules_engine.errors import (
+    CaseError,
+    EvaluationError,
+    FieldViolation,
+    RulesetNotFoundError,
+    StoreUnavailableError,
+)
+from rules_engine.evaluation import Evaluation, EvaluationService
+from rules_engine.facts import Case
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1_000
+# Status trailers share grpc's 8 KiB default metadata limit on the client: a case with
+# thousands of bad fields must still come back as INVALID_ARGUMENT, not as a transport error.
+MAX_DETAIL_VIOLATIONS = 20
+MAX_MESSAGE_CHARS = 2_000
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
+    """Thin servicer: every decision is the EvaluationService's; this only translates."""
+
+    def __init__(
+        self,
+        service: EvaluationService,
+        max_batch: int = MAX_BATCH,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self._service = service
+        self._max_batch = max_batch
+        # Only bounds dates in requests (a year ahead); evaluation time is the service's.
+        self._clock = clock
+
+    def Evaluate(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> pb.EvaluateResponse:
+        try:
+            as_of, case = self._parse(request.as_of, request.case, "case")
+            return wire.evaluation_to_proto(self._evaluate(case, as_of, request.ruleset))
+        except Exception as exc:  # every failure leaves as a status, never as a crash
+            _abort(context, exc, "Evaluate")
+
+    def EvaluateBatch(
+        self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.EvaluateBatchResponse]:
+        if len(request.cases) > self._max_batch:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{len(request.cases)} cases in one batch; at most {self._max_batch}",
+            )
+        try:
+            as_of = wire.parse_as_of(request.as_of)
+        except CaseError as exc:
+            _abort(context, exc, "EvaluateBatch")
+        for index, message in enumerate(request.cases):
+            try:
+                _, case = self._parse("", message, f"cases[{index}]", as_of)
+                evaluation = self._evaluate(case, as_of, request.ruleset)
+            except CaseError as exc:
+                yield _batch_error(index, message, "INVALID_ARGUMENT", _message(exc))
+            except EvaluationError as exc:
+                # One case failing a rule must not cost the others their answers.
+                _log_failure("EvaluateBatch", exc)
+                yield _batch_error(index, message, "INTERNAL", "evaluation failed")
+            except Exception as exc:  # unknown ruleset, store down, bugs: the whole batch stops
+                _abort(context, exc, "EvaluateBatch")
+            else:
+                yield pb.EvaluateBatchResponse(index=index, evaluation=wire.evaluation_to_proto(evaluation))
+
+    def ListRulesets(self, request: pb.ListRulesetsRequest, context: grpc.ServicerContext) -> pb.ListRulesetsResponse:
+        try:
+            statuses = self._service.list_rulesets()
+            return pb.ListRulesetsResponse(rulesets=[wire.ruleset_status_to_proto(s) for s in statuses])
+        except Exception as exc:
+            _abort(context, exc, "ListRulesets")
+
+    def _parse(
+        self, as_of_text: str, message: case_pb2.Case, path: str, as_of: dt.datetime | None = None
+    ) -> tuple[dt.datetime | None, Case]:
+        """Parse `as_of` and the case together, so the caller hears of every bad field at once."""
+        violations: list[FieldViolation] = []
+        try:
+            as_of = wire.parse_as_of(as_of_text) if as_of_text else as_of
+        except CaseError as exc:
+            violations.extend(exc.violations)
+        # A replay may look back; a date up to a year past the later of now and as_of is plausible.
+        today = self._clock().date()
+        if as_of is not None:
+            today = max(today, as_of.date())
+        try:
+            case = wire.case_from_proto(message, today, path)
+        except CaseError as exc:
+            violations.extend(exc.violations)
+        if violations:
+            raise CaseError(violations)
+        return as_of, case
+
+    def _evaluate(self, case: Case, as_of: dt.datetime | None, ruleset: str) -> Evaluation:
+        return self._service.evaluate(case, as_of, ruleset or None)
+
+
+def _message(exc: CaseError) -> str:
+    text = f"invalid case: {exc}"
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _batch_error(index: int, message: case_pb2.Case, code: str, text: str) -> pb.EvaluateBatchResponse:
+    # The case id goes back as sent, cut to an id's length: it may be the bad field.
+    error = pb.BatchError(case_id=message.case_id[:128], code=code, message=text)
+    return pb.EvaluateBatchResponse(index=index, error=error)
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> NoReturn:
+    """Turn an exception into the call's status; aborts, never returns."""
+    if isinstance(exc, CaseError):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in exc.violations[:MAX_DETAIL_VIOLATIONS]
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(bad_request)
+        status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=_message(exc), details=[detail])
+        context.abort_with_status(rpc_status.to_status(status))
+    if isinstance(exc, RulesetNotFoundError):
+        context.abort(grpc.StatusCode.NOT_FOUND, str(exc) or "ruleset not found")
+    if isinstance(exc, StoreUnavailableError):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "case store unavailable; retry later")
+    _log_failure(method, exc)
+    context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _log_failure(method: str, exc: Exception) -> None:
+    # The exception's text may quote case content, so only its type, rule and stack are logged.
+    rule = getattr(exc, "rule_id", "")
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("%s failed: %s%s\n%s", method, type(exc).__name__, f" in rule {rule}" if rule else "", stack)
