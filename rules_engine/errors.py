@@ -1,15 +1,17 @@
 """Every exception rules-engine raises, and SourcePosition.
 
-    RulesEngineError
-      RuleFileError        a bad rule or rule-test file; carries a SourcePosition
-        LoadError          unreadable file or malformed YAML
-        SchemaError        a value of the wrong shape or type
-        CompileError       a condition, measure or reference that does not compile
-      RuleFileErrors       several RuleFileErrors, sorted by file, line and column
-      CaseError            a malformed case in a request; carries the field path
-      EvaluationError      a rule failed on a valid case
-      RulesetNotFoundError an unknown ruleset name in a request
-      StoreUnavailableError the case store cannot be reached
+RulesEngineError
+  RuleFileError        a bad rule or rule-test file; carries a SourcePosition
+    LoadError          unreadable file or malformed YAML
+    SchemaError        a value of the wrong shape or type
+    CompileError       a condition, measure or reference that does not compile
+  RuleFileErrors       several RuleFileErrors, sorted by file, line and column
+  CaseError            a malformed case in a request; carries the field path
+  EvaluationError      a rule failed on a valid case
+  RulesetNotFoundError an unknown ruleset name in a request
+  StoreUnavailableError the case store cannot be reached
+  FlagNotFoundError    an acknowledgement for a flag not currently raised for the case
+  AcknowledgementError an acknowledgement with a malformed id or code, or a past snooze date
 """
 
 from __future__ import annotations
@@ -102,3 +104,11 @@ class RulesetNotFoundError(RulesEngineError):
 
 class StoreUnavailableError(RulesEngineError):
     """The case store cannot be reached; the call may be retried."""
+
+
+class FlagNotFoundError(RulesEngineError):
+    """An acknowledgement named a flag that is not currently raised for the case."""
+
+
+class AcknowledgementError(RulesEngineError):
+    """An acknowledgement with a malformed practitioner id or reason code, or a snooze date not in the future."""

@@ -1,0 +1,208 @@
+"""The case store interface and its value types: stored history, flag lifecycle, decision log, chronology."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from rules_engine.compiled import Severity
+from rules_engine.facts import Case
+
+# Seven years, as for closed children's social care records; a case's keys expire this long after
+# its last write, and every write refreshes the period.
+DEFAULT_RETENTION = dt.timedelta(days=7 * 365 + 2)
+
+
+class FlagState(StrEnum):
+    """Where a flag stands for a case."""
+
+    NEW = "NEW"  # first raised, raised again after resolving, or its snooze ended or severity rose
+    ONGOING = "ONGOING"  # raised before and still holding
+    SNOOZED = "SNOOZED"  # still holding, snoozed by a practitioner until a future date
+    ACKNOWLEDGED = "ACKNOWLEDGED"  # still holding, acknowledged by a practitioner
+    RESOLVED = "RESOLVED"  # raised before, not raised by the latest evaluation
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What both stores honour the same way."""
+
+    retention: dt.timedelta = DEFAULT_RETENTION
+    # The shared decision log: kept to about this many entries (None: unbounded by length) ...
+    decision_maxlen: int | None = 1_000_000
+    # ... and entries older than this are trimmed (None: unbounded by age).
+    decision_max_age: dt.timedelta | None = None
+    # The per-case decision index: newest entries kept per case; it expires with the case.
+    case_decision_maxlen: int = 1_000
+    # Each flag keeps the dates it was first raised in each episode, at most this many.
+    raised_history: int = 100
+    key_prefix: str = "re:"
+
+
+DEFAULT_SETTINGS = StoreSettings()
+
+
+@dataclass(frozen=True)
+class FlagSighting:
+    """A flag the latest evaluation raised: its rule and severity."""
+
+    rule_id: str
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """A practitioner's recorded response to a raised flag; ids and codes only, no free text."""
+
+    practitioner_id: str
+    reason_code: str
+    at: dt.datetime
+    # The severity acknowledged: a rise above it makes the flag NEW again.
+    severity: Severity
+    snooze_until: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class FlagRecord:
+    """The remembered lifecycle of one rule's flag for one case and ruleset."""
+
+    ruleset: str
+    rule_id: str
+    state: FlagState
+    severity: Severity
+    first_raised: dt.datetime  # start of the current (or last) episode
+    last_seen: dt.datetime
+    # When each episode began, oldest first; the chronology shows every one.
+    raised: tuple[dt.datetime, ...]
+    resolved_at: dt.datetime | None = None
+    acknowledgement: Acknowledgement | None = None
+
+
+@dataclass(frozen=True)
+class FlagStates:
+    """What record_flags found: the raised flags in the order given, and those that stopped holding."""
+
+    raised: tuple[FlagRecord, ...]
+    resolved: tuple[FlagRecord, ...]
+
+    def state_of(self, rule_id: str) -> FlagState | None:
+        for record in (*self.raised, *self.resolved):
+            if record.rule_id == rule_id:
+                return record.state
+        return None
+
+    @property
+    def new(self) -> tuple[str, ...]:
+        return tuple(r.rule_id for r in self.raised if r.state is FlagState.NEW)
+
+
+@dataclass(frozen=True)
+class DecisionFlag:
+    rule_id: str
+    state: FlagState
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One entry of the decision log. Ids, codes and a digest only: never names or free text."""
+
+    decision_id: str
+    time: dt.datetime
+    case_id: str
+    ruleset: str
+    ruleset_version: str
+    input_digest: str  # sha256 hex of the evaluated input, see case_digest
+    flags: tuple[DecisionFlag, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChronologyEntry:
+    """One line of a case's chronology: a stored fact, or the date a flag was first raised."""
+
+    date: dt.date
+    kind: Literal["fact", "flag_raised"]
+    fact_type: str  # a Case field name (e.g. "concerns"), or "flag"
+    fact_id: str  # the fact's id, or the flag's rule id
+    code: str = ""  # agency, kind, source, reason or relationship code; a flag's severity name
+    ruleset: str = ""  # for flags
+
+
+class CaseStore(Protocol):
+    """Remembers cases between requests. Every method may raise StoreUnavailableError."""
+
+    def merge_facts(
+        self,
+        case_id: str,
+        incoming: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        *,
+        now: dt.datetime,
+    ) -> Case:
+        """Upsert `incoming`'s facts by (fact type, id), remove `withdrawn`, return the whole stored case.
+
+        The child is replaced when the incoming one has data. A fact both sent and withdrawn is withdrawn.
+        """
+        ...
+
+    def load_case(self, case_id: str) -> Case | None: ...
+
+    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+        """Atomically update each rule's lifecycle from one evaluation's raised flags."""
+        ...
+
+    def record_evaluation(
+        self,
+        case_id: str,
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        decision: DecisionRecord,
+        now: dt.datetime,
+    ) -> FlagStates:
+        """record_flags and append_decision in one atomic step; `decision.flags` is filled from the states."""
+        ...
+
+    def acknowledge(
+        self,
+        case_id: str,
+        ruleset: str,
+        rule_id: str,
+        *,
+        practitioner_id: str,
+        reason_code: str,
+        snooze_until: dt.date | None = None,
+        now: dt.datetime,
+    ) -> FlagRecord:
+        """Record a practitioner's acknowledgement (or snooze until a later date) of a raised flag.
+
+        Raises FlagNotFoundError when the flag is not currently raised for the case, and
+        AcknowledgementError for a malformed id or code or a snooze date not after today.
+        """
+        ...
+
+    def append_decision(self, record: DecisionRecord) -> None: ...
+
+    def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
+        """The newest `limit` decisions, newest first; of one case while its history is retained."""
+        ...
+
+    def chronology(self, case_id: str) -> list[ChronologyEntry]:
+        """Stored facts of every type, oldest first, with the dates flags were first raised."""
+        ...
+
+    def retention_left(self, case_id: str) -> dt.timedelta | None:
+        """How long the case's history is kept unless written again; None when nothing is stored."""
+        ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def case_digest(case: Case) -> str:
+    """sha256 hex of the case's canonical JSON: what the decision log records instead of the input."""
+    return hashlib.sha256(case.model_dump_json(exclude_defaults=True).encode()).hexdigest()

@@ -1,0 +1,195 @@
+"""The in-memory case store: the embedded default, behaving as the Redis store does, for one process."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rules_engine.errors import FlagNotFoundError
+from rules_engine.facts import Case, Child, Fact
+from rules_engine.store import lifecycle
+from rules_engine.store.base import (
+    DEFAULT_SETTINGS,
+    CaseStore,
+    ChronologyEntry,
+    DecisionRecord,
+    FlagRecord,
+    FlagSighting,
+    FlagState,
+    FlagStates,
+    StoreSettings,
+)
+from rules_engine.store.chronology import build_chronology
+from rules_engine.store.codec import assemble_case, fact_field, fact_items, has_data
+
+
+@dataclass
+class _CaseState:
+    expires_at: float
+    child: Child = field(default_factory=Child)
+    facts: dict[str, Fact] = field(default_factory=dict)
+    flags: dict[tuple[str, str], FlagRecord] = field(default_factory=dict)
+    decisions: deque[DecisionRecord] = field(default_factory=deque)
+
+
+class MemoryStore(CaseStore):
+    """Thread-safe under one lock; expired cases are dropped when next touched, as Redis would have."""
+
+    def __init__(self, settings: StoreSettings = DEFAULT_SETTINGS, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._clock = clock  # seconds; tests inject one to pass the retention period
+        self._lock = threading.Lock()
+        self._cases: dict[str, _CaseState] = {}
+        self._log: deque[tuple[float, DecisionRecord]] = deque()
+
+    def merge_facts(
+        self,
+        case_id: str,
+        incoming: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        *,
+        now: dt.datetime,
+    ) -> Case:
+        with self._lock:
+            state = self._touch(case_id)
+            if has_data(incoming.child):
+                state.child = incoming.child
+            state.facts.update(fact_items(incoming))
+            for fact_type, fact_id in withdrawn:
+                state.facts.pop(fact_field(fact_type, fact_id), None)
+            return assemble_case(case_id, state.child, state.facts.items())
+
+    def load_case(self, case_id: str) -> Case | None:
+        with self._lock:
+            state = self._live(case_id)
+            if state is None or (not state.facts and not has_data(state.child)):
+                return None
+            return assemble_case(case_id, state.child, state.facts.items())
+
+    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+        with self._lock:
+            return self._record(case_id, ruleset, raised, now)
+
+    def record_evaluation(
+        self,
+        case_id: str,
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        decision: DecisionRecord,
+        now: dt.datetime,
+    ) -> FlagStates:
+        with self._lock:
+            states = self._record(case_id, ruleset, raised, now)
+            flags = lifecycle.decision_flags(states)
+            self._append(dataclasses.replace(decision, flags=flags))
+            return states
+
+    def acknowledge(
+        self,
+        case_id: str,
+        ruleset: str,
+        rule_id: str,
+        *,
+        practitioner_id: str,
+        reason_code: str,
+        snooze_until: dt.date | None = None,
+        now: dt.datetime,
+    ) -> FlagRecord:
+        lifecycle.check_acknowledgement(practitioner_id, reason_code, snooze_until, now.date())
+        with self._lock:
+            state = self._live(case_id)
+            prev = state.flags.get((ruleset, rule_id)) if state else None
+            if state is None or prev is None or prev.state is FlagState.RESOLVED:
+                raise FlagNotFoundError(f"flag {rule_id!r} of ruleset {ruleset!r} is not raised for the case")
+            record = lifecycle.acknowledged(prev, practitioner_id, reason_code, snooze_until, now)
+            state.flags[(ruleset, rule_id)] = record
+            self._touch(case_id)
+            return record
+
+    def append_decision(self, record: DecisionRecord) -> None:
+        with self._lock:
+            self._append(record)
+
+    def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
+        with self._lock:
+            self._trim_log()
+            if case_id is None:
+                newest = [record for _, record in reversed(self._log)]
+            else:
+                state = self._live(case_id)
+                newest = list(reversed(state.decisions)) if state else []
+            return newest[:limit]
+
+    def chronology(self, case_id: str) -> list[ChronologyEntry]:
+        with self._lock:
+            state = self._live(case_id)
+            if state is None:
+                return []
+            case = assemble_case(case_id, state.child, state.facts.items())
+            return build_chronology(case, state.flags.values())
+
+    def retention_left(self, case_id: str) -> dt.timedelta | None:
+        with self._lock:
+            state = self._live(case_id)
+            return dt.timedelta(seconds=state.expires_at - self._clock()) if state else None
+
+    def ping(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _live(self, case_id: str) -> _CaseState | None:
+        state = self._cases.get(case_id)
+        if state is not None and self._clock() >= state.expires_at:
+            del self._cases[case_id]
+            return None
+        return state
+
+    def _touch(self, case_id: str) -> _CaseState:
+        """The case's state with its retention refreshed, as every Redis write EXPIREs the case's keys."""
+        expires_at = self._clock() + self.settings.retention.total_seconds()
+        state = self._live(case_id)
+        if state is None:
+            state = self._cases[case_id] = _CaseState(expires_at)
+        state.expires_at = expires_at
+        return state
+
+    def _record(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+        lifecycle.check_ruleset(ruleset)
+        state = self._touch(case_id)
+        out = []
+        sightings = lifecycle.unique_sightings(raised)
+        for sighting in sightings:
+            key = (ruleset, sighting.rule_id)
+            cap = self.settings.raised_history
+            record = lifecycle.seen(state.flags.get(key), sighting, ruleset, now, cap)
+            state.flags[key] = record
+            out.append(record)
+        held = {s.rule_id for s in sightings}
+        gone = []
+        for (rs, rule_id), record in sorted(state.flags.items()):
+            if rs == ruleset and rule_id not in held and record.state is not FlagState.RESOLVED:
+                state.flags[(rs, rule_id)] = lifecycle.resolved(record, now)
+                gone.append(state.flags[(rs, rule_id)])
+        return FlagStates(tuple(out), tuple(gone))
+
+    def _append(self, record: DecisionRecord) -> None:
+        self._log.append((self._clock(), record))
+        self._trim_log()
+        state = self._touch(record.case_id)
+        state.decisions.append(record)
+        while len(state.decisions) > self.settings.case_decision_maxlen:
+            state.decisions.popleft()
+
+    def _trim_log(self) -> None:
+        maxlen, max_age = self.settings.decision_maxlen, self.settings.decision_max_age
+        while maxlen is not None and len(self._log) > maxlen:
+            self._log.popleft()
+        while max_age is not None and self._log and self._log[0][0] < self._clock() - max_age.total_seconds():
+            self._log.popleft()

@@ -1,0 +1,171 @@
+"""The Lua scripts of the Redis store: each runs atomically, so one script is one consistent step.
+
+Every script gets the case's three keys first (facts, flags, decision index) so it can refresh their
+retention, and the shared decision log fourth. The flag lifecycle here mirrors lifecycle.py; the
+behaviour tests run both stores through the same cases to keep them in step.
+"""
+
+from __future__ import annotations
+
+from rules_engine.compiled import Severity
+
+# ARGV[1..4] of every script: retention in milliseconds, log MAXLEN ('' none), log max age ms ('' none),
+# per-case index MAXLEN.
+_PRELUDE = """
+local ttl = tonumber(ARGV[1])
+local function refresh()
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+local function append(fields)
+  local args = {KEYS[4]}
+  if ARGV[2] ~= '' then
+    args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[2]
+  end
+  args[#args + 1] = '*'
+  for _, v in ipairs(fields) do args[#args + 1] = v end
+  redis.call('XADD', unpack(args))
+  if ARGV[3] ~= '' then
+    local t = redis.call('TIME')
+    local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
+    -- Exact, not '~': approximate trimming only drops whole stream nodes (100 entries), so a quiet
+    -- log would keep old decisions past their age. Each append removes only the few now too old.
+    redis.call('XTRIM', KEYS[4], 'MINID', string.format('%.0f', cutoff))
+  end
+  args = {KEYS[3], 'MAXLEN', '~', ARGV[4], '*'}
+  for _, v in ipairs(fields) do args[#args + 1] = v end
+  redis.call('XADD', unpack(args))
+end
+"""
+
+# ARGV[5]: how many field/value pairs follow to set; the rest are fields to delete.
+MERGE = (
+    _PRELUDE
+    + """
+local last = 5 + 2 * tonumber(ARGV[5])
+-- In batches: unpack() of thousands of values would overflow Lua's C stack.
+local batch = {}
+for i = 6, last do
+  batch[#batch + 1] = ARGV[i]
+  if #batch == 1000 then redis.call('HSET', KEYS[1], unpack(batch)); batch = {} end
+end
+if #batch > 0 then redis.call('HSET', KEYS[1], unpack(batch)) end
+batch = {}
+for i = last + 1, #ARGV do
+  batch[#batch + 1] = ARGV[i]
+  if #batch == 1000 then redis.call('HDEL', KEYS[1], unpack(batch)); batch = {} end
+end
+if #batch > 0 then redis.call('HDEL', KEYS[1], unpack(batch)) end
+refresh()
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+
+_SEVERITY = "{" + ", ".join(f"[{int(s)}] = '{s.name}'" for s in Severity) + "}"
+
+# ARGV[5] ruleset, [6] now (ISO), [7] today (ISO date), [8] episodes kept, [9] sightings JSON
+# [[rule_id, severity], ...], [10] '1' to append a decision, [11..] its fields, flags excepted.
+RECORD = (
+    _PRELUDE
+    + f"local SEVERITY = {_SEVERITY}\n"
+    + """
+local ruleset, now, today, cap = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local stored = {}
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+  local rec = cjson.decode(flat[i + 1])
+  if rec.ruleset == ruleset then stored[rec.rule_id] = rec end
+end
+local function save(rec)
+  local text = cjson.encode(rec)
+  redis.call('HSET', KEYS[2], ruleset .. '/' .. rec.rule_id, text)
+  return text
+end
+local raised_out, resolved_out, entries, held = {}, {}, {}, {}
+for _, s in ipairs(cjson.decode(ARGV[9])) do
+  local rule_id, sev = s[1], s[2]
+  held[rule_id] = true
+  local rec = stored[rule_id]
+  if rec == nil or rec.state == 'RESOLVED' then
+    local raised = {}
+    if rec ~= nil and type(rec.raised) == 'table' then raised = rec.raised end
+    raised[#raised + 1] = now
+    while #raised > cap do table.remove(raised, 1) end
+    rec = {ruleset = ruleset, rule_id = rule_id, state = 'NEW', severity = sev,
+           first_raised = now, last_seen = now, raised = raised}
+  else
+    local ack = rec.ack
+    if ack == nil then
+      rec.state = 'ONGOING'
+    elseif sev > ack.severity or (ack.snooze_until ~= nil and today >= ack.snooze_until) then
+      -- The situation worsened or the snooze ran out: back in front of the practitioner.
+      rec.state = 'NEW'; rec.ack = nil
+    elseif ack.snooze_until == nil then
+      rec.state = 'ACKNOWLEDGED'
+    else
+      rec.state = 'SNOOZED'
+    end
+    rec.severity = sev; rec.last_seen = now; rec.resolved_at = nil
+  end
+  raised_out[#raised_out + 1] = save(rec)
+  entries[#entries + 1] = {rule_id, rec.state, sev}
+end
+local gone = {}
+for rule_id, rec in pairs(stored) do
+  if not held[rule_id] and rec.state ~= 'RESOLVED' then gone[#gone + 1] = rule_id end
+end
+table.sort(gone)
+for _, rule_id in ipairs(gone) do
+  local rec = stored[rule_id]
+  rec.state = 'RESOLVED'; rec.resolved_at = now; rec.ack = nil
+  resolved_out[#resolved_out + 1] = save(rec)
+  entries[#entries + 1] = {rule_id, 'RESOLVED', rec.severity}
+end
+if ARGV[10] == '1' then
+  local parts = {}
+  for i, e in ipairs(entries) do
+    parts[i] = '{"rule_id":' .. cjson.encode(e[1]) .. ',"state":"' .. e[2]
+      .. '","severity":"' .. SEVERITY[e[3]] .. '"}'
+  end
+  local fields = {}
+  for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+  fields[#fields + 1] = 'flags'
+  fields[#fields + 1] = '[' .. table.concat(parts, ',') .. ']'
+  append(fields)
+end
+refresh()
+return {raised_out, resolved_out}
+"""
+)
+
+# ARGV[5..]: the decision's field/value pairs.
+APPEND = (
+    _PRELUDE
+    + """
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+append(fields)
+refresh()
+return 1
+"""
+)
+
+# ARGV[5] flags-hash field, [6] practitioner id, [7] reason code, [8] now (ISO), [9] snooze date or ''.
+ACKNOWLEDGE = (
+    _PRELUDE
+    + """
+local text = redis.call('HGET', KEYS[2], ARGV[5])
+if not text then return false end
+local rec = cjson.decode(text)
+if rec.state == 'RESOLVED' then return false end
+rec.ack = {practitioner_id = ARGV[6], reason_code = ARGV[7], at = ARGV[8], severity = rec.severity}
+if ARGV[9] == '' then
+  rec.state = 'ACKNOWLEDGED'
+else
+  rec.ack.snooze_until = ARGV[9]; rec.state = 'SNOOZED'
+end
+text = cjson.encode(rec)
+redis.call('HSET', KEYS[2], ARGV[5], text)
+refresh()
+return text
+"""
+)

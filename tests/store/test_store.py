@@ -1,0 +1,314 @@
+"""Behaviour every CaseStore shares: run against the memory store and a real Redis alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rules_engine.compiled import Severity
+from rules_engine.errors import AcknowledgementError, FlagNotFoundError
+from rules_engine.facts import Child, Visit
+from rules_engine.store import CaseStore, DecisionFlag, FlagState, StoreSettings, case_digest
+from tests.store.conftest import Clock
+from tests.store.helpers import CASE, NOW, advance, big_case, case, concern, decision, flags
+
+DAY = dt.timedelta(days=1)
+HIGH, MEDIUM, CRITICAL = Severity.HIGH, Severity.MEDIUM, Severity.CRITICAL
+
+
+# -- stored history -------------------------------------------------------------------------
+
+
+def test_unknown_case_loads_as_none(store: CaseStore) -> None:
+    assert store.load_case("nobody") is None
+    assert store.chronology("nobody") == []
+    assert store.retention_left("nobody") is None
+
+
+def test_merge_is_idempotent_by_type_and_id(store: CaseStore) -> None:
+    first = store.merge_facts(CASE, case(concern("a"), concern("b")), now=NOW)
+    again = store.merge_facts(CASE, case(concern("a"), concern("b")), now=NOW)
+    assert [c.id for c in again.concerns] == ["a", "b"]
+    assert again == first == store.load_case(CASE)
+
+
+def test_merge_keeps_history_and_adds_new_facts(store: CaseStore) -> None:
+    store.merge_facts(CASE, case(concern("a", day=5)), now=NOW)
+    merged = store.merge_facts(CASE, case(concern("b", day=2), visits=[Visit(id="a", date=NOW.date())]), now=NOW)
+    # Ordered by date then id; the same id in another fact type is another fact.
+    assert [c.id for c in merged.concerns] == ["b", "a"]
+    assert [v.id for v in merged.visits] == ["a"]
+
+
+def test_fact_sent_again_with_changes_replaces_the_old(store: CaseStore) -> None:
+    store.merge_facts(CASE, case(concern("a", agency="POLICE")), now=NOW)
+    merged = store.merge_facts(CASE, case(concern("a", agency="HEALTH", significant_harm=True)), now=NOW)
+    assert len(merged.concerns) == 1
+    assert merged.concerns[0].agency == "HEALTH" and merged.concerns[0].significant_harm
+
+
+def test_withdrawn_facts_are_removed(store: CaseStore) -> None:
+    store.merge_facts(CASE, case(concern("a"), concern("b")), now=NOW)
+    merged = store.merge_facts(CASE, case(), withdrawn=[("concerns", "a"), ("concerns", "never-sent")], now=NOW)
+    assert [c.id for c in merged.concerns] == ["b"]
+    # Sent and withdrawn in one request: withdrawn wins.
+    merged = store.merge_facts(CASE, case(concern("c")), withdrawn=[("concerns", "c")], now=NOW)
+    assert [c.id for c in merged.concerns] == ["b"]
+
+
+def test_child_replaced_only_when_incoming_has_data(store: CaseStore) -> None:
+    born = Child(birth_date=dt.date(2016, 4, 1))
+    store.merge_facts(CASE, case(child=born), now=NOW)
+    assert store.merge_facts(CASE, case(concern("a")), now=NOW).child == born
+    later = Child(birth_date=dt.date(2016, 4, 2))
+    assert store.merge_facts(CASE, case(child=later), now=NOW).child == later
+
+
+def test_a_200_fact_case_round_trips(store: CaseStore) -> None:
+    big = big_case(200)
+    merged = store.merge_facts(CASE, big, now=NOW)
+    assert merged.model_dump() == big.model_dump()
+    assert store.load_case(CASE) == merged
+
+
+@pytest.mark.parametrize("settings", [StoreSettings(retention=dt.timedelta(seconds=1))])
+def test_retention_is_refreshed_on_every_write(store: CaseStore, clock: Clock, settings: StoreSettings) -> None:
+    store.merge_facts(CASE, case(concern("a")), now=NOW)
+    left = store.retention_left(CASE)
+    assert left is not None and dt.timedelta(seconds=0.8) < left <= dt.timedelta(seconds=1)
+    advance(store, clock, 0.6)
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW)  # a write of flags refreshes the facts too
+    left = store.retention_left(CASE)
+    assert left is not None and left > dt.timedelta(seconds=0.7)
+    advance(store, clock, 0.6)
+    assert store.load_case(CASE) is not None  # 1.2 s after the first write, 0.6 s after the last
+    advance(store, clock, 0.5)
+    assert store.load_case(CASE) is None
+    assert store.chronology(CASE) == []
+
+
+# -- flag lifecycle -------------------------------------------------------------------------
+
+
+def test_flag_lifecycle_new_ongoing_resolved_new(store: CaseStore) -> None:
+    first = store.record_flags(CASE, "rs", flags(("R1", HIGH), ("R2", MEDIUM)), now=NOW)
+    assert [(r.rule_id, r.state) for r in first.raised] == [("R1", FlagState.NEW), ("R2", FlagState.NEW)]
+    assert first.new == ("R1", "R2") and first.resolved == ()
+
+    second = store.record_flags(CASE, "rs", flags(("R1", HIGH), ("R2", MEDIUM)), now=NOW + DAY)
+    assert [r.state for r in second.raised] == [FlagState.ONGOING, FlagState.ONGOING]
+    assert second.raised[0].first_raised == NOW and second.raised[0].last_seen == NOW + DAY
+
+    third = store.record_flags(CASE, "rs", flags(("R2", MEDIUM)), now=NOW + 2 * DAY)
+    assert third.state_of("R2") is FlagState.ONGOING
+    assert [(r.rule_id, r.state, r.resolved_at) for r in third.resolved] == [("R1", FlagState.RESOLVED, NOW + 2 * DAY)]
+    # Resolved once is reported once.
+    assert store.record_flags(CASE, "rs", flags(("R2", MEDIUM)), now=NOW + 3 * DAY).resolved == ()
+
+    again = store.record_flags(CASE, "rs", flags(("R1", HIGH), ("R2", MEDIUM)), now=NOW + 4 * DAY)
+    r1 = again.raised[0]
+    assert r1.state is FlagState.NEW and r1.first_raised == NOW + 4 * DAY
+    assert r1.raised == (NOW, NOW + 4 * DAY) and r1.resolved_at is None
+
+
+def test_rulesets_keep_separate_flags(store: CaseStore) -> None:
+    store.record_flags(CASE, "a", flags(("R1", HIGH)), now=NOW)
+    other = store.record_flags(CASE, "b", flags(("R1", HIGH)), now=NOW)
+    assert other.new == ("R1",) and other.resolved == ()
+    # Evaluating ruleset a with nothing raised resolves only a's flag.
+    assert [r.ruleset for r in store.record_flags(CASE, "a", [], now=NOW).resolved] == ["a"]
+
+
+def test_the_same_rule_twice_in_one_call_counts_once_at_its_highest(store: CaseStore) -> None:
+    states = store.record_flags(CASE, "rs", flags(("R1", MEDIUM), ("R1", HIGH)), now=NOW)
+    assert [(r.rule_id, r.severity) for r in states.raised] == [("R1", HIGH)]
+
+
+# -- acknowledge and snooze -----------------------------------------------------------------
+
+
+def test_acknowledged_flag_is_not_new_until_its_severity_rises(store: CaseStore) -> None:
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW)
+    record = store.acknowledge(CASE, "rs", "R1", practitioner_id="sw-042", reason_code="DISCUSSED", now=NOW)
+    assert record.state is FlagState.ACKNOWLEDGED
+    assert record.acknowledgement is not None and record.acknowledgement.practitioner_id == "sw-042"
+    assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW + DAY).state_of("R1") is FlagState.ACKNOWLEDGED
+    assert store.record_flags(CASE, "rs", flags(("R1", MEDIUM)), now=NOW + DAY).state_of("R1") is (
+        FlagState.ACKNOWLEDGED
+    )
+    worse = store.record_flags(CASE, "rs", flags(("R1", CRITICAL)), now=NOW + 2 * DAY)
+    assert worse.state_of("R1") is FlagState.NEW and worse.raised[0].acknowledgement is None
+    assert store.record_flags(CASE, "rs", flags(("R1", CRITICAL)), now=NOW + 3 * DAY).state_of("R1") is (
+        FlagState.ONGOING
+    )
+
+
+def test_snooze_hides_new_until_the_snooze_date(store: CaseStore) -> None:
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW)
+    until = NOW.date() + 7 * DAY
+    record = store.acknowledge(
+        CASE,
+        "rs",
+        "R1",
+        practitioner_id="sw-042",
+        reason_code="AWAITING_CONFERENCE",
+        snooze_until=until,
+        now=NOW,
+    )
+    assert record.state is FlagState.SNOOZED
+    assert record.acknowledgement is not None and record.acknowledgement.snooze_until == until
+    for days in (1, 6):
+        states = store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW + days * DAY)
+        assert states.state_of("R1") is FlagState.SNOOZED and states.new == ()
+    assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW + 7 * DAY).state_of("R1") is FlagState.NEW
+    assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW + 8 * DAY).state_of("R1") is (FlagState.ONGOING)
+
+
+def test_snooze_ends_when_severity_rises(store: CaseStore) -> None:
+    store.record_flags(CASE, "rs", flags(("R1", MEDIUM)), now=NOW)
+    store.acknowledge(
+        CASE,
+        "rs",
+        "R1",
+        practitioner_id="sw-1",
+        reason_code="PLAN_IN_PLACE",
+        snooze_until=NOW.date() + 30 * DAY,
+        now=NOW,
+    )
+    assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW + DAY).state_of("R1") is FlagState.NEW
+
+
+def test_resolution_ends_an_acknowledgement(store: CaseStore) -> None:
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW)
+    store.acknowledge(
+        CASE,
+        "rs",
+        "R1",
+        practitioner_id="sw-1",
+        reason_code="SEEN",
+        snooze_until=NOW.date() + 9 * DAY,
+        now=NOW,
+    )
+    store.record_flags(CASE, "rs", [], now=NOW + DAY)
+    assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW + 2 * DAY).state_of("R1") is FlagState.NEW
+
+
+def test_acknowledge_refuses_unknown_or_resolved_flags(store: CaseStore) -> None:
+    with pytest.raises(FlagNotFoundError):
+        store.acknowledge(CASE, "rs", "R9", practitioner_id="sw-1", reason_code="SEEN", now=NOW)
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW)
+    store.record_flags(CASE, "rs", [], now=NOW)
+    with pytest.raises(FlagNotFoundError):
+        store.acknowledge(CASE, "rs", "R1", practitioner_id="sw-1", reason_code="SEEN", now=NOW)
+    with pytest.raises(FlagNotFoundError):
+        store.acknowledge(CASE, "other", "R1", practitioner_id="sw-1", reason_code="SEEN", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("practitioner_id", "reason_code", "snooze_days"),
+    [
+        ("Jane Smith", "SEEN", None),
+        ("sw-1", "spoke to mum, fine", None),
+        ("sw-1", "SEEN", 0),
+        ("", "SEEN", None),
+    ],
+)
+def test_acknowledge_refuses_names_free_text_and_past_snoozes(
+    store: CaseStore, practitioner_id: str, reason_code: str, snooze_days: int | None
+) -> None:
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW)
+    until = None if snooze_days is None else NOW.date() + snooze_days * DAY
+    with pytest.raises(AcknowledgementError):
+        store.acknowledge(
+            CASE,
+            "rs",
+            "R1",
+            practitioner_id=practitioner_id,
+            reason_code=reason_code,
+            snooze_until=until,
+            now=NOW,
+        )
+
+
+# -- decision log ---------------------------------------------------------------------------
+
+
+def test_record_evaluation_logs_the_decision_with_states(store: CaseStore) -> None:
+    store.record_evaluation(CASE, "rs", flags(("R1", HIGH)), decision("d1"), now=NOW)
+    states = store.record_evaluation(CASE, "rs", flags(("R2", MEDIUM)), decision("d2"), now=NOW + DAY)
+    assert states.new == ("R2",)
+    newest = store.decisions(CASE, limit=10)
+    assert [d.decision_id for d in newest] == ["d2", "d1"]
+    assert newest[0].flags == (
+        DecisionFlag("R2", FlagState.NEW, MEDIUM),
+        DecisionFlag("R1", FlagState.RESOLVED, HIGH),
+    )
+    assert newest[1].flags == (DecisionFlag("R1", FlagState.NEW, HIGH),)
+    assert newest[1].ruleset == "safeguarding" and newest[1].ruleset_version == "abc123def456"
+    assert newest[1].time == NOW and newest[1].input_digest == "0" * 64
+
+
+def test_decisions_read_back_newest_first_by_case_and_overall(store: CaseStore) -> None:
+    for i in range(5):
+        store.append_decision(decision(f"a{i}", case_id="case-a"))
+        store.append_decision(decision(f"b{i}", case_id="case-b"))
+    assert [d.decision_id for d in store.decisions("case-a", limit=3)] == ["a4", "a3", "a2"]
+    assert [d.decision_id for d in store.decisions(None, limit=3)] == ["b4", "a4", "b3"]
+    assert store.decisions("case-c") == []
+
+
+def test_empty_flag_list_round_trips(store: CaseStore) -> None:
+    store.record_evaluation(CASE, "rs", [], decision("d1"), now=NOW)
+    assert store.decisions(CASE)[0].flags == ()
+
+
+@pytest.mark.parametrize("settings", [StoreSettings(decision_maxlen=100, case_decision_maxlen=100)])
+def test_decision_log_is_bounded(store: CaseStore, settings: StoreSettings) -> None:
+    for i in range(1_000):
+        store.append_decision(decision(f"d{i}"))
+    overall = store.decisions(None, limit=10_000)
+    # Redis trims whole stream nodes (MAXLEN ~), so it keeps a little more than asked.
+    assert 100 <= len(overall) <= 300
+    assert overall[0].decision_id == "d999"
+    assert 100 <= len(store.decisions(CASE, limit=10_000)) <= 300
+
+
+@pytest.mark.parametrize("settings", [StoreSettings(decision_max_age=dt.timedelta(seconds=0.5))])
+def test_decision_log_is_bounded_by_age(store: CaseStore, clock: Clock, settings: StoreSettings) -> None:
+    store.append_decision(decision("old"))
+    advance(store, clock, 0.6)
+    store.append_decision(decision("new"))
+    assert [d.decision_id for d in store.decisions(None)] == ["new"]
+
+
+def test_case_digest_is_stable_and_hides_the_input() -> None:
+    digest = case_digest(case(concern("a")))
+    assert digest == case_digest(case(concern("a"))) != case_digest(case(concern("b")))
+    assert len(digest) == 64 and "POLICE" not in digest
+
+
+# -- chronology -----------------------------------------------------------------------------
+
+
+def test_chronology_interleaves_facts_and_flags_oldest_first(store: CaseStore) -> None:
+    store.merge_facts(
+        CASE,
+        case(
+            concern("c2", day=20, agency="HEALTH"),
+            concern("c1", day=3),
+            visits=[Visit(id="v1", date=dt.date(2025, 1, 10))],
+        ),
+        now=NOW,
+    )
+    store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=dt.datetime(2025, 1, 10, 12, tzinfo=dt.UTC))
+    store.record_flags(CASE, "rs", [], now=dt.datetime(2025, 1, 12, tzinfo=dt.UTC))
+    store.record_flags(CASE, "rs", flags(("R1", CRITICAL)), now=dt.datetime(2025, 1, 25, tzinfo=dt.UTC))
+    entries = [(e.date.day, e.kind, e.fact_type, e.fact_id, e.code) for e in store.chronology(CASE)]
+    assert entries == [
+        (3, "fact", "concerns", "c1", "POLICE"),
+        (10, "fact", "visits", "v1", ""),
+        (10, "flag_raised", "flag", "R1", "CRITICAL"),
+        (20, "fact", "concerns", "c2", "HEALTH"),
+        (25, "flag_raised", "flag", "R1", "CRITICAL"),
+    ]
