@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 # durable-rules supports Python 3.11 and 3.12 only.
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || echo python3)
+# (pyenv shims exist for versions that are not enabled, so each candidate is tried for real.)
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	$$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "need Python 3.11 or 3.12"'
+	@test -n "$(PYTHON)" || { echo "need Python 3.11 or 3.12 (durable-rules)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
