@@ -433,7 +433,9 @@ def _materialise(rendered: Rendered, root: Path) -> None:
 def test_chart_made_rulesets_reach_the_pod_as_ruleset_directories(all_on: Rendered, tmp_path: Path) -> None:
     _materialise(all_on, tmp_path)
     starter = {p.relative_to(STARTER): p.read_bytes() for p in STARTER.rglob("*") if p.is_file()}
-    mounted = {p.relative_to(tmp_path / "starter"): p.read_bytes() for p in (tmp_path / "starter").rglob("*")}
+    mounted = {
+        p.relative_to(tmp_path / "starter"): p.read_bytes() for p in (tmp_path / "starter").rglob("*") if p.is_file()
+    }
     assert {k: v for k, v in mounted.items() if v} == starter
     assert (tmp_path / "extra" / "tests" / "smoke.yaml").is_file()
     config_map = all_on.one("ConfigMap", f"{FULLNAME}-ruleset-extra")
