@@ -21,6 +21,7 @@ day after it (a referral on a Friday due "within 1 working day" is due on Monday
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from bisect import bisect_left, bisect_right
 from functools import cache
@@ -123,6 +124,9 @@ def default_calendar() -> WorkingDayCalendar:
     return WorkingDayCalendar()
 
 
+# Both are pure in (date, window) and called for the same few pairs on every evaluation;
+# relativedelta arithmetic costs microseconds, a cache hit a fraction of one.
+@functools.lru_cache(maxsize=65536)
 def window_start(as_of: dt.date, window: Window) -> dt.date:
     """The exclusive start of `window` ending at `as_of` (see the module docstring)."""
     amount, unit = window.amount, window.unit
@@ -139,6 +143,7 @@ def window_start(as_of: dt.date, window: Window) -> dt.date:
     return default_calendar().nth_latest_working_day(as_of, amount) - dt.timedelta(days=1)
 
 
+@functools.lru_cache(maxsize=65536)
 def deadline(day: dt.date, window: Window) -> dt.date:
     """The last date on which something due `window` after `day` is still on time."""
     amount, unit = window.amount, window.unit

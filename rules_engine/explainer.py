@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 import string
 from collections.abc import Collection, Mapping
 
@@ -26,24 +28,30 @@ def format_value(value: MeasureValue | str) -> str:
     return str(value)
 
 
-class _Values(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+# A template split once into (literal text, placeholder or None, format spec) parts.
+TemplateParts = tuple[tuple[str, str | None, str], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_template(template: str) -> TemplateParts:
+    return tuple((literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template))
 
 
 def render(template: str, values: Mapping[str, MeasureValue | str]) -> str:
     """Fill `{name}` placeholders; the compiler has already rejected anything but plain names."""
-    filled = _Values({name: format_value(value) for name, value in values.items()})
     parts = []
-    for literal, field, spec, _conversion in string.Formatter().parse(template):
+    for literal, field, spec in parse_template(template):
         parts.append(literal)
         if field is None:
             continue
-        raw = values.get(field)
+        if field not in values:
+            parts.append("{" + field + "}")
+            continue
+        raw = values[field]
         if spec and isinstance(raw, int | float) and not isinstance(raw, bool):
             parts.append(format(raw, spec))
         else:
-            parts.append(filled[field])
+            parts.append(format_value(raw))
     return "".join(parts)
 
 
@@ -68,7 +76,7 @@ def explain(
         title=rule.title,
         severity=rule.severity,
         escalation=rule.escalation,
-        explanation=render(rule.explanation, {**parameters, **measures}),
+        explanation=render(rule.explanation, collections.ChainMap(measures, parameters)),  # type: ignore[arg-type]
         condition=rule.condition_text,
         measured_values=tuple((name, measures.get(name)) for name in cited),
         thresholds=rule.thresholds,
@@ -84,7 +92,7 @@ def cited_measures(rule: CompiledRule, rules: Mapping[str, CompiledRule], known:
     """The measures a flag reports: its condition's, its template's, and for a composite rule
     those of the rules it builds on, so a composite flag shows the facts behind it too."""
     names: dict[str, None] = dict.fromkeys(rule.measures)
-    for _literal, field, _spec, _conversion in string.Formatter().parse(rule.explanation):
+    for _literal, field, _spec in parse_template(rule.explanation):
         if field is not None and field in known:
             names.setdefault(field)
     for dependency in rule.depends_on:
