@@ -61,11 +61,14 @@ class Registry:
         use_engine: bool = True,
         gate: Gate | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
+        on_reload: Callable[[ReloadResult], None] | None = None,
     ) -> None:
         self.root = root
         self._compile = compile_fn
         self._use_engine = use_engine
         self._gate = gate
+        # Told of every ruleset's result on each reload (e.g. to count refusals in a metric).
+        self._on_reload = on_reload
         self._clock = clock
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -86,6 +89,9 @@ class Registry:
                 name = self._dirs[directory]
                 self._refuse(name, f"{directory}: ruleset directory is missing; keeping the last good version")
                 results.append(ReloadResult(name, "refused", error="directory missing"))
+            if self._on_reload is not None:
+                for result in results:
+                    self._on_reload(result)
             return results
 
     def _reload_one(self, directory: Path) -> ReloadResult:

@@ -99,6 +99,13 @@ def _validate_entries(
     return tuple(valid)
 
 
+def validate_model(
+    model: type[SpecT], data: Any, path: str, source_map: SourceMap, errors: list[RuleFileError]
+) -> SpecT | None:
+    """Validate `data` (found at `path`) against `model`; append SchemaErrors at their nodes on failure."""
+    return _validate(model, data, path, source_map, errors)
+
+
 def _validate(
     model: type[SpecT], data: Any, path: str, source_map: SourceMap, errors: list[RuleFileError]
 ) -> SpecT | None:

@@ -1,0 +1,128 @@
+"""Command line for policy teams: test, schema, diff and docs (registered on the main app by cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+# Heavy imports (durable-rules) wait until a command runs, so --help stays fast.
+def test(
+    directory: Annotated[Path, typer.Argument(help="A rulesets directory or one ruleset.")],
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    min_coverage: Annotated[
+        float, typer.Option("--min-coverage", help="Fail when rule coverage is below this percentage.")
+    ] = 0.0,
+) -> None:
+    """Run the rulesets' tests (tests/*.yaml); print failures, rule coverage and `N passed, N failed`."""
+    from rules_engine.ruletest import run_directory
+    from rules_engine.ruletest_report import coverage_lines, write_junit
+
+    run = run_directory(directory)
+    for line in run.failure_lines():
+        typer.echo(line)
+    for line in coverage_lines(run):
+        typer.echo(line)
+    if junit is not None:
+        write_junit(run, junit)
+    typer.echo(f"{run.passed} passed, {run.failed} failed")
+    below = run.coverage_percent < min_coverage
+    if below:
+        typer.echo(f"rule coverage {run.coverage_percent:.1f}% is below the minimum {min_coverage:g}%", err=True)
+    if run.failed or below:
+        raise typer.Exit(1)
+
+
+def diff(
+    base: Annotated[str, typer.Option("--base", help="Rulesets directory, or git `REV:path`, before the change.")],
+    head: Annotated[str, typer.Option("--head", help="Rulesets directory, or git `REV:path`, after the change.")],
+    cases: Annotated[Path, typer.Option("--cases", help="Cases as JSON lines (proto3 JSON of Case).")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD); default today.")] = "",
+    report: Annotated[Path | None, typer.Option("--report", help="Also write FILE.md or FILE.html.")] = None,
+) -> None:
+    """Preview a change: per rule, the cases newly flagged, no longer flagged and still flagged."""
+    import datetime as dt
+    import sys
+
+    from rich.console import Console
+    from rich.progress import track
+
+    from rules_engine.diff import DiffInputError, compare, materialise, read_cases
+    from rules_engine.diff_report import print_table, to_html, to_markdown
+    from rules_engine.errors import RuleFileErrors
+
+    if report is not None and report.suffix not in (".md", ".html"):
+        typer.echo(f"--report {report}: name a .md or .html file", err=True)
+        raise typer.Exit(2)
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+        corpus = read_cases(cases, day)
+        with materialise(base) as base_dir, materialise(head) as head_dir:
+            errors = Console(stderr=True)
+            # The bar goes to stderr and only to a terminal, so piped output stays clean.
+            show = sys.stderr.isatty() and len(corpus) > 1
+            impact = compare(
+                base_dir,
+                head_dir,
+                corpus,
+                day,
+                progress=lambda items: track(items, description="evaluating", console=errors, disable=not show),
+            )
+    except (ValueError, OSError, DiffInputError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except RuleFileErrors as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    impact.base, impact.head = base, head
+    print_table(impact, Console())
+    if report is not None:
+        report.write_text(to_html(impact) if report.suffix == ".html" else to_markdown(impact), encoding="utf-8")
+
+
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Directory to write to; default rules_engine/schemas.")
+    ] = None,
+) -> None:
+    """Write the JSON Schema of rule files and rule-test files (for YAML-aware editors)."""
+    from rules_engine.jsonschemas import SCHEMA_DIRECTORY, write_schemas
+
+    for path in write_schemas(output or SCHEMA_DIRECTORY):
+        typer.echo(str(path))
+
+
+def docs(
+    directory: Annotated[Path, typer.Argument(help="A rulesets directory or one ruleset.")],
+    output: Annotated[Path, typer.Option("--output", help="Directory for <ruleset>.md and .html.")] = Path("docs"),
+) -> None:
+    """Render each ruleset as a readable catalogue: rules in plain words, thresholds and covering tests."""
+    from rules_engine.compiler import compile_ruleset
+    from rules_engine.docs import write_docs
+    from rules_engine.errors import RuleFileErrors
+    from rules_engine.evaluator import PreparedRuleset
+    from rules_engine.ruletest import rulesets_in, run_rule_tests
+
+    for ruleset_dir in rulesets_in(directory):
+        try:
+            compiled = compile_ruleset(ruleset_dir)
+        except RuleFileErrors as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+        prepared = PreparedRuleset(compiled, use_engine=False)
+        try:
+            run = run_rule_tests(prepared, ruleset_dir)
+        finally:
+            prepared.close()
+        for path in write_docs(compiled, run, output):
+            typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the policy-team commands to `app`."""
+    app.command("test")(test)
+    app.command("diff")(diff)
+    app.command("schema")(schema)
+    app.command("docs")(docs)

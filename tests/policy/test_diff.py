@@ -1,0 +1,126 @@
+"""Impact preview: a threshold change flips exactly the expected cases, from directories and git revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rules_engine.cli import app
+from rules_engine.diff import compare, read_cases
+
+RULES = """\
+parameters:
+  many: {many}
+measures:
+  - name: concerns_12m
+    description: Concerns recorded in the last 12 months
+    kind: count
+    facts: concerns
+    window: 12 months
+rules:
+  - id: many-concerns
+    title: Many concerns
+    condition: concerns_12m >= many
+    severity: high
+    escalation: Team manager
+    explanation: "{{concerns_12m}} concerns"
+    source: {{kind: local, reference: "Test"}}
+  - id: any-concern
+    title: Any concern
+    condition: concerns_12m >= 1
+    severity: low
+    escalation: None
+    explanation: "{{concerns_12m}} concerns"
+    source: {{kind: local, reference: "Test"}}
+"""
+
+
+def _rulesets(root: Path, many: int) -> Path:
+    (root / "demo").mkdir(parents=True, exist_ok=True)
+    (root / "demo" / "rules.yaml").write_text(RULES.format(many=many), encoding="utf-8")
+    return root
+
+
+def _corpus(path: Path) -> Path:
+    """Case k has k concerns, k = 0..7; a twin of case 5 keeps counts above the example limit honest."""
+    lines: list[str] = []
+    for k in [*range(8), 5]:
+        case_id = f"case-{k}" if len(lines) < 8 else "case-5b"
+        concerns = [{"id": f"c{i}", "date": f"2025-0{1 + i % 5}-1{i}", "agency": "POLICE"} for i in range(k)]
+        lines.append(json.dumps({"caseId": case_id, "concerns": concerns}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_raising_a_threshold_flips_exactly_the_cases_between_old_and_new(tmp_path: Path) -> None:
+    base = _rulesets(tmp_path / "base", many=3)
+    head = _rulesets(tmp_path / "head", many=5)
+    day = dt.date(2025, 6, 30)
+    impact = compare(base, head, read_cases(_corpus(tmp_path / "cases.jsonl"), day), day)
+    by_rule = {c.rule_id: c for c in impact.changes}
+    many = by_rule["many-concerns"]
+    assert many.newly_flagged == []
+    assert many.no_longer_flagged == ["case-3", "case-4"]
+    assert many.unchanged_flagged == ["case-5", "case-6", "case-7", "case-5b"]
+    anyc = by_rule["any-concern"]
+    assert (anyc.newly_flagged, anyc.no_longer_flagged, len(anyc.unchanged_flagged)) == ([], [], 8)
+    assert not anyc.changed and many.changed
+    assert impact.cases == 9
+
+
+def test_cli_compares_git_revisions_and_writes_markdown(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _rulesets(repo / "rulesets", many=6)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "base")
+    _rulesets(repo / "rulesets", many=2)  # the working tree is the head
+    cases = _corpus(tmp_path / "cases.jsonl")
+    report = tmp_path / "impact.md"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        result = CliRunner().invoke(
+            app,
+            [
+                "diff",
+                "--base",
+                "HEAD:rulesets",
+                "--head",
+                "rulesets",
+                "--cases",
+                str(cases),
+                "--as-of",
+                "2025-06-30",
+                "--report",
+                str(report),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    text = report.read_text(encoding="utf-8")
+    # many 6 -> 2: cases 2..5 and the twin are newly flagged (4 + 1), 6 and 7 unchanged; five examples at most.
+    assert "| demo | many-concerns | 5 | 0 | 2 | + case-2, case-3, case-4, case-5, case-5b |" in text
+    assert "| demo | any-concern | 0 | 0 | 8 |  |" in text
+    html = tmp_path / "impact.html"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        args = ["diff", "--base", "HEAD:rulesets", "--head", "rulesets", "--cases", str(cases), "--report", str(html)]
+        assert CliRunner().invoke(app, [*args, "--as-of", "2025-06-30"]).exit_code == 0
+    assert "<td>many-concerns</td><td>5</td>" in html.read_text(encoding="utf-8")
+
+
+def test_an_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
+    cases = _corpus(tmp_path / "cases.jsonl")
+    base = _rulesets(tmp_path / "base", many=3)
+    result = CliRunner().invoke(
+        app, ["diff", "--base", "no-such-rev:rulesets", "--head", str(base), "--cases", str(cases)]
+    )
+    assert result.exit_code == 2
