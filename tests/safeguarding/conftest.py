@@ -1,0 +1,20 @@
+"""Shared fixtures for the safeguarding ruleset tests: the compiled ruleset, prepared once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rules_engine.compiler import compile_ruleset
+from rules_engine.evaluator import PreparedRuleset
+
+RULESET_DIR = Path(__file__).resolve().parents[2] / "rulesets" / "safeguarding"
+
+
+@pytest.fixture(scope="session")
+def safeguarding() -> Iterator[PreparedRuleset]:
+    prepared = PreparedRuleset(compile_ruleset(RULESET_DIR))
+    yield prepared
+    prepared.close()
