@@ -26,6 +26,8 @@ except ImportError:  # PyYAML built without libyaml: slower, same behaviour
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+# Nodes the walker may visit in one file, aliases expanded (only test files allow aliases).
+MAX_EXPANDED_NODES = 200_000
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 # Rule tests live beside the rules but are not rules.
 EXCLUDED_DIRECTORIES = frozenset({"tests"})
@@ -102,13 +104,18 @@ def load_ruleset(directory: Path) -> LoadedRuleset:
     return LoadedRuleset(directory, tuple(files), ruleset_version(contents), tuple(errors))
 
 
-def parse_rule_file(data: bytes, file: str) -> LoadedFile:
-    """Parse one file's bytes; raise LoadError or RuleFileErrors at the offending node."""
+def parse_rule_file(data: bytes, file: str, allow_aliases: bool = False) -> LoadedFile:
+    """Parse one file's bytes; raise LoadError or RuleFileErrors at the offending node.
+
+    Rule files never need anchors. Rule-test files may share a fixture through an anchor
+    and aliases (`allow_aliases`); the walker then counts every node it expands, so an alias
+    bomb or a recursive alias stops at MAX_EXPANDED_NODES with a located error.
+    """
     if len(data) > MAX_FILE_BYTES:
         raise LoadError("the file is larger than 1 MiB; split it into several files", _start(file))
     text = _decode(data, file)
     source_map = SourceMap(file, text)
-    _check_events(text, file)
+    _check_events(text, file, allow_aliases)
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:  # already ruled out by _check_events; kept as a guard
@@ -144,7 +151,7 @@ def _decode(data: bytes, file: str) -> str:
         raise LoadError(message, SourcePosition(file, line, column)) from None
 
 
-def _check_events(text: str, file: str) -> None:
+def _check_events(text: str, file: str, allow_aliases: bool = False) -> None:
     """Reject syntax errors, aliases, anchors, deep nesting and extra documents before composing.
 
     This runs over the event stream, which PyYAML produces iteratively, so nothing here
@@ -156,7 +163,9 @@ def _check_events(text: str, file: str) -> None:
     documents = 0
     try:
         for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.AliasEvent):
+            if allow_aliases:
+                pass
+            elif isinstance(event, yaml.AliasEvent):
                 message = "aliases (*name) are not allowed in rule files"
                 errors.append(LoadError(message, mark_position(file, event.start_mark)))
             elif getattr(event, "anchor", None):
@@ -203,8 +212,15 @@ class _Walker:
     def __init__(self, source_map: SourceMap) -> None:
         self.source_map = source_map
         self.errors: list[RuleFileError] = []
+        self._budget = MAX_EXPANDED_NODES
 
     def value(self, node: Node, path: str, key_node: Node | None) -> Any:
+        self._budget -= 1
+        if self._budget < 0 or path.count(".") + path.count("[") > MAX_DEPTH:
+            if self._budget == -1 or not self.errors:
+                self._error("the file expands to too many values (check its aliases)", node, path)
+            self._budget = -2
+            return None
         self.source_map.record(path, node.start_mark, key_node.start_mark if key_node else None)
         if node.tag not in _STANDARD_TAGS:
             self._error(f"the YAML tag {_tag_name(node.tag)} is not allowed in rule files", node, path)

@@ -122,7 +122,7 @@ def load_rule_tests(directory: Path) -> tuple[list[RuleTest], list[RuleFileError
         shown = f"{directory.name}/{path.relative_to(directory).as_posix()}"
         try:
             data = path.read_bytes()
-            loaded = parse_rule_file(data[: MAX_FILE_BYTES + 1], shown)
+            loaded = parse_rule_file(data[: MAX_FILE_BYTES + 1], shown, allow_aliases=True)
         except OSError as exc:
             errors.append(LoadError(f"cannot read the file: {exc.strerror}", SourcePosition(shown, 1, 1)))
             continue

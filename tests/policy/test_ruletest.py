@@ -139,10 +139,11 @@ def test_min_coverage_fails_a_passing_run_below_the_bar(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[-1] == "2 passed, 0 failed"
 
 
-def test_starter_ruleset_passes_at_full_coverage() -> None:
-    result = CliRunner().invoke(app, ["test", str(BUNDLED_RULESETS / "starter"), "--min-coverage", "100"])
+def test_bundled_rulesets_pass_at_full_coverage() -> None:
+    result = CliRunner().invoke(app, ["test", str(BUNDLED_RULESETS), "--min-coverage", "100"])
     assert result.exit_code == 0, result.stdout
-    assert "0 failed" in result.stdout.splitlines()[-1]
+    assert "rule coverage: 100.0%" in result.stdout
+    assert result.stdout.splitlines()[-1].endswith(" passed, 0 failed")
 
 
 def test_case_file_is_read_relative_to_the_test_file(tmp_path: Path) -> None:

@@ -36,10 +36,10 @@ def test_committed_schemas_are_what_the_models_generate(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [RULE_FILE_SCHEMA, RULE_TEST_SCHEMA]
 
 
-def test_starter_files_reference_their_schema() -> None:
-    for path in sorted(STARTER.rglob("*.yaml")):
+def test_bundled_files_reference_their_schema() -> None:
+    for path in sorted(BUNDLED_RULESETS.rglob("*.yaml")):
         first = path.read_text(encoding="utf-8").splitlines()[0]
-        expected = RULE_TEST_SCHEMA if "tests" in path.relative_to(STARTER).parts else RULE_FILE_SCHEMA
+        expected = RULE_TEST_SCHEMA if "tests" in path.relative_to(BUNDLED_RULESETS).parts else RULE_FILE_SCHEMA
         assert first.startswith("# yaml-language-server: $schema=") and first.endswith(expected), path
 
 

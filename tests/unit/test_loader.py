@@ -137,3 +137,27 @@ def test_one_document_per_file() -> None:
 def test_errors_of_one_file_are_all_reported() -> None:
     errors = errors_of("a: 1\na: 2\nb: !x y\n")
     assert [e.position.line for e in errors] == [2, 3]
+
+
+def test_test_files_may_share_fixtures_through_aliases() -> None:
+    text = b"fixture: &five [1, 2, 3, 4, 5]\nfirst: *five\nsecond: *five\n"
+    loaded = parse_rule_file(text, "t.yaml", allow_aliases=True)
+    assert loaded.document == {"fixture": [1, 2, 3, 4, 5], "first": [1, 2, 3, 4, 5], "second": [1, 2, 3, 4, 5]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a billion laughs: ten aliases of ten aliases, seven levels deep
+        "\n".join(
+            [f"a0: &a0 [{', '.join(['x'] * 10)}]"]
+            + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+        ),
+        # an alias inside its own anchor
+        "a: &a\n  - *a\n",
+    ],
+)
+def test_alias_expansion_is_bounded_even_where_aliases_are_allowed(text: str) -> None:
+    with pytest.raises(RuleFileErrors) as caught:
+        parse_rule_file(text.encode(), "t.yaml", allow_aliases=True)
+    assert "too many values" in str(caught.value)
