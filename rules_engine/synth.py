@@ -434,3 +434,39 @@ def control_case() -> CaseJson:
         b.add("schoolAttendance", start + dt.timedelta(days=30 * month + 20), attendancePercent=95)
     b.add("closures", cin_end, reason="RC2")
     return b.build()
+
+
+def _fact_count(case: CaseJson) -> int:
+    return sum(len(v) for v in case.values() if isinstance(v, list))
+
+
+def sized_case(facts: int, seed: int = 1, as_of: dt.date = LONG_TIMELINE_END) -> CaseJson:
+    """A drifting case of exactly `facts` facts, for benchmarks.
+
+    Small cases cover a short span (worker and conference history grows with time, not with
+    concerns); drift is generated at a rate that overshoots the target, then the oldest
+    concerns are dropped until the count is exact.
+    """
+    years = min(18, max(1, facts // 60))
+    per_year = max(2.0, facts / years / 1.2)
+    while True:
+        rng = random.Random(seed)
+        b = CaseBuilder(f"syn-sized-{facts}-{seed}", as_of, as_of - dt.timedelta(days=365 * 12))
+        drift(rng, b, as_of - dt.timedelta(days=365 * years), as_of, per_year=per_year)
+        case = b.build()
+        surplus = _fact_count(case) - facts
+        if surplus < 0:
+            per_year *= 1.3
+            continue
+        # Keep each fact type's share, dropping the oldest; concerns absorb the rounding.
+        total = _fact_count(case)
+        lists = {k: v for k, v in case.items() if isinstance(v, list) and k != "concerns"}
+        for key, items in lists.items():
+            case[key] = items[len(items) - round(len(items) * facts / total) :]
+        rest = facts - sum(len(case[key]) for key in lists)
+        concerns = case.get("concerns", [])
+        if not 0 <= rest <= len(concerns):
+            per_year *= 1.3
+            continue
+        case["concerns"] = concerns[len(concerns) - rest :]
+        return case
