@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from rules_engine.compiled import CompiledRule, CompiledRuleset, MeasureValue
 from rules_engine.errors import EvaluationError
-from rules_engine.evaluation import ExplainedFlag, UndeterminedRule
+from rules_engine.evaluation import EvidenceItem, ExplainedFlag, UndeterminedRule
 from rules_engine.explainer import cited_measures, explain
 from rules_engine.facts import Case
 from rules_engine.matching import RuleMatcher
@@ -67,11 +67,12 @@ class PreparedRuleset:
         shadow: list[ExplainedFlag] = []
         undetermined: list[UndeterminedRule] = []
         params = self.ruleset.parameters
+        evidence: dict[str, tuple[EvidenceItem, ...]] = {}
         for rule in self.ruleset.rules:
             outcome = outcomes[rule.id]
             if outcome is True:
                 flag = explain(
-                    rule, measures, params, outcomes, self._measure_specs, index, as_of, self._cited[rule.id]
+                    rule, measures, params, outcomes, self._measure_specs, index, as_of, self._cited[rule.id], evidence
                 )
                 (shadow if flag.shadow else flags).append(flag)
             elif outcome is None and rule.status == "active":

@@ -64,11 +64,16 @@ def explain(
     index: CaseIndex,
     as_of: dt.date,
     cited: tuple[str, ...],
+    evidence_cache: dict[str, tuple[EvidenceItem, ...]],
 ) -> ExplainedFlag:
     """Explain one rule that holds; `cited` names the measures it reports (see cited_measures)."""
     evidence: dict[tuple[str, str], EvidenceItem] = {}
     for name in cited:
-        for item in measure_evidence(measure_specs[name], index, as_of):
+        found = evidence_cache.get(name)
+        if found is None:
+            # Composite flags cite their base rules' measures: look each up once per evaluation.
+            found = evidence_cache[name] = measure_evidence(measure_specs[name], index, as_of)
+        for item in found:
             evidence.setdefault((item.fact_type, item.fact_id), item)
     ordered = sorted(evidence.values(), key=lambda e: (e.date, e.fact_type, e.fact_id), reverse=True)
     return ExplainedFlag(
