@@ -54,9 +54,13 @@ def main() -> int:
     parser.add_argument("--as-of", help="override the file's as_of (YYYY-MM-DD or RFC 3339)")
     parser.add_argument("--ruleset", help="ruleset name; default: the only one loaded")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    parser.add_argument(
+        "--stored-history", action="store_true", help="merge into the stored case and evaluate the whole history"
+    )
     options = parser.parse_args()
 
     request = load_request(options.case, options.as_of, options.ruleset)
+    request.use_stored_history = options.stored_history
     with grpc.insecure_channel(options.address) as channel:
         stub = pb_grpc.RulesEngineServiceStub(channel)
         try:

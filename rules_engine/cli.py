@@ -15,7 +15,7 @@ from rules_engine.config import BUNDLED_RULESETS, DEFAULT_METRICS_PORT, DEFAULT_
 
 if TYPE_CHECKING:
     from rules_engine.engine import Engine
-    from rules_engine.registry import Registry
+    from rules_engine.registry import Gate, Registry
 
 app = typer.Typer(
     name="rules-engine",
@@ -31,13 +31,33 @@ RulesetsOption = Annotated[
 ]
 
 
+RedisUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url",
+        envvar="RULES_ENGINE_REDIS_URL",
+        help="Case store, redis:// or rediss:// (user and password in the URL); default in-memory.",
+    ),
+]
+
+
+def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    from rules_engine.config import parse_sentinels
+
+    try:
+        return parse_sentinels(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--redis-sentinels") from exc
+
+
 # Heavy imports (grpc, durable-rules) wait until a command needs them, so --help stays fast.
-def _engine(rulesets: Path, use_engine: bool = True) -> tuple[Engine, Registry]:
+def _engine(rulesets: Path, use_engine: bool = True, gate: Gate | None = None) -> tuple[Engine, Registry]:
     from rules_engine.compiler import compile_ruleset
     from rules_engine.engine import Engine
+    from rules_engine.metrics import record_reload
     from rules_engine.registry import Registry
 
-    registry = Registry(rulesets, compile_ruleset, use_engine=use_engine)
+    registry = Registry(rulesets, compile_ruleset, use_engine=use_engine, gate=gate, on_reload=record_reload)
     results = registry.reload()
     refused = [r for r in results if r.outcome == "refused"]
     for result in refused:
@@ -61,12 +81,27 @@ def serve(
         float,
         typer.Option(envvar="RULES_ENGINE_GRACE_SECONDS", help="Seconds in-flight calls get at shutdown."),
     ] = 10.0,
+    redis_url: RedisUrlOption = None,
+    redis_sentinels: Annotated[
+        str,
+        typer.Option(
+            "--redis-sentinels", envvar="RULES_ENGINE_REDIS_SENTINELS", help="Sentinels as host:port,host:port."
+        ),
+    ] = "",
+    redis_service: Annotated[
+        str, typer.Option("--redis-service", envvar="RULES_ENGINE_REDIS_SERVICE", help="Sentinel service name.")
+    ] = "mymaster",
+    redis_timeout: Annotated[
+        float, typer.Option("--redis-timeout", envvar="RULES_ENGINE_REDIS_TIMEOUT", help="Seconds per Redis call.")
+    ] = 0.5,
 ) -> None:
     """Run the gRPC service on the rulesets in a directory."""
-    from rules_engine.metrics import serve_metrics
+    from rules_engine.logs import configure_logging
+    from rules_engine.metrics import clean_multiprocess_dir, serve_metrics
     from rules_engine.server import serve_forever
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging(logging.INFO)
+    clean_multiprocess_dir()  # once, in the parent, before a reload writes a value
     settings = Settings(
         rulesets=rulesets,
         host=host,
@@ -74,10 +109,24 @@ def serve(
         metrics_port=metrics_port,
         max_workers=max_workers,
         grace_seconds=grace,
+        store_url=redis_url,
+        redis_sentinels=_sentinels(redis_sentinels),
+        redis_sentinel_service=redis_service,
+        redis_timeout_seconds=redis_timeout,
     )
-    engine, _registry = _engine(settings.rulesets)
+    from rules_engine.ruletest import gate
+    from rules_engine.watcher import Watcher
+
+    # Every version, the first included, must pass its own rule tests before it serves.
+    engine, registry = _engine(settings.rulesets, gate=gate)
+    from rules_engine.engine import open_case_store
+
+    engine.store = open_case_store(settings)  # in-memory unless --redis-url
     serve_metrics(settings.metrics_port)
-    serve_forever(engine, settings)
+    try:
+        serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload))
+    finally:
+        engine.close()
 
 
 @app.command()
@@ -126,6 +175,60 @@ def eval_case(
         registry.close()
     json.dump(wire.evaluation_to_json(evaluation), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+@app.command()
+def decisions(
+    case: Annotated[str | None, typer.Option("--case", help="Only this case's decisions.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 100,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Print the decision log, newest first, one JSON object a line (as ListDecisions returns them)."""
+    from rules_engine import wire
+    from rules_engine.errors import StoreUnavailableError
+    from rules_engine.store import open_store
+
+    if not redis_url or redis_url.startswith("memory:"):
+        # The in-memory log lives inside the serving process; a new process would print nothing.
+        typer.echo("decisions needs --redis-url or RULES_ENGINE_REDIS_URL", err=True)
+        raise typer.Exit(2)
+    store = open_store(redis_url)
+    try:
+        for record in store.decisions(case, limit):
+            typer.echo(json.dumps(wire.message_to_json(wire.decision_to_proto(record)), separators=(",", ":")))
+    except StoreUnavailableError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+
+
+# test, schema, diff and docs live in policy_cli.py.
+from rules_engine import policy_cli  # noqa: E402
+
+policy_cli.register(app)
+
+
+@app.command()
+def synth(
+    cases: Annotated[int, typer.Option("--cases", min=1, help="Number of cases to generate.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same cases.")] = 1,
+    as_of: Annotated[str, typer.Option("--as-of", help="Date the cases run up to (YYYY-MM-DD); default today.")] = "",
+    output: Annotated[Path | None, typer.Option("--output", help="File to write; default stdout.")] = None,
+) -> None:
+    """Write seeded synthetic cases as JSON lines in the proto3 JSON form of Case."""
+    from rules_engine.synth import write_jsonl
+
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+    except ValueError as exc:
+        typer.echo(f"--as-of: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if output is None:
+        write_jsonl(sys.stdout, cases, seed, day)
+        return
+    with output.open("w", encoding="utf-8") as out:
+        write_jsonl(out, cases, seed, day)
 
 
 def main() -> None:

@@ -24,3 +24,28 @@ class Settings:
     grace_seconds: float = 10.0
     # Evaluate with the durable-rules engine; off means the reference evaluator alone.
     use_engine: bool = True
+    # The case store: None (or memory://) keeps cases in this process; redis:// or rediss://
+    # (with user and password in the URL) shares them between replicas.
+    store_url: str | None = None
+    # Sentinel addresses (host, port); when set, `store_url` gives only credentials and database.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "mymaster"
+    # Seconds to connect and per Redis call; a call that needs the store fails past this.
+    redis_timeout_seconds: float = 0.5
+    # A case's history is kept this long after its last write.
+    retention_days: int = 7 * 365 + 2
+    # The decision log's bound: None means the store's default (1,000,000 in Redis, 100,000 in memory).
+    decision_log_max_entries: int | None = None
+    # Decisions older than this are trimmed (None: kept until the length bound).
+    decision_log_max_age_days: int | None = None
+
+
+def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` -> ((host, port), ...); raises ValueError on a malformed address."""
+    addresses = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {part!r} is not host:port")
+        addresses.append((host, int(port)))
+    return tuple(addresses)

@@ -1,29 +1,188 @@
-"""The engine: holds the ruleset registry and the clock, and turns a case into an Evaluation."""
+"""The engine: holds the ruleset registry, the case store and the clock, and turns a case into an Evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import random
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from rules_engine import metrics
+from rules_engine.config import Settings
+from rules_engine.errors import CaseChangedError, StoreUnavailableError
 from rules_engine.evaluation import Evaluation, RulesetStatus
 from rules_engine.facts import Case
 from rules_engine.registry import Registry
+from rules_engine.store import (
+    CaseStore,
+    ChronologyEntry,
+    DecisionRecord,
+    FlagRecord,
+    FlagSighting,
+    FlagStates,
+    MemoryStore,
+    StoreSettings,
+    case_digest,
+    open_store,
+)
+
+log = logging.getLogger(__name__)
+
+# Evaluations of one case racing in several processes: each retry evaluates the newer facts, so
+# this many in a row means the case is being rewritten faster than it can be evaluated (ABORTED).
+MAX_RECORD_ATTEMPTS = 10
+RETRY_JITTER_SECONDS = 0.002  # times the attempt number, so racing writers fall out of step
+# After the store fails a best-effort write, stateless calls skip it this long rather than each
+# waiting out a connect timeout; stored-history calls always try, and fail fast.
+STORE_RETRY_SECONDS = 1.0
+# The in-memory store keeps its decision log in the process: bound it lower than Redis's stream.
+MEMORY_DECISION_MAXLEN = 100_000
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Engine:
-    """Implements EvaluationService over a Registry. The only place that reads the clock."""
+def open_case_store(settings: Settings) -> CaseStore:
+    """The case store the settings name: in-memory unless `store_url` is a redis:// or rediss:// URL."""
+    in_memory = settings.store_url is None or settings.store_url.startswith("memory:")
+    maxlen = settings.decision_log_max_entries
+    if maxlen is None:
+        maxlen = MEMORY_DECISION_MAXLEN if in_memory else StoreSettings.decision_maxlen
+    store_settings = StoreSettings(
+        retention=dt.timedelta(days=settings.retention_days),
+        decision_maxlen=maxlen,
+        decision_max_age=(
+            dt.timedelta(days=settings.decision_log_max_age_days) if settings.decision_log_max_age_days else None
+        ),
+    )
+    if in_memory:
+        return MemoryStore(store_settings)
+    return open_store(
+        settings.store_url,
+        store_settings,
+        sentinels=settings.redis_sentinels,
+        sentinel_service=settings.redis_sentinel_service,
+        socket_timeout=settings.redis_timeout_seconds,
+        connect_timeout=settings.redis_timeout_seconds,
+    )
 
-    def __init__(self, registry: Registry, clock: Callable[[], dt.datetime] = utcnow) -> None:
+
+@metrics.instrument_evaluations  # latency, flags by state, shadow hits, fallbacks
+class Engine:
+    """Implements CaseStateService over a Registry and a CaseStore. The only place that reads the clock."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Callable[[], dt.datetime] = utcnow,
+        store: CaseStore | None = None,
+    ) -> None:
         self.registry = registry
+        self.store: CaseStore = store if store is not None else MemoryStore()
         self._clock = clock
+        self._lock = threading.Lock()
+        self._skip_until = 0.0  # monotonic; best-effort writes are skipped before it
+        self.unrecorded = 0  # stateless evaluations whose decision could not be recorded
 
     def evaluate(self, case: Case, as_of: dt.datetime | None = None, ruleset: str | None = None) -> Evaluation:
+        """Evaluate the request's facts; the decision and flag lifecycle are recorded if the store answers.
+
+        The store being down never fails this call: the flags come back without their states.
+        """
+        evaluation = self._evaluate(case, as_of or self._clock(), ruleset)
+        if time.monotonic() < self._skip_until:
+            return self._unrecorded(evaluation)
+        try:
+            states = self.store.record_evaluation(
+                case.case_id,
+                evaluation.ruleset,
+                _sightings(evaluation),
+                self._decision(evaluation, case),
+                evaluation.as_of,
+            )
+        except StoreUnavailableError as exc:
+            self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
+            log.warning("decision not recorded: %s", exc)
+            return self._unrecorded(evaluation)
+        return _with_states(evaluation, states)
+
+    def evaluate_history(
+        self,
+        case: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+    ) -> Evaluation:
+        """Merge into the stored case and evaluate the whole history: two store round trips.
+
+        Raises StoreUnavailableError when the store is down, CaseChangedError when other writers kept
+        changing the case through MAX_RECORD_ATTEMPTS evaluations.
+        """
         moment = as_of or self._clock()
+        stored = self.store.merge_case(case.case_id, case, withdrawn, now=self._clock())
+        for attempt in range(MAX_RECORD_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
+            evaluation = self._evaluate(stored.case, moment, ruleset)
+            try:
+                states = self.store.record_evaluation(
+                    case.case_id,
+                    evaluation.ruleset,
+                    _sightings(evaluation),
+                    self._decision(evaluation, stored.case),
+                    moment,
+                    revision=stored.revision,
+                )
+            except CaseChangedError as exc:
+                # Recording this view would resolve flags the newer facts may hold.
+                stored = exc.current
+                continue
+            return _with_states(evaluation, states)
+        raise CaseChangedError(stored)
+
+    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> Case:
+        return self.store.merge_case(case.case_id, case, withdrawn, now=self._clock()).case
+
+    def acknowledge(
+        self,
+        case_id: str,
+        ruleset: str | None,
+        rule_id: str,
+        *,
+        practitioner_id: str,
+        reason_code: str,
+        snooze_until: dt.date | None = None,
+    ) -> FlagRecord:
+        with self.registry.lease(ruleset) as prepared:  # resolves the default ruleset's name
+            name = prepared.ruleset.name
+        return self.store.acknowledge(
+            case_id,
+            name,
+            rule_id,
+            practitioner_id=practitioner_id,
+            reason_code=reason_code,
+            snooze_until=snooze_until,
+            now=self._clock(),
+        )
+
+    def chronology(self, case_id: str) -> list[ChronologyEntry]:
+        return self.store.chronology(case_id)
+
+    def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
+        return self.store.decisions(case_id, limit)
+
+    def list_rulesets(self) -> list[RulesetStatus]:
+        return self.registry.statuses()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _evaluate(self, case: Case, moment: dt.datetime, ruleset: str | None) -> Evaluation:
         with self.registry.lease(ruleset) as prepared:
             outcome = prepared.evaluate(case, moment.date())
             compiled = prepared.ruleset
@@ -40,5 +199,26 @@ class Engine:
             measures=outcome.measures,
         )
 
-    def list_rulesets(self) -> list[RulesetStatus]:
-        return self.registry.statuses()
+    def _decision(self, evaluation: Evaluation, case: Case) -> DecisionRecord:
+        return DecisionRecord(
+            decision_id=evaluation.decision_id,
+            time=self._clock(),
+            case_id=evaluation.case_id,
+            ruleset=evaluation.ruleset,
+            ruleset_version=evaluation.ruleset_version,
+            input_digest=case_digest(case),
+        )
+
+    def _unrecorded(self, evaluation: Evaluation) -> Evaluation:
+        with self._lock:
+            self.unrecorded += 1
+        return evaluation
+
+
+def _sightings(evaluation: Evaluation) -> list[FlagSighting]:
+    # Shadow flags are for review, not action: they have no lifecycle.
+    return [FlagSighting(f.rule_id, f.severity) for f in evaluation.flags]
+
+
+def _with_states(evaluation: Evaluation, states: FlagStates) -> Evaluation:
+    return dataclasses.replace(evaluation, lifecycle={r.rule_id: r for r in states.raised}, resolved=states.resolved)

@@ -12,12 +12,17 @@ RulesEngineError
   StoreUnavailableError the case store cannot be reached
   FlagNotFoundError    an acknowledgement for a flag not currently raised for the case
   AcknowledgementError an acknowledgement with a malformed id or code, or a past snooze date
+  CaseChangedError     the stored case changed between evaluating it and recording the result
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rules_engine.store.base import StoredCase
 
 
 @dataclass(frozen=True, order=True)
@@ -112,3 +117,11 @@ class FlagNotFoundError(RulesEngineError):
 
 class AcknowledgementError(RulesEngineError):
     """An acknowledgement with a malformed practitioner id or reason code, or a snooze date not in the future."""
+
+
+class CaseChangedError(RulesEngineError):
+    """Another evaluation changed the stored case first; `current` is the case as it now stands."""
+
+    def __init__(self, current: StoredCase) -> None:
+        super().__init__("the stored case changed while it was being evaluated")
+        self.current = current

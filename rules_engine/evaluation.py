@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rules_engine.compiled import MeasureValue, Severity, SourceKind
 from rules_engine.facts import Case
+from rules_engine.store.base import ChronologyEntry, DecisionRecord, FlagRecord
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Evaluation:
     # True when the matching engine failed and the pure-Python evaluator answered.
     engine_fallback: bool = False
     measures: dict[str, MeasureValue] = field(default_factory=dict)
+    # The stored lifecycle of each active flag, by rule id; empty when it could not be recorded.
+    lifecycle: dict[str, FlagRecord] = field(default_factory=dict)
+    # Flags raised before that this evaluation found no longer hold.
+    resolved: tuple[FlagRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,3 +87,37 @@ class EvaluationService(Protocol):
         ...
 
     def list_rulesets(self) -> list[RulesetStatus]: ...
+
+
+@runtime_checkable
+class CaseStateService(EvaluationService, Protocol):
+    """What the servicer needs for stored case history; every method may raise StoreUnavailableError."""
+
+    def evaluate_history(
+        self,
+        case: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+    ) -> Evaluation:
+        """Merge `case` into the stored case, remove `withdrawn` (fact type, id), evaluate the whole history."""
+        ...
+
+    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> Case:
+        """Merge without evaluating; returns the whole stored case."""
+        ...
+
+    def acknowledge(
+        self,
+        case_id: str,
+        ruleset: str | None,
+        rule_id: str,
+        *,
+        practitioner_id: str,
+        reason_code: str,
+        snooze_until: dt.date | None = None,
+    ) -> FlagRecord: ...
+
+    def chronology(self, case_id: str) -> list[ChronologyEntry]: ...
+
+    def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]: ...

@@ -18,7 +18,9 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
 from rules_engine.config import Settings
 from rules_engine.evaluation import EvaluationService
+from rules_engine.interceptors import ObservingInterceptor
 from rules_engine.servicer import MAX_BATCH, RulesEngineServicer
+from rules_engine.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def build_server(
             *options,
         ],
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        interceptors=[ObservingInterceptor()],  # metrics and one log line per evaluation
     )
     pb_grpc.add_RulesEngineServiceServicer_to_server(RulesEngineServicer(service, max_batch=max_batch), server)
     health_servicer = health.HealthServicer()
@@ -67,8 +70,11 @@ def build_server(
     return server, bound, health_servicer
 
 
-def serve_forever(service: EvaluationService, settings: Settings | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then report NOT_SERVING and let calls in flight finish."""
+def serve_forever(service: EvaluationService, settings: Settings | None = None, watcher: Watcher | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then report NOT_SERVING and let calls in flight finish.
+
+    With a `watcher`, rulesets reload when their files change and on SIGHUP.
+    """
     settings = settings or Settings()
     server, port, health_servicer = build_server(service, settings.host, settings.port, settings.max_workers)
     stopping = threading.Event()
@@ -79,6 +85,9 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None) 
 
     # Signal handlers can only be installed from the main thread (tests call build_server instead).
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if watcher is not None:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda _signum, _frame: watcher.trigger())
+        watcher.start()
     server.start()
     log.info("serving %s on %s:%d", SERVICE_NAME, settings.host, port)
     try:
@@ -87,6 +96,8 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None) 
         # NOT_SERVING first, so load balancers stop routing here while calls in flight finish.
         health_servicer.enter_graceful_shutdown()
         server.stop(settings.grace_seconds).wait()
+        if watcher is not None:
+            watcher.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("stopped")

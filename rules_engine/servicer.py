@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 import grpc
@@ -18,13 +18,16 @@ from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
 from rules_engine.errors import (
+    AcknowledgementError,
+    CaseChangedError,
     CaseError,
     EvaluationError,
     FieldViolation,
+    FlagNotFoundError,
     RulesetNotFoundError,
     StoreUnavailableError,
 )
-from rules_engine.evaluation import Evaluation, EvaluationService
+from rules_engine.evaluation import CaseStateService, Evaluation, EvaluationService
 from rules_engine.facts import Case
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,12 @@ MAX_BATCH = 1_000
 # thousands of bad fields must still come back as INVALID_ARGUMENT, not as a transport error.
 MAX_DETAIL_VIOLATIONS = 20
 MAX_MESSAGE_CHARS = 2_000
+DEFAULT_DECISIONS = 100
+MAX_DECISIONS = 1_000
+STORE_UNAVAILABLE = (
+    "case store unavailable; stored history, acknowledgements, chronology and decisions need it. "
+    "Retry later; Evaluate without use_stored_history still works"
+)
 
 
 def _utc_now() -> dt.datetime:
@@ -55,11 +64,71 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         self._clock = clock
 
     def Evaluate(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> pb.EvaluateResponse:
+        state = self._state(context) if request.use_stored_history else None
         try:
-            as_of, case = self._parse(request.as_of, request.case, "case")
-            return wire.evaluation_to_proto(self._evaluate(case, as_of, request.ruleset))
+            if state is None:
+                if request.withdrawn:
+                    raise CaseError([FieldViolation("withdrawn", "needs use_stored_history")])
+                as_of, case = self._parse(request.as_of, request.case, "case")
+                return wire.evaluation_to_proto(self._evaluate(case, as_of, request.ruleset))
+            as_of, case, withdrawn = self._parse_with_withdrawn(request.as_of, request.case, request.withdrawn)
+            evaluation = state.evaluate_history(case, withdrawn, as_of, request.ruleset or None)
+            return wire.evaluation_to_proto(evaluation)
         except Exception as exc:  # every failure leaves as a status, never as a crash
             _abort(context, exc, "Evaluate")
+
+    def RecordFacts(self, request: pb.RecordFactsRequest, context: grpc.ServicerContext) -> pb.RecordFactsResponse:
+        state = self._state(context)  # aborts outside the try: an abort is an exception
+        try:
+            _, case, withdrawn = self._parse_with_withdrawn("", request.case, request.withdrawn)
+            stored = state.record_facts(case, withdrawn)
+            return pb.RecordFactsResponse(case_id=case.case_id, stored_fact_count=wire.stored_fact_count(stored))
+        except Exception as exc:
+            _abort(context, exc, "RecordFacts")
+
+    def AcknowledgeFlag(
+        self, request: pb.AcknowledgeFlagRequest, context: grpc.ServicerContext
+    ) -> pb.AcknowledgeFlagResponse:
+        state = self._state(context)  # aborts outside the try: an abort is an exception
+        try:
+            case_id = wire.case_id_from_text(request.case_id)
+            rule_id = wire.case_id_from_text(request.rule_id, "rule_id")
+            snooze_until = wire.snooze_from_text(request.snooze_until)
+            record = state.acknowledge(
+                case_id,
+                request.ruleset or None,
+                rule_id,
+                practitioner_id=request.practitioner_id,
+                reason_code=request.reason_code,
+                snooze_until=snooze_until,
+            )
+            return pb.AcknowledgeFlagResponse(flag=wire.flag_record_to_proto(case_id, record))
+        except Exception as exc:
+            _abort(context, exc, "AcknowledgeFlag")
+
+    def GetChronology(
+        self, request: pb.GetChronologyRequest, context: grpc.ServicerContext
+    ) -> pb.GetChronologyResponse:
+        state = self._state(context)  # aborts outside the try: an abort is an exception
+        try:
+            case_id = wire.case_id_from_text(request.case_id)
+            return wire.chronology_to_proto(case_id, state.chronology(case_id))
+        except Exception as exc:
+            _abort(context, exc, "GetChronology")
+
+    def ListDecisions(
+        self, request: pb.ListDecisionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDecisionsResponse:
+        state = self._state(context)  # aborts outside the try: an abort is an exception
+        try:
+            case_id = wire.case_id_from_text(request.case_id) if request.case_id else None
+            if request.limit < 0:
+                raise CaseError([FieldViolation("limit", "must not be negative")])
+            limit = min(request.limit or DEFAULT_DECISIONS, MAX_DECISIONS)
+            decisions = state.decisions(case_id, limit)
+            return pb.ListDecisionsResponse(decisions=[wire.decision_to_proto(d) for d in decisions])
+        except Exception as exc:
+            _abort(context, exc, "ListDecisions")
 
     def EvaluateBatch(
         self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
@@ -116,6 +185,27 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             raise CaseError(violations)
         return as_of, case
 
+    def _parse_with_withdrawn(
+        self, as_of_text: str, message: case_pb2.Case, refs: Sequence[pb.FactRef]
+    ) -> tuple[dt.datetime | None, Case, list[tuple[str, str]]]:
+        violations: list[FieldViolation] = []
+        try:
+            as_of, case = self._parse(as_of_text, message, "case")
+        except CaseError as exc:
+            violations.extend(exc.violations)
+        try:
+            withdrawn = wire.withdrawn_from_proto(refs)
+        except CaseError as exc:
+            violations.extend(exc.violations)
+        if violations:
+            raise CaseError(violations)
+        return as_of, case, withdrawn
+
+    def _state(self, context: grpc.ServicerContext) -> CaseStateService:
+        if not isinstance(self._service, CaseStateService):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server keeps no case state")
+        return self._service
+
     def _evaluate(self, case: Case, as_of: dt.datetime | None, ruleset: str) -> Evaluation:
         return self._service.evaluate(case, as_of, ruleset or None)
 
@@ -146,8 +236,16 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> NoRetu
         context.abort_with_status(rpc_status.to_status(status))
     if isinstance(exc, RulesetNotFoundError):
         context.abort(grpc.StatusCode.NOT_FOUND, str(exc) or "ruleset not found")
+    if isinstance(exc, AcknowledgementError):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    if isinstance(exc, FlagNotFoundError):
+        context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, CaseChangedError):
+        context.abort(grpc.StatusCode.ABORTED, "the case kept changing while it was evaluated; retry")
     if isinstance(exc, StoreUnavailableError):
-        context.abort(grpc.StatusCode.UNAVAILABLE, "case store unavailable; retry later")
+        # The store's own message names its address; the caller needs only what to do.
+        log.warning("%s: %s", method, exc)
+        context.abort(grpc.StatusCode.UNAVAILABLE, STORE_UNAVAILABLE)
     _log_failure(method, exc)
     context.abort(grpc.StatusCode.INTERNAL, "internal error")
 

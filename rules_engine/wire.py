@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -25,6 +25,7 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.errors import CaseError, FieldViolation
 from rules_engine.evaluation import Evaluation, ExplainedFlag, RulesetStatus
 from rules_engine.evaluation import UndeterminedRule as DomainUndetermined
+from rules_engine.store import ChronologyEntry, DecisionRecord, FlagRecord, FlagState
 
 MAX_FACTS = 10_000  # per case, all fact types together
 MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member ids)
@@ -283,6 +284,7 @@ def _flag_order(flag: ExplainedFlag) -> tuple[int, str]:
 
 
 _SEVERITY = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
+_FLAG_STATE = {state: pb.FlagState.Value(f"FLAG_STATE_{state.value}") for state in FlagState}
 _SOURCE_KIND = {
     "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
     "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
@@ -300,8 +302,8 @@ def _value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValu
     return pb.MeasuredValue(name=name, number=float(value))
 
 
-def _flag_to_proto(flag: ExplainedFlag) -> pb.Flag:
-    return pb.Flag(
+def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.Flag:
+    message = pb.Flag(
         rule_id=flag.rule_id,
         title=flag.title,
         severity=_SEVERITY[flag.severity.name],
@@ -316,6 +318,13 @@ def _flag_to_proto(flag: ExplainedFlag) -> pb.Flag:
         ],
         contributing_rule_ids=flag.contributing_rule_ids,
     )
+    if record is not None:
+        message.state = _FLAG_STATE[record.state]
+        message.first_raised = rfc3339(record.first_raised)
+        message.last_seen = rfc3339(record.last_seen)
+        if record.state is FlagState.SNOOZED and record.acknowledgement and record.acknowledgement.snooze_until:
+            message.snooze_until = record.acknowledgement.snooze_until.isoformat()
+    return message
 
 
 def _undetermined_to_proto(rule: DomainUndetermined) -> pb.UndeterminedRule:
@@ -333,13 +342,26 @@ def evaluation_to_proto(evaluation: Evaluation) -> pb.EvaluateResponse:
     """The response for one evaluation; flags most severe first, then by rule id."""
     return pb.EvaluateResponse(
         case_id=evaluation.case_id,
-        flags=[_flag_to_proto(f) for f in sorted(evaluation.flags, key=_flag_order)],
+        flags=[
+            _flag_to_proto(f, evaluation.lifecycle.get(f.rule_id)) for f in sorted(evaluation.flags, key=_flag_order)
+        ],
         shadow_flags=[_flag_to_proto(f) for f in sorted(evaluation.shadow_flags, key=_flag_order)],
         undetermined=[_undetermined_to_proto(u) for u in evaluation.undetermined],
         ruleset=evaluation.ruleset,
         ruleset_version=evaluation.ruleset_version,
         decision_id=evaluation.decision_id,
         as_of=rfc3339(evaluation.as_of),
+        resolved=[_resolved_to_proto(r) for r in evaluation.resolved],
+    )
+
+
+def _resolved_to_proto(record: FlagRecord) -> pb.ResolvedFlag:
+    return pb.ResolvedFlag(
+        rule_id=record.rule_id,
+        severity=_SEVERITY[record.severity.name],
+        first_raised=rfc3339(record.first_raised),
+        last_seen=rfc3339(record.last_seen),
+        resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
     )
 
 
@@ -364,4 +386,107 @@ def ruleset_status_to_proto(status: RulesetStatus) -> pb.RulesetInfo:
         shadow_rule_count=status.shadow_rule_count,
         last_error=status.last_error,
         last_error_at=rfc3339(status.last_error_at) if status.last_error_at else "",
+    )
+
+
+# -- stored history ----------------------------------------------------------------------------
+
+_ID = re.compile(r"^[A-Za-z0-9._:/@-]{1,128}$")  # as facts.Id: ids become Redis key parts
+
+
+def case_id_from_text(text: str, path: str = "case_id") -> str:
+    """A request's case id, checked as a fact id is; raise CaseError when it is not one."""
+    if not _ID.match(text):
+        description = "required" if not text else "only letters, digits and . _ : / @ - are allowed (1-128)"
+        raise CaseError([FieldViolation(path, description)])
+    return text
+
+
+def withdrawn_from_proto(refs: Sequence[pb.FactRef], path: str = "withdrawn") -> list[tuple[str, str]]:
+    """(fact type, id) pairs of facts recorded in error; raise CaseError listing every bad one."""
+    violations = []
+    if len(refs) > MAX_FACTS:
+        raise CaseError([FieldViolation(path, f"more than {MAX_FACTS} items")])
+    for i, ref in enumerate(refs):
+        if ref.fact_type not in facts.FACT_TYPES:
+            violations.append(FieldViolation(f"{path}[{i}].fact_type", f"unknown fact type {ref.fact_type[:40]!r}"))
+        if not _ID.match(ref.fact_id):
+            violations.append(FieldViolation(f"{path}[{i}].fact_id", "required" if not ref.fact_id else "not an id"))
+    if violations:
+        raise CaseError(_capped(violations))
+    return [(ref.fact_type, ref.fact_id) for ref in refs]
+
+
+def snooze_from_text(text: str, path: str = "snooze_until") -> dt.date | None:
+    """An optional YYYY-MM-DD date; empty means no snooze."""
+    if not text:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CaseError([FieldViolation(path, "not a date (YYYY-MM-DD)")]) from None
+
+
+def stored_fact_count(case: facts.Case) -> int:
+    return sum(len(getattr(case, name)) for name in _FACT_LISTS)
+
+
+def flag_record_to_proto(case_id: str, record: FlagRecord) -> pb.FlagRecord:
+    message = pb.FlagRecord(
+        case_id=case_id,
+        ruleset=record.ruleset,
+        rule_id=record.rule_id,
+        state=_FLAG_STATE[record.state],
+        severity=_SEVERITY[record.severity.name],
+        first_raised=rfc3339(record.first_raised),
+        last_seen=rfc3339(record.last_seen),
+        resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
+    )
+    if (ack := record.acknowledgement) is not None:
+        message.acknowledgement.CopyFrom(
+            pb.Acknowledgement(
+                practitioner_id=ack.practitioner_id,
+                reason_code=ack.reason_code,
+                acknowledged_at=rfc3339(ack.at),
+                severity=_SEVERITY[ack.severity.name],
+                snooze_until=ack.snooze_until.isoformat() if ack.snooze_until else "",
+            )
+        )
+    return message
+
+
+_ENTRY_KIND = {"fact": pb.CHRONOLOGY_ENTRY_KIND_FACT, "flag_raised": pb.CHRONOLOGY_ENTRY_KIND_FLAG_RAISED}
+
+
+def chronology_to_proto(case_id: str, entries: Sequence[ChronologyEntry]) -> pb.GetChronologyResponse:
+    return pb.GetChronologyResponse(
+        case_id=case_id,
+        entries=[
+            pb.ChronologyEntry(
+                date=e.date.isoformat(),
+                kind=_ENTRY_KIND[e.kind],
+                fact_type=e.fact_type,
+                fact_id=e.fact_id,
+                code=e.code,
+                ruleset=e.ruleset,
+            )
+            for e in entries
+        ],
+    )
+
+
+def decision_to_proto(record: DecisionRecord) -> pb.Decision:
+    return pb.Decision(
+        decision_id=record.decision_id,
+        time=rfc3339(record.time),
+        case_id=record.case_id,
+        ruleset=record.ruleset,
+        ruleset_version=record.ruleset_version,
+        input_digest=record.input_digest,
+        flags=[
+            pb.DecisionFlag(rule_id=f.rule_id, state=_FLAG_STATE[f.state], severity=_SEVERITY[f.severity.name])
+            for f in record.flags
+        ],
     )

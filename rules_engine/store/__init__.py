@@ -14,6 +14,7 @@ from rules_engine.store.base import (
     FlagSighting,
     FlagState,
     FlagStates,
+    StoredCase,
     StoreSettings,
     case_digest,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "FlagStates",
     "MemoryStore",
     "StoreSettings",
+    "StoredCase",
     "case_digest",
     "open_store",
 ]

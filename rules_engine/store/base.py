@@ -132,6 +132,14 @@ class ChronologyEntry:
     ruleset: str = ""  # for flags
 
 
+@dataclass(frozen=True)
+class StoredCase:
+    """A case as stored, with its revision: how many merges have changed it."""
+
+    case: Case
+    revision: int
+
+
 class CaseStore(Protocol):
     """Remembers cases between requests. Every method may raise StoreUnavailableError."""
 
@@ -149,6 +157,17 @@ class CaseStore(Protocol):
         """
         ...
 
+    def merge_case(
+        self,
+        case_id: str,
+        incoming: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        *,
+        now: dt.datetime,
+    ) -> StoredCase:
+        """merge_facts, also returning the revision to pass to record_evaluation."""
+        ...
+
     def load_case(self, case_id: str) -> Case | None: ...
 
     def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
@@ -162,8 +181,14 @@ class CaseStore(Protocol):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord,
         now: dt.datetime,
+        *,
+        revision: int | None = None,
     ) -> FlagStates:
-        """record_flags and append_decision in one atomic step; `decision.flags` is filled from the states."""
+        """record_flags and append_decision in one atomic step; `decision.flags` is filled from the states.
+
+        With `revision` (from merge_case), raises CaseChangedError, writing nothing, when a merge has
+        changed the case since: the caller evaluates `error.current` and records again.
+        """
         ...
 
     def acknowledge(

@@ -12,6 +12,11 @@ from rules_engine.facts import FACT_TYPES, Case, Child, Fact
 from rules_engine.store.base import Acknowledgement, DecisionFlag, DecisionRecord, FlagRecord, FlagState
 
 CHILD_FIELD = "child"  # facts-hash field of the child; fact fields always contain a ':'
+REVISION_FIELD = "#rev"  # facts-hash field counting the merges that changed the case
+
+
+def revision_of(fields: Mapping[str, str]) -> int:
+    return int(fields.get(REVISION_FIELD, 0))
 
 
 def compact_json(value: Any) -> str:
@@ -52,7 +57,7 @@ def assemble_case(case_id: str, child: Child, facts: Iterable[tuple[str, Fact]])
 
 def case_from_fields(case_id: str, fields: Mapping[str, str]) -> Case | None:
     """Parse a stored facts hash; one pydantic parse of one JSON document is far cheaper than 200."""
-    if not fields:
+    if not fields.keys() - {REVISION_FIELD}:
         return None
     by_type: dict[str, list[str]] = {}
     for field, value in fields.items():

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rules_engine.errors import FlagNotFoundError
+from rules_engine.errors import CaseChangedError, FlagNotFoundError
 from rules_engine.facts import Case, Child, Fact
 from rules_engine.store import lifecycle
 from rules_engine.store.base import (
@@ -22,6 +22,7 @@ from rules_engine.store.base import (
     FlagSighting,
     FlagState,
     FlagStates,
+    StoredCase,
     StoreSettings,
 )
 from rules_engine.store.chronology import build_chronology
@@ -35,6 +36,7 @@ class _CaseState:
     facts: dict[str, Fact] = field(default_factory=dict)
     flags: dict[tuple[str, str], FlagRecord] = field(default_factory=dict)
     decisions: deque[DecisionRecord] = field(default_factory=deque)
+    revision: int = 0  # merges that changed the facts or the child
 
 
 class MemoryStore(CaseStore):
@@ -55,14 +57,29 @@ class MemoryStore(CaseStore):
         *,
         now: dt.datetime,
     ) -> Case:
+        return self.merge_case(case_id, incoming, withdrawn, now=now).case
+
+    def merge_case(
+        self,
+        case_id: str,
+        incoming: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        *,
+        now: dt.datetime,
+    ) -> StoredCase:
         with self._lock:
             state = self._touch(case_id)
-            if has_data(incoming.child):
-                state.child = incoming.child
-            state.facts.update(fact_items(incoming))
+            changed = False
+            if has_data(incoming.child) and incoming.child != state.child:
+                state.child, changed = incoming.child, True
+            for key, fact in fact_items(incoming):
+                if state.facts.get(key) != fact:
+                    state.facts[key], changed = fact, True
             for fact_type, fact_id in withdrawn:
-                state.facts.pop(fact_field(fact_type, fact_id), None)
-            return assemble_case(case_id, state.child, state.facts.items())
+                if state.facts.pop(fact_field(fact_type, fact_id), None) is not None:
+                    changed = True
+            state.revision += changed
+            return StoredCase(self._assemble(case_id, state), state.revision)
 
     def load_case(self, case_id: str) -> Case | None:
         with self._lock:
@@ -82,8 +99,14 @@ class MemoryStore(CaseStore):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord,
         now: dt.datetime,
+        *,
+        revision: int | None = None,
     ) -> FlagStates:
         with self._lock:
+            if revision is not None:
+                current = self._live(case_id) or _CaseState(expires_at=0)  # expired: nothing stored
+                if current.revision != revision:
+                    raise CaseChangedError(StoredCase(self._assemble(case_id, current), current.revision))
             states = self._record(case_id, ruleset, raised, now)
             flags = lifecycle.decision_flags(states)
             self._append(dataclasses.replace(decision, flags=flags))
@@ -143,6 +166,10 @@ class MemoryStore(CaseStore):
 
     def close(self) -> None:
         pass
+
+    @staticmethod
+    def _assemble(case_id: str, state: _CaseState) -> Case:
+        return assemble_case(case_id, state.child, state.facts.items())
 
     def _live(self, case_id: str) -> _CaseState | None:
         state = self._cases.get(case_id)

@@ -25,7 +25,8 @@ from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from rules_engine.errors import FlagNotFoundError, StoreUnavailableError
+from rules_engine import metrics
+from rules_engine.errors import CaseChangedError, FlagNotFoundError, StoreUnavailableError
 from rules_engine.facts import Case
 from rules_engine.store import lifecycle, scripts
 from rules_engine.store.base import (
@@ -36,6 +37,7 @@ from rules_engine.store.base import (
     FlagRecord,
     FlagSighting,
     FlagStates,
+    StoredCase,
     StoreSettings,
 )
 from rules_engine.store.chronology import build_chronology
@@ -50,6 +52,7 @@ from rules_engine.store.codec import (
     fact_json,
     flag_from_json,
     has_data,
+    revision_of,
 )
 
 # Redis refusing work it would normally do: out of memory under noeviction, a replica after a
@@ -57,6 +60,7 @@ from rules_engine.store.codec import (
 _UNAVAILABLE_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
 
 
+@metrics.instrument_store  # each operation's latency and errors
 class RedisStore(CaseStore):
     """Shares case state between processes; each call is at most one round trip to Redis."""
 
@@ -149,6 +153,16 @@ class RedisStore(CaseStore):
         *,
         now: dt.datetime,
     ) -> Case:
+        return self.merge_case(case_id, incoming, withdrawn, now=now).case
+
+    def merge_case(
+        self,
+        case_id: str,
+        incoming: Case,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        *,
+        now: dt.datetime,
+    ) -> StoredCase:
         upserts = [(field, fact_json(fact)) for field, fact in fact_items(incoming)]
         if has_data(incoming.child):
             upserts.append((CHILD_FIELD, incoming.child.model_dump_json(exclude_defaults=True)))
@@ -156,8 +170,7 @@ class RedisStore(CaseStore):
         args += [part for pair in upserts for part in pair]
         args += [fact_field(t, i) for t, i in withdrawn]
         flat = self._run(self._merge, self.case_keys(case_id), args)
-        case = case_from_fields(case_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-        return case if case is not None else Case(case_id=case_id)
+        return _stored_case(case_id, flat)
 
     def load_case(self, case_id: str) -> Case | None:
         with self._reach():
@@ -184,8 +197,10 @@ class RedisStore(CaseStore):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord,
         now: dt.datetime,
+        *,
+        revision: int | None = None,
     ) -> FlagStates:
-        return self._record_states(case_id, ruleset, raised, decision, now)
+        return self._record_states(case_id, ruleset, raised, decision, now, revision)
 
     def _record_states(
         self,
@@ -194,6 +209,7 @@ class RedisStore(CaseStore):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord | None,
         now: dt.datetime,
+        revision: int | None = None,
     ) -> FlagStates:
         lifecycle.check_ruleset(ruleset)
         sightings = [[s.rule_id, int(s.severity)] for s in lifecycle.unique_sightings(raised)]
@@ -205,6 +221,7 @@ class RedisStore(CaseStore):
             self.settings.raised_history,
             compact_json(sightings),
             "0" if decision is None else "1",
+            "" if revision is None else revision,
         ]
         keys = self.case_keys(case_id)
         if decision is not None:
@@ -213,6 +230,8 @@ class RedisStore(CaseStore):
             del fields["flags"]  # the script writes them from the states it computes
             args += [part for pair in fields.items() for part in pair]
         raised_out, resolved_out = self._run(self._record, keys, args)
+        if raised_out == "changed":
+            raise CaseChangedError(_stored_case(case_id, resolved_out))
         return FlagStates(tuple(flag_from_json(t) for t in raised_out), tuple(flag_from_json(t) for t in resolved_out))
 
     def acknowledge(
@@ -299,3 +318,10 @@ class RedisStore(CaseStore):
                 message = f"case store unavailable: Redis at {self._where} replied {reply}"
                 raise StoreUnavailableError(message) from exc
             raise
+
+
+def _stored_case(case_id: str, flat: list[str]) -> StoredCase:
+    """A case from a flat HGETALL reply of its facts hash."""
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    case = case_from_fields(case_id, fields)
+    return StoredCase(case if case is not None else Case(case_id=case_id), revision_of(fields))

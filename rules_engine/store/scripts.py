@@ -8,6 +8,7 @@ behaviour tests run both stores through the same cases to keep them in step.
 from __future__ import annotations
 
 from rules_engine.compiled import Severity
+from rules_engine.store.codec import REVISION_FIELD
 
 # ARGV[1..4] of every script: retention in milliseconds, log MAXLEN ('' none), log max age ms ('' none),
 # per-case index MAXLEN.
@@ -40,8 +41,15 @@ end
 # ARGV[5]: how many field/value pairs follow to set; the rest are fields to delete.
 MERGE = (
     _PRELUDE
+    + f"local REVISION = '{REVISION_FIELD}'\n"
     + """
 local last = 5 + 2 * tonumber(ARGV[5])
+-- The revision counts merges that changed something: resending a fact must not make a
+-- concurrent evaluation of the same facts stale (see RECORD).
+local changed = false
+for i = 6, last, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then changed = true; break end
+end
 -- In batches: unpack() of thousands of values would overflow Lua's C stack.
 local batch = {}
 for i = 6, last do
@@ -52,9 +60,13 @@ if #batch > 0 then redis.call('HSET', KEYS[1], unpack(batch)) end
 batch = {}
 for i = last + 1, #ARGV do
   batch[#batch + 1] = ARGV[i]
-  if #batch == 1000 then redis.call('HDEL', KEYS[1], unpack(batch)); batch = {} end
+  if #batch == 1000 then
+    if redis.call('HDEL', KEYS[1], unpack(batch)) > 0 then changed = true end
+    batch = {}
+  end
 end
-if #batch > 0 then redis.call('HDEL', KEYS[1], unpack(batch)) end
+if #batch > 0 and redis.call('HDEL', KEYS[1], unpack(batch)) > 0 then changed = true end
+if changed then redis.call('HINCRBY', KEYS[1], REVISION, 1) end
 refresh()
 return redis.call('HGETALL', KEYS[1])
 """
@@ -63,11 +75,17 @@ return redis.call('HGETALL', KEYS[1])
 _SEVERITY = "{" + ", ".join(f"[{int(s)}] = '{s.name}'" for s in Severity) + "}"
 
 # ARGV[5] ruleset, [6] now (ISO), [7] today (ISO date), [8] episodes kept, [9] sightings JSON
-# [[rule_id, severity], ...], [10] '1' to append a decision, [11..] its fields, flags excepted.
+# [[rule_id, severity], ...], [10] '1' to append a decision, [11] the facts revision evaluated ('' any),
+# [12..] the decision's fields, flags excepted. When the facts changed since that revision nothing is
+# written and the reply is {'changed', <facts hash>}: an evaluation of an older view must not resolve
+# flags that the newer facts hold, so the caller evaluates the current facts and records again.
 RECORD = (
     _PRELUDE
-    + f"local SEVERITY = {_SEVERITY}\n"
+    + f"local SEVERITY = {_SEVERITY}\nlocal REVISION = '{REVISION_FIELD}'\n"
     + """
+if ARGV[11] ~= '' and (redis.call('HGET', KEYS[1], REVISION) or '0') ~= ARGV[11] then
+  return {'changed', redis.call('HGETALL', KEYS[1])}
+end
 local ruleset, now, today, cap = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local stored = {}
 local flat = redis.call('HGETALL', KEYS[2])
@@ -127,7 +145,7 @@ if ARGV[10] == '1' then
       .. '","severity":"' .. SEVERITY[e[3]] .. '"}'
   end
   local fields = {}
-  for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
   fields[#fields + 1] = 'flags'
   fields[#fields + 1] = '[' .. table.concat(parts, ',') .. ']'
   append(fields)

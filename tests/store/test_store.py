@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from rules_engine.compiled import Severity
-from rules_engine.errors import AcknowledgementError, FlagNotFoundError
+from rules_engine.errors import AcknowledgementError, CaseChangedError, FlagNotFoundError
 from rules_engine.facts import Child, Visit
 from rules_engine.store import CaseStore, DecisionFlag, FlagState, StoreSettings, case_digest
 from tests.store.conftest import Clock
@@ -312,3 +312,22 @@ def test_chronology_interleaves_facts_and_flags_oldest_first(store: CaseStore) -
         (20, "fact", "concerns", "c2", "HEALTH"),
         (25, "flag_raised", "flag", "R1", "CRITICAL"),
     ]
+
+
+def test_record_refuses_a_stale_revision_and_returns_the_current_case(store: CaseStore) -> None:
+    first = store.merge_case(CASE, case(concern("c1")), now=NOW)
+    again = store.merge_case(CASE, case(concern("c1")), now=NOW)  # nothing changed
+    newer = store.merge_case(CASE, case(concern("c2", 2)), now=NOW)
+
+    assert again.revision == first.revision
+    assert newer.revision == first.revision + 1
+    with pytest.raises(CaseChangedError) as caught:
+        store.record_evaluation(CASE, "rs", flags(("r1", Severity.LOW)), decision("d1"), NOW, revision=first.revision)
+    assert caught.value.current.revision == newer.revision
+    assert [c.id for c in caught.value.current.case.concerns] == ["c1", "c2"]
+    assert store.decisions(CASE) == []  # nothing was written
+
+    states = store.record_evaluation(
+        CASE, "rs", flags(("r1", Severity.LOW)), decision("d2"), NOW, revision=newer.revision
+    )
+    assert states.new == ("r1",)

@@ -21,6 +21,46 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FlagState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FlagStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FlagState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FLAG_STATE_UNSPECIFIED: _FlagState.ValueType  # 0
+    """The lifecycle could not be recorded (the case store was unreachable)."""
+    FLAG_STATE_NEW: _FlagState.ValueType  # 1
+    """First raised, raised again after it resolved, or back after a snooze ended
+    or its severity rose.
+    """
+    FLAG_STATE_ONGOING: _FlagState.ValueType  # 2
+    """Raised before and still holding."""
+    FLAG_STATE_SNOOZED: _FlagState.ValueType  # 3
+    """Still holding; snoozed by a practitioner until `snooze_until`."""
+    FLAG_STATE_ACKNOWLEDGED: _FlagState.ValueType  # 4
+    """Still holding; acknowledged by a practitioner."""
+    FLAG_STATE_RESOLVED: _FlagState.ValueType  # 5
+    """Raised before, not raised by the latest evaluation."""
+
+class FlagState(_FlagState, metaclass=_FlagStateEnumTypeWrapper):
+    """Where a flag stands for the case, from the stored flag lifecycle."""
+
+FLAG_STATE_UNSPECIFIED: FlagState.ValueType  # 0
+"""The lifecycle could not be recorded (the case store was unreachable)."""
+FLAG_STATE_NEW: FlagState.ValueType  # 1
+"""First raised, raised again after it resolved, or back after a snooze ended
+or its severity rose.
+"""
+FLAG_STATE_ONGOING: FlagState.ValueType  # 2
+"""Raised before and still holding."""
+FLAG_STATE_SNOOZED: FlagState.ValueType  # 3
+"""Still holding; snoozed by a practitioner until `snooze_until`."""
+FLAG_STATE_ACKNOWLEDGED: FlagState.ValueType  # 4
+"""Still holding; acknowledged by a practitioner."""
+FLAG_STATE_RESOLVED: FlagState.ValueType  # 5
+"""Raised before, not raised by the latest evaluation."""
+Global___FlagState: _TypeAlias = FlagState  # noqa: Y015
+
 class _Severity:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -67,6 +107,27 @@ THRESHOLD_SOURCE_KIND_LOCAL: ThresholdSourceKind.ValueType  # 2
 """A local default with no statutory basis."""
 Global___ThresholdSourceKind: _TypeAlias = ThresholdSourceKind  # noqa: Y015
 
+class _ChronologyEntryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChronologyEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChronologyEntryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHRONOLOGY_ENTRY_KIND_UNSPECIFIED: _ChronologyEntryKind.ValueType  # 0
+    CHRONOLOGY_ENTRY_KIND_FACT: _ChronologyEntryKind.ValueType  # 1
+    """A stored fact."""
+    CHRONOLOGY_ENTRY_KIND_FLAG_RAISED: _ChronologyEntryKind.ValueType  # 2
+    """The date a flag was first raised (one entry per episode)."""
+
+class ChronologyEntryKind(_ChronologyEntryKind, metaclass=_ChronologyEntryKindEnumTypeWrapper): ...
+
+CHRONOLOGY_ENTRY_KIND_UNSPECIFIED: ChronologyEntryKind.ValueType  # 0
+CHRONOLOGY_ENTRY_KIND_FACT: ChronologyEntryKind.ValueType  # 1
+"""A stored fact."""
+CHRONOLOGY_ENTRY_KIND_FLAG_RAISED: ChronologyEntryKind.ValueType  # 2
+"""The date a flag was first raised (one entry per episode)."""
+Global___ChronologyEntryKind: _TypeAlias = ChronologyEntryKind  # noqa: Y015
+
 @_typing.final
 class EvaluateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -74,13 +135,26 @@ class EvaluateRequest(_message.Message):
     CASE_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     RULESET_FIELD_NUMBER: _builtins.int
+    USE_STORED_HISTORY_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FIELD_NUMBER: _builtins.int
     as_of: _builtins.str
     """The moment to evaluate for (YYYY-MM-DD or RFC 3339); default now."""
     ruleset: _builtins.str
     """The ruleset to evaluate; may be omitted when exactly one is loaded."""
+    use_stored_history: _builtins.bool
+    """Merge `case` into the case's stored facts and evaluate the whole history.
+    Without it only the request's facts are evaluated (and nothing is stored
+    but the decision and the flags' lifecycle).
+    """
     @_builtins.property
     def case(self) -> _case_pb2.Case:
         """The case to evaluate; `case.case_id` is required."""
+
+    @_builtins.property
+    def withdrawn(self) -> _containers.RepeatedCompositeFieldContainer[Global___FactRef]:
+        """Stored facts recorded in error, removed before evaluating; needs
+        `use_stored_history`.
+        """
 
     def __init__(
         self,
@@ -88,14 +162,41 @@ class EvaluateRequest(_message.Message):
         case: _case_pb2.Case | None = ...,
         as_of: _builtins.str = ...,
         ruleset: _builtins.str = ...,
+        use_stored_history: _builtins.bool = ...,
+        withdrawn: _abc.Iterable[Global___FactRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "case", b"case", "ruleset", b"ruleset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "case", b"case", "ruleset", b"ruleset", "use_stored_history", b"use_stored_history", "withdrawn", b"withdrawn"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EvaluateRequest: _TypeAlias = EvaluateRequest  # noqa: Y015
+
+@_typing.final
+class FactRef(_message.Message):
+    """One stored fact, by type and id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACT_TYPE_FIELD_NUMBER: _builtins.int
+    FACT_ID_FIELD_NUMBER: _builtins.int
+    fact_type: _builtins.str
+    """Fact type: a Case field name, e.g. "concerns"."""
+    fact_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        fact_type: _builtins.str = ...,
+        fact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fact_id", b"fact_id", "fact_type", b"fact_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FactRef: _TypeAlias = FactRef  # noqa: Y015
 
 @_typing.final
 class ThresholdSource(_message.Message):
@@ -202,6 +303,10 @@ class Flag(_message.Message):
     THRESHOLD_SOURCE_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     CONTRIBUTING_RULE_IDS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    FIRST_RAISED_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_FIELD_NUMBER: _builtins.int
+    SNOOZE_UNTIL_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
     title: _builtins.str
     severity: Global___Severity.ValueType
@@ -211,6 +316,16 @@ class Flag(_message.Message):
     """The explanation, citing the measured values."""
     condition: _builtins.str
     """The rule's condition as written in the rule file."""
+    state: Global___FlagState.ValueType
+    """From the stored lifecycle; unspecified for shadow flags and when the case
+    store was unreachable.
+    """
+    first_raised: _builtins.str
+    """When the current episode of this flag began (RFC 3339), where known."""
+    last_seen: _builtins.str
+    """When an evaluation last raised it (RFC 3339), where known."""
+    snooze_until: _builtins.str
+    """For a snoozed flag: the date (YYYY-MM-DD) the snooze ends."""
     @_builtins.property
     def measured_values(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasuredValue]:
         """The measures the condition read, with their values."""
@@ -243,14 +358,55 @@ class Flag(_message.Message):
         threshold_source: Global___ThresholdSource | None = ...,
         evidence: _abc.Iterable[Global___Evidence] | None = ...,
         contributing_rule_ids: _abc.Iterable[_builtins.str] | None = ...,
+        state: Global___FlagState.ValueType = ...,
+        first_raised: _builtins.str = ...,
+        last_seen: _builtins.str = ...,
+        snooze_until: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["threshold_source", b"threshold_source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "contributing_rule_ids", b"contributing_rule_ids", "escalation", b"escalation", "evidence", b"evidence", "explanation", b"explanation", "measured_values", b"measured_values", "rule_id", b"rule_id", "severity", b"severity", "threshold_source", b"threshold_source", "thresholds", b"thresholds", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "contributing_rule_ids", b"contributing_rule_ids", "escalation", b"escalation", "evidence", b"evidence", "explanation", b"explanation", "first_raised", b"first_raised", "last_seen", b"last_seen", "measured_values", b"measured_values", "rule_id", b"rule_id", "severity", b"severity", "snooze_until", b"snooze_until", "state", b"state", "threshold_source", b"threshold_source", "thresholds", b"thresholds", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Flag: _TypeAlias = Flag  # noqa: Y015
+
+@_typing.final
+class ResolvedFlag(_message.Message):
+    """A rule whose flag was raised before and no longer holds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    FIRST_RAISED_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    rule_id: _builtins.str
+    severity: Global___Severity.ValueType
+    """Severity when it was last raised."""
+    first_raised: _builtins.str
+    """When its last episode began (RFC 3339)."""
+    last_seen: _builtins.str
+    """When it was last raised (RFC 3339)."""
+    resolved_at: _builtins.str
+    """The moment evaluated for when it stopped holding (RFC 3339)."""
+    def __init__(
+        self,
+        *,
+        rule_id: _builtins.str = ...,
+        severity: Global___Severity.ValueType = ...,
+        first_raised: _builtins.str = ...,
+        last_seen: _builtins.str = ...,
+        resolved_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_raised", b"first_raised", "last_seen", b"last_seen", "resolved_at", b"resolved_at", "rule_id", b"rule_id", "severity", b"severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolvedFlag: _TypeAlias = ResolvedFlag  # noqa: Y015
 
 @_typing.final
 class UndeterminedRule(_message.Message):
@@ -294,6 +450,7 @@ class EvaluateResponse(_message.Message):
     RULESET_VERSION_FIELD_NUMBER: _builtins.int
     DECISION_ID_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    RESOLVED_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     ruleset: _builtins.str
     ruleset_version: _builtins.str
@@ -314,6 +471,10 @@ class EvaluateResponse(_message.Message):
     def undetermined(self) -> _containers.RepeatedCompositeFieldContainer[Global___UndeterminedRule]:
         """Rules that could not be decided; absence of a flag is not safety."""
 
+    @_builtins.property
+    def resolved(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolvedFlag]:
+        """With `use_stored_history`: flags raised before that no longer hold."""
+
     def __init__(
         self,
         *,
@@ -325,10 +486,11 @@ class EvaluateResponse(_message.Message):
         ruleset_version: _builtins.str = ...,
         decision_id: _builtins.str = ...,
         as_of: _builtins.str = ...,
+        resolved: _abc.Iterable[Global___ResolvedFlag] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "case_id", b"case_id", "decision_id", b"decision_id", "flags", b"flags", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version", "shadow_flags", b"shadow_flags", "undetermined", b"undetermined"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "case_id", b"case_id", "decision_id", b"decision_id", "flags", b"flags", "resolved", b"resolved", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version", "shadow_flags", b"shadow_flags", "undetermined", b"undetermined"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -493,3 +655,394 @@ class ListRulesetsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRulesetsResponse: _TypeAlias = ListRulesetsResponse  # noqa: Y015
+
+@_typing.final
+class RecordFactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _case_pb2.Case:
+        """The facts to merge; `case.case_id` is required. A fact with the id of a
+        stored fact of its type replaces it.
+        """
+
+    @_builtins.property
+    def withdrawn(self) -> _containers.RepeatedCompositeFieldContainer[Global___FactRef]:
+        """Stored facts recorded in error, removed."""
+
+    def __init__(
+        self,
+        *,
+        case: _case_pb2.Case | None = ...,
+        withdrawn: _abc.Iterable[Global___FactRef] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "withdrawn", b"withdrawn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordFactsRequest: _TypeAlias = RecordFactsRequest  # noqa: Y015
+
+@_typing.final
+class RecordFactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    STORED_FACT_COUNT_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    stored_fact_count: _builtins.int
+    """Facts stored for the case after the merge, all types together."""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        stored_fact_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "stored_fact_count", b"stored_fact_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordFactsResponse: _TypeAlias = RecordFactsResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeFlagRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    SNOOZE_UNTIL_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    ruleset: _builtins.str
+    """May be omitted when exactly one ruleset is loaded."""
+    rule_id: _builtins.str
+    practitioner_id: _builtins.str
+    """A pseudonymous practitioner id, never a name."""
+    reason_code: _builtins.str
+    """A reason code (A-Z, 0-9, _), never free text."""
+    snooze_until: _builtins.str
+    """Snooze until this date (YYYY-MM-DD, after today); empty acknowledges."""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        ruleset: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        practitioner_id: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        snooze_until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "practitioner_id", b"practitioner_id", "reason_code", b"reason_code", "rule_id", b"rule_id", "ruleset", b"ruleset", "snooze_until", b"snooze_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeFlagRequest: _TypeAlias = AcknowledgeFlagRequest  # noqa: Y015
+
+@_typing.final
+class Acknowledgement(_message.Message):
+    """A practitioner's recorded response to a flag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    SNOOZE_UNTIL_FIELD_NUMBER: _builtins.int
+    practitioner_id: _builtins.str
+    reason_code: _builtins.str
+    acknowledged_at: _builtins.str
+    """When it was recorded (RFC 3339)."""
+    severity: Global___Severity.ValueType
+    """The severity acknowledged; a rise above it makes the flag new again."""
+    snooze_until: _builtins.str
+    """The date the snooze ends (YYYY-MM-DD); empty for an acknowledgement."""
+    def __init__(
+        self,
+        *,
+        practitioner_id: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        acknowledged_at: _builtins.str = ...,
+        severity: Global___Severity.ValueType = ...,
+        snooze_until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "practitioner_id", b"practitioner_id", "reason_code", b"reason_code", "severity", b"severity", "snooze_until", b"snooze_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Acknowledgement: _TypeAlias = Acknowledgement  # noqa: Y015
+
+@_typing.final
+class FlagRecord(_message.Message):
+    """The stored lifecycle of one rule's flag for one case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    FIRST_RAISED_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENT_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    ruleset: _builtins.str
+    rule_id: _builtins.str
+    state: Global___FlagState.ValueType
+    severity: Global___Severity.ValueType
+    first_raised: _builtins.str
+    """Start of the current (or last) episode (RFC 3339)."""
+    last_seen: _builtins.str
+    resolved_at: _builtins.str
+    """When the flag stopped holding (RFC 3339); empty while raised."""
+    @_builtins.property
+    def acknowledgement(self) -> Global___Acknowledgement: ...
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        ruleset: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        state: Global___FlagState.ValueType = ...,
+        severity: Global___Severity.ValueType = ...,
+        first_raised: _builtins.str = ...,
+        last_seen: _builtins.str = ...,
+        resolved_at: _builtins.str = ...,
+        acknowledgement: Global___Acknowledgement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "case_id", b"case_id", "first_raised", b"first_raised", "last_seen", b"last_seen", "resolved_at", b"resolved_at", "rule_id", b"rule_id", "ruleset", b"ruleset", "severity", b"severity", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlagRecord: _TypeAlias = FlagRecord  # noqa: Y015
+
+@_typing.final
+class AcknowledgeFlagResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def flag(self) -> Global___FlagRecord: ...
+    def __init__(
+        self,
+        *,
+        flag: Global___FlagRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeFlagResponse: _TypeAlias = AcknowledgeFlagResponse  # noqa: Y015
+
+@_typing.final
+class GetChronologyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChronologyRequest: _TypeAlias = GetChronologyRequest  # noqa: Y015
+
+@_typing.final
+class ChronologyEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FACT_TYPE_FIELD_NUMBER: _builtins.int
+    FACT_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """YYYY-MM-DD."""
+    kind: Global___ChronologyEntryKind.ValueType
+    fact_type: _builtins.str
+    """A Case field name (e.g. "concerns"), or "flag"."""
+    fact_id: _builtins.str
+    """The fact's id, or the flag's rule id."""
+    code: _builtins.str
+    """Agency, kind, source, reason or relationship code; a flag's severity name."""
+    ruleset: _builtins.str
+    """For flags: the ruleset that raised it."""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        kind: Global___ChronologyEntryKind.ValueType = ...,
+        fact_type: _builtins.str = ...,
+        fact_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        ruleset: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "date", b"date", "fact_id", b"fact_id", "fact_type", b"fact_type", "kind", b"kind", "ruleset", b"ruleset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChronologyEntry: _TypeAlias = ChronologyEntry  # noqa: Y015
+
+@_typing.final
+class GetChronologyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChronologyEntry]:
+        """Oldest first; a flag follows the facts of its day."""
+
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        entries: _abc.Iterable[Global___ChronologyEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChronologyResponse: _TypeAlias = GetChronologyResponse  # noqa: Y015
+
+@_typing.final
+class ListDecisionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """Only this case's decisions; empty for every case."""
+    limit: _builtins.int
+    """At most this many, newest first; 0 means 100, and at most 1000."""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDecisionsRequest: _TypeAlias = ListDecisionsRequest  # noqa: Y015
+
+@_typing.final
+class DecisionFlag(_message.Message):
+    """A flag as a decision recorded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    rule_id: _builtins.str
+    state: Global___FlagState.ValueType
+    severity: Global___Severity.ValueType
+    def __init__(
+        self,
+        *,
+        rule_id: _builtins.str = ...,
+        state: Global___FlagState.ValueType = ...,
+        severity: Global___Severity.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule_id", b"rule_id", "severity", b"severity", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionFlag: _TypeAlias = DecisionFlag  # noqa: Y015
+
+@_typing.final
+class Decision(_message.Message):
+    """One entry of the decision log."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    INPUT_DIGEST_FIELD_NUMBER: _builtins.int
+    FLAGS_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    time: _builtins.str
+    """When the decision was made (RFC 3339)."""
+    case_id: _builtins.str
+    ruleset: _builtins.str
+    ruleset_version: _builtins.str
+    input_digest: _builtins.str
+    """sha256 hex of the evaluated input, in place of the input itself."""
+    @_builtins.property
+    def flags(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecisionFlag]: ...
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+        time: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        ruleset: _builtins.str = ...,
+        ruleset_version: _builtins.str = ...,
+        input_digest: _builtins.str = ...,
+        flags: _abc.Iterable[Global___DecisionFlag] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "decision_id", b"decision_id", "flags", b"flags", "input_digest", b"input_digest", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Decision: _TypeAlias = Decision  # noqa: Y015
+
+@_typing.final
+class ListDecisionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Decision]: ...
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___Decision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDecisionsResponse: _TypeAlias = ListDecisionsResponse  # noqa: Y015

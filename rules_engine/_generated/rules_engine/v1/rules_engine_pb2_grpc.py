@@ -52,6 +52,26 @@ class RulesEngineServiceStub:
                 request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListRulesetsRequest.SerializeToString,
                 response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListRulesetsResponse.FromString,
                 _registered_method=True)
+        self.RecordFacts = channel.unary_unary(
+                '/rules_engine.v1.RulesEngineService/RecordFacts',
+                request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.RecordFactsRequest.SerializeToString,
+                response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.RecordFactsResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeFlag = channel.unary_unary(
+                '/rules_engine.v1.RulesEngineService/AcknowledgeFlag',
+                request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.AcknowledgeFlagRequest.SerializeToString,
+                response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.AcknowledgeFlagResponse.FromString,
+                _registered_method=True)
+        self.GetChronology = channel.unary_unary(
+                '/rules_engine.v1.RulesEngineService/GetChronology',
+                request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetChronologyRequest.SerializeToString,
+                response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetChronologyResponse.FromString,
+                _registered_method=True)
+        self.ListDecisions = channel.unary_unary(
+                '/rules_engine.v1.RulesEngineService/ListDecisions',
+                request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
 
 
 class RulesEngineServiceServicer:
@@ -80,6 +100,38 @@ class RulesEngineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordFacts(self, request, context):
+        """Merges facts into the case's stored history without evaluating it: for feeds
+        that send each event as it happens. Evaluate with `use_stored_history` merges
+        and evaluates in one call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeFlag(self, request, context):
+        """Records a practitioner's acknowledgement of a raised flag, or a snooze until a
+        date. The engine never closes or downgrades a case; a person decides.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChronology(self, request, context):
+        """The case's stored facts across agencies, oldest first, with the dates flags
+        were first raised interleaved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDecisions(self, request, context):
+        """The decision log, newest first: ids, codes and digests, never names or free text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RulesEngineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +149,26 @@ def add_RulesEngineServiceServicer_to_server(servicer, server):
                     servicer.ListRulesets,
                     request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListRulesetsRequest.FromString,
                     response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListRulesetsResponse.SerializeToString,
+            ),
+            'RecordFacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordFacts,
+                    request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.RecordFactsRequest.FromString,
+                    response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.RecordFactsResponse.SerializeToString,
+            ),
+            'AcknowledgeFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeFlag,
+                    request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.AcknowledgeFlagRequest.FromString,
+                    response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.AcknowledgeFlagResponse.SerializeToString,
+            ),
+            'GetChronology': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChronology,
+                    request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetChronologyRequest.FromString,
+                    response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetChronologyResponse.SerializeToString,
+            ),
+            'ListDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDecisions,
+                    request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +254,114 @@ class RulesEngineService:
             '/rules_engine.v1.RulesEngineService/ListRulesets',
             rules__engine_dot_v1_dot_rules__engine__pb2.ListRulesetsRequest.SerializeToString,
             rules__engine_dot_v1_dot_rules__engine__pb2.ListRulesetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordFacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rules_engine.v1.RulesEngineService/RecordFacts',
+            rules__engine_dot_v1_dot_rules__engine__pb2.RecordFactsRequest.SerializeToString,
+            rules__engine_dot_v1_dot_rules__engine__pb2.RecordFactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rules_engine.v1.RulesEngineService/AcknowledgeFlag',
+            rules__engine_dot_v1_dot_rules__engine__pb2.AcknowledgeFlagRequest.SerializeToString,
+            rules__engine_dot_v1_dot_rules__engine__pb2.AcknowledgeFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChronology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rules_engine.v1.RulesEngineService/GetChronology',
+            rules__engine_dot_v1_dot_rules__engine__pb2.GetChronologyRequest.SerializeToString,
+            rules__engine_dot_v1_dot_rules__engine__pb2.GetChronologyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rules_engine.v1.RulesEngineService/ListDecisions',
+            rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsRequest.SerializeToString,
+            rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,21 @@ class RulesEngineServiceStub:
     """Evaluates many cases; one response per case, in request order."""
     ListRulesets: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.ListRulesetsRequest, _rules_engine_pb2.ListRulesetsResponse]
     """Lists the loaded rulesets with their active versions."""
+    RecordFacts: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.RecordFactsRequest, _rules_engine_pb2.RecordFactsResponse]
+    """Merges facts into the case's stored history without evaluating it: for feeds
+    that send each event as it happens. Evaluate with `use_stored_history` merges
+    and evaluates in one call.
+    """
+    AcknowledgeFlag: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.AcknowledgeFlagRequest, _rules_engine_pb2.AcknowledgeFlagResponse]
+    """Records a practitioner's acknowledgement of a raised flag, or a snooze until a
+    date. The engine never closes or downgrades a case; a person decides.
+    """
+    GetChronology: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.GetChronologyRequest, _rules_engine_pb2.GetChronologyResponse]
+    """The case's stored facts across agencies, oldest first, with the dates flags
+    were first raised interleaved.
+    """
+    ListDecisions: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.ListDecisionsRequest, _rules_engine_pb2.ListDecisionsResponse]
+    """The decision log, newest first: ids, codes and digests, never names or free text."""
 
 @_typing.type_check_only
 class RulesEngineServiceAsyncStub(RulesEngineServiceStub):
@@ -56,6 +71,21 @@ class RulesEngineServiceAsyncStub(RulesEngineServiceStub):
     """Evaluates many cases; one response per case, in request order."""
     ListRulesets: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.ListRulesetsRequest, _rules_engine_pb2.ListRulesetsResponse]  # type: ignore[assignment]
     """Lists the loaded rulesets with their active versions."""
+    RecordFacts: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.RecordFactsRequest, _rules_engine_pb2.RecordFactsResponse]  # type: ignore[assignment]
+    """Merges facts into the case's stored history without evaluating it: for feeds
+    that send each event as it happens. Evaluate with `use_stored_history` merges
+    and evaluates in one call.
+    """
+    AcknowledgeFlag: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.AcknowledgeFlagRequest, _rules_engine_pb2.AcknowledgeFlagResponse]  # type: ignore[assignment]
+    """Records a practitioner's acknowledgement of a raised flag, or a snooze until a
+    date. The engine never closes or downgrades a case; a person decides.
+    """
+    GetChronology: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.GetChronologyRequest, _rules_engine_pb2.GetChronologyResponse]  # type: ignore[assignment]
+    """The case's stored facts across agencies, oldest first, with the dates flags
+    were first raised interleaved.
+    """
+    ListDecisions: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.ListDecisionsRequest, _rules_engine_pb2.ListDecisionsResponse]  # type: ignore[assignment]
+    """The decision log, newest first: ids, codes and digests, never names or free text."""
 
 class RulesEngineServiceServicer(metaclass=_abc_1.ABCMeta):
     """Evaluates rule sets over a child's case facts and returns explained
@@ -85,5 +115,44 @@ class RulesEngineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rules_engine_pb2.ListRulesetsResponse, _abc.Awaitable[_rules_engine_pb2.ListRulesetsResponse]]:
         """Lists the loaded rulesets with their active versions."""
+
+    @_abc_1.abstractmethod
+    def RecordFacts(
+        self,
+        request: _rules_engine_pb2.RecordFactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rules_engine_pb2.RecordFactsResponse, _abc.Awaitable[_rules_engine_pb2.RecordFactsResponse]]:
+        """Merges facts into the case's stored history without evaluating it: for feeds
+        that send each event as it happens. Evaluate with `use_stored_history` merges
+        and evaluates in one call.
+        """
+
+    @_abc_1.abstractmethod
+    def AcknowledgeFlag(
+        self,
+        request: _rules_engine_pb2.AcknowledgeFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rules_engine_pb2.AcknowledgeFlagResponse, _abc.Awaitable[_rules_engine_pb2.AcknowledgeFlagResponse]]:
+        """Records a practitioner's acknowledgement of a raised flag, or a snooze until a
+        date. The engine never closes or downgrades a case; a person decides.
+        """
+
+    @_abc_1.abstractmethod
+    def GetChronology(
+        self,
+        request: _rules_engine_pb2.GetChronologyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rules_engine_pb2.GetChronologyResponse, _abc.Awaitable[_rules_engine_pb2.GetChronologyResponse]]:
+        """The case's stored facts across agencies, oldest first, with the dates flags
+        were first raised interleaved.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDecisions(
+        self,
+        request: _rules_engine_pb2.ListDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rules_engine_pb2.ListDecisionsResponse, _abc.Awaitable[_rules_engine_pb2.ListDecisionsResponse]]:
+        """The decision log, newest first: ids, codes and digests, never names or free text."""
 
 def add_RulesEngineServiceServicer_to_server(servicer: RulesEngineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

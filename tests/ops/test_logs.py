@@ -1,0 +1,119 @@
+"""Logs are JSON lines with decision and case ids, and never what a request said about anyone."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine.errors import StoreUnavailableError
+from rules_engine.logs import JsonFormatter
+from tests.ops.conftest import Served
+from tests.ops.helpers import AS_OF, flagged_case, request
+
+MARKER = "SECRET-NAME-MARKER"
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Everything logged during the test, through the production formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def _refused(served: Served, message: pb.EvaluateRequest) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as caught:
+        served.stub.Evaluate(message, timeout=10)
+    code: grpc.StatusCode = caught.value.code()
+    return code
+
+
+def test_requests_with_personal_text_leave_only_ids_in_the_logs(served: Served, log_lines: io.StringIO) -> None:
+    # Accepted: markers in fact ids and worker ids, which are evaluated and stored.
+    accepted = served.stub.Evaluate(request(flagged_case("case-log-1", MARKER)), timeout=10)
+    # Refused: markers in a code, a date, the child's birth date and the ruleset name.
+    bad = flagged_case(f"{MARKER}-case")
+    bad.concerns[0].agency = f"{MARKER}-agency"
+    bad.concerns[1].date = f"{MARKER} 2025"
+    bad.child.birth_date = f"{MARKER}-born"
+    assert _refused(served, request(bad)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _refused(served, request(flagged_case("case-log-2"), f"{MARKER}-ruleset")) == grpc.StatusCode.NOT_FOUND
+    batch = pb.EvaluateBatchRequest(cases=[bad, flagged_case("case-log-3", MARKER)], as_of=AS_OF, ruleset="starter")
+    assert [a.WhichOneof("result") for a in served.stub.EvaluateBatch(batch, timeout=10)] == ["error", "evaluation"]
+
+    text = log_lines.getvalue()
+    assert MARKER not in text
+    lines = _lines(log_lines)
+    [evaluated] = [line for line in lines if line["event"] == "case evaluated"]
+    assert evaluated["decision_id"] == accepted.decision_id
+    assert evaluated["case_id"] == "case-log-1"
+    assert evaluated["ruleset"] == "starter"
+    assert evaluated["version"] == accepted.ruleset_version
+    assert evaluated["flags"] == len(accepted.flags)
+    assert isinstance(evaluated["duration_ms"], float)
+    assert {"time", "level", "logger", "event"} <= evaluated.keys()
+    refused = [line for line in lines if line["event"] == "case not evaluated"]
+    assert [(line["code"], line["ruleset"]) for line in refused] == [
+        ("INVALID_ARGUMENT", "starter"),
+        ("NOT_FOUND", "unknown"),
+    ]
+    assert all("case_id" not in line for line in refused)  # a refused case id may be the bad field
+    [batch_line] = [line for line in lines if line["event"] == "batch evaluated"]
+    assert (batch_line["cases"], batch_line["errors"], batch_line["code"]) == (2, 1, "OK")
+
+
+def _record(logger: str, message: object, *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.getLogger(logger).makeRecord(logger, logging.WARNING, __file__, 1, message, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_only_whitelisted_fields_and_our_own_arguments_are_written() -> None:
+    formatter = JsonFormatter()
+
+    ours = json.loads(formatter.format(_record("rules_engine.server", "serving %s on port %d", "svc", 50051)))
+    theirs = json.loads(formatter.format(_record("redis.client", "bad reply %s", MARKER)))
+    extra = json.loads(formatter.format(_record("rules_engine.x", "event", case_id="case-9", name=MARKER, facts=[1])))
+
+    assert ours["event"] == "serving svc on port 50051"
+    assert theirs["event"] == "bad reply %s"
+    assert extra == {k: extra[k] for k in ("time", "level", "logger", "event", "case_id")}
+    assert extra["case_id"] == "case-9"
+
+
+def test_exception_messages_are_replaced_by_their_type_unless_known_safe() -> None:
+    formatter = JsonFormatter()
+    lines = []
+    for exc in (ValueError(f"bad date {MARKER}"), StoreUnavailableError("case store unavailable: Redis timed out")):
+        try:
+            raise exc
+        except Exception:
+            record = logging.getLogger("rules_engine.servicer").makeRecord(
+                "rules_engine.servicer", logging.ERROR, __file__, 1, "failed", (), (type(exc), exc, exc.__traceback__)
+            )
+            lines.append(json.loads(formatter.format(record)))
+
+    assert MARKER not in json.dumps(lines)
+    assert lines[0]["error_type"] == "ValueError"
+    assert "error" not in lines[0]
+    assert "raise exc" in str(lines[0]["stack"])
+    assert lines[1]["error"] == "case store unavailable: Redis timed out"
