@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from rules_engine.compiled import MeasureValue, Severity, SourceKind
 from rules_engine.facts import Case
 from rules_engine.store.base import ChronologyEntry, DecisionRecord, FlagRecord
 
 
-@dataclass(frozen=True)
-class EvidenceItem:
+class EvidenceItem(NamedTuple):
+    """A fact behind a flag. A tuple, not a dataclass: flags build hundreds of these per call."""
+
     fact_type: str
     fact_id: str
     date: dt.date

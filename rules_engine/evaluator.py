@@ -87,13 +87,15 @@ class PreparedRuleset:
         outcomes: dict[str, Truth] = {}
         # Flags of decided lower-level rules, handed to composite rules; undetermined ones are left out.
         decided: dict[str, bool] = {}
-        missing_any = any(value is None for value in measures.values())
+        missing = {name for name, value in measures.items() if value is None}
         for level, rules in enumerate(self._by_level):
             held = matcher.match_level(level, measures, decided)
             for rule in rules:
                 if rule.id in held:
                     outcome: Truth = True
-                elif missing_any or any(outcomes.get(d) is None for d in rule.depends_on):
+                elif (missing and not missing.isdisjoint(rule.measures)) or any(
+                    outcomes.get(d) is None for d in rule.depends_on
+                ):
                     # Only rules that read missing data can be undetermined: ask the reference.
                     outcome = self.reference.rule(rule.id, measures, outcomes)
                     if outcome is True:
