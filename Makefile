@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/rules-engine serve --rulesets rulesets
+	$(BIN)/rules-engine serve --rulesets rulesets --plaintext
 
 lint: setup
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -94,14 +95,52 @@ def serve(
     redis_timeout: Annotated[
         float, typer.Option("--redis-timeout", envvar="RULES_ENGINE_REDIS_TIMEOUT", help="Seconds per Redis call.")
     ] = 0.5,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="RULES_ENGINE_WORKERS",
+            min=0,
+            help="Server processes sharing the port; 0: one per core with --redis-url, else 1.",
+        ),
+    ] = 0,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", envvar="RULES_ENGINE_TLS_CERT", help="Server certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", envvar="RULES_ENGINE_TLS_KEY", help="Server private key (PEM).")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option("--tls-client-ca", envvar="RULES_ENGINE_TLS_CLIENT_CA", help="CA for client certificates (mTLS)."),
+    ] = None,
+    plaintext: Annotated[
+        bool,
+        typer.Option("--plaintext", envvar="RULES_ENGINE_PLAINTEXT", help="Serve without TLS (it must be asked for)."),
+    ] = False,
+    clients_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--clients-file", envvar="RULES_ENGINE_CLIENTS_FILE", help="Client tokens and roles; unset: no auth."
+        ),
+    ] = None,
+    max_concurrent_rpcs: Annotated[
+        int, typer.Option(envvar="RULES_ENGINE_MAX_CONCURRENT_RPCS", min=1, help="Calls at once per process.")
+    ] = 64,
+    max_message_bytes: Annotated[
+        int, typer.Option(envvar="RULES_ENGINE_MAX_MESSAGE_BYTES", min=1024, help="Largest request or response.")
+    ] = 16 * 1024 * 1024,
+    max_batch: Annotated[int, typer.Option(envvar="RULES_ENGINE_MAX_BATCH", min=1, help="Cases per batch.")] = 1_000,
+    max_facts: Annotated[int, typer.Option(envvar="RULES_ENGINE_MAX_FACTS", min=1, help="Facts per case.")] = 10_000,
+    max_string_chars: Annotated[
+        int, typer.Option(envvar="RULES_ENGINE_MAX_STRING_CHARS", min=16, help="Longest text field of a request.")
+    ] = 256,
 ) -> None:
     """Run the gRPC service on the rulesets in a directory."""
     from rules_engine.logs import configure_logging
-    from rules_engine.metrics import clean_multiprocess_dir, serve_metrics
-    from rules_engine.server import serve_forever
+    from rules_engine.supervisor import serve as serve_processes
 
     configure_logging(logging.INFO)
-    clean_multiprocess_dir()  # once, in the parent, before a reload writes a value
     settings = Settings(
         rulesets=rulesets,
         host=host,
@@ -113,20 +152,29 @@ def serve(
         redis_sentinels=_sentinels(redis_sentinels),
         redis_sentinel_service=redis_service,
         redis_timeout_seconds=redis_timeout,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        plaintext=plaintext,
+        clients_file=clients_file,
+        max_concurrent_rpcs=max_concurrent_rpcs,
+        max_message_bytes=max_message_bytes,
+        max_batch=max_batch,
+        max_facts=max_facts,
+        max_string_chars=max_string_chars,
     )
-    from rules_engine.ruletest import gate
-    from rules_engine.watcher import Watcher
+    from rules_engine.security import TransportConfigError, check_transport, warn_if_open
 
-    # Every version, the first included, must pass its own rule tests before it serves.
-    engine, registry = _engine(settings.rulesets, gate=gate)
-    from rules_engine.engine import open_case_store
-
-    engine.store = open_case_store(settings)  # in-memory unless --redis-url
-    serve_metrics(settings.metrics_port)
     try:
-        serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload))
-    finally:
-        engine.close()
+        check_transport(settings)
+    except TransportConfigError as exc:
+        typer.echo(f"refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    warn_if_open(settings)
+    if workers == 0:
+        # The in-memory store lives in one process: sharing case state takes Redis.
+        workers = (os.cpu_count() or 1) if redis_url else 1
+    raise typer.Exit(serve_processes(settings, workers))
 
 
 @app.command()

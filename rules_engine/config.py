@@ -24,6 +24,9 @@ class Settings:
     grace_seconds: float = 10.0
     # Evaluate with the durable-rules engine; off means the reference evaluator alone.
     use_engine: bool = True
+    # Share the port with other worker processes (SO_REUSEPORT). Off for a lone process, so
+    # a second server started by mistake on the same port fails instead of splitting traffic.
+    reuse_port: bool = False
     # The case store: None (or memory://) keeps cases in this process; redis:// or rediss://
     # (with user and password in the URL) shares them between replicas.
     store_url: str | None = None
@@ -38,6 +41,20 @@ class Settings:
     decision_log_max_entries: int | None = None
     # Decisions older than this are trimmed (None: kept until the length bound).
     decision_log_max_age_days: int | None = None
+    # Transport: TLS from these files (mutual TLS with a client CA), reloaded when they change.
+    # Without a certificate the port is plaintext, which `serve` allows only when asked.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    plaintext: bool = False
+    # Clients' tokens and certificate names with their roles (security.py); None: no authentication.
+    clients_file: Path | None = None
+    # Request limits (limits.py); each breach is INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 1_000
+    max_facts: int = 10_000
+    max_string_chars: int = 256
+    max_concurrent_rpcs: int = 64
 
 
 def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:

@@ -230,7 +230,12 @@ class _Walker:
         if isinstance(node, SequenceNode):
             return [self.value(item, f"{path}[{i}]", None) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
+        try:
+            value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
+        except (ValueError, OverflowError, yaml.YAMLError):
+            # A number past Python's 4,300-digit limit, or a date such as 2025-02-30.
+            self._error(f"the value {node.value[:40]!r} cannot be read as {_tag_name(node.tag)}", node, path)
+            return None
         if isinstance(value, str):
             self.source_map.record_scalar(path, node.start_mark, node.style, value)
         return value

@@ -38,6 +38,13 @@ CONTEXT_FIELDS = frozenset(
         "errors",
         "operation",
         "count",
+        # A client's name from the clients file (security.py); never its token.
+        "client",
+        # Rule-file errors are `file:line:column: message` about policy text, never case content.
+        "rule_file_error",
+        "pid",
+        "exit_code",
+        "reason",
     }
 )
 # Their messages name rule files and store hosts, never anything from a request.

@@ -133,7 +133,7 @@ class Registry:
             slot = self._slots.setdefault(name, _Slot())
             slot.last_error = error
             slot.last_error_at = self._clock()
-        log.warning("ruleset reload refused", extra={"ruleset": name, "error": error.splitlines()[0]})
+        log.warning("ruleset reload refused", extra={"ruleset": name, "rule_file_error": error.splitlines()[0]})
         return ReloadResult(name, "refused", error=error)
 
     @contextmanager
@@ -158,7 +158,8 @@ class Registry:
             live = [s.active for s in self._slots.values() if s.active is not None]
             if len(live) == 1:
                 return live[0]
-            names = ", ".join(sorted(self.names()))
+            # Called with self._lock held (a plain Lock): self.names() here would deadlock.
+            names = ", ".join(sorted(n for n, s in self._slots.items() if s.active is not None))
             raise RulesetNotFoundError(f"name a ruleset: {len(live)} are loaded ({names})")
         slot = self._slots.get(name)
         if slot is None or slot.active is None:

@@ -19,6 +19,8 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_
 from rules_engine.config import Settings
 from rules_engine.evaluation import EvaluationService
 from rules_engine.interceptors import ObservingInterceptor
+from rules_engine.limits import Limits, RequestGuard, limits_from
+from rules_engine.security import AuthInterceptor, ClientRegistry, clients_from, credentials_from
 from rules_engine.servicer import MAX_BATCH, RulesEngineServicer
 from rules_engine.watcher import Watcher
 
@@ -40,23 +42,33 @@ def build_server(
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     maximum_concurrent_rpcs: int | None = None,
     options: Sequence[tuple[str, Any]] = (),
+    credentials: grpc.ServerCredentials | None = None,
+    clients: ClientRegistry | None = None,
+    limits: Limits | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A server (not started) with the service, health and reflection; returns it, the bound port, health.
 
     Port 0 binds a free port. `maximum_concurrent_rpcs` makes excess calls fail fast with
-    RESOURCE_EXHAUSTED instead of queueing behind the thread pool.
+    RESOURCE_EXHAUSTED instead of queueing behind the thread pool. `credentials` (security.py)
+    serve TLS, else the port is plaintext; `clients` turns authentication on; `limits`
+    (limits.py) override max_batch and max_message_bytes.
     """
+    limits = limits or Limits(max_batch=max_batch, max_message_bytes=max_message_bytes)
+    # The first interceptor runs first: strangers are refused before anything is parsed or counted.
+    interceptors: list[grpc.ServerInterceptor] = [AuthInterceptor(clients)] if clients else []
+    interceptors += [RequestGuard(limits), ObservingInterceptor()]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes),
             *options,
         ],
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
-        interceptors=[ObservingInterceptor()],  # metrics and one log line per evaluation
+        interceptors=interceptors,  # the observer: metrics and one log line per evaluation
     )
-    pb_grpc.add_RulesEngineServiceServicer_to_server(RulesEngineServicer(service, max_batch=max_batch), server)
+    servicer = RulesEngineServicer(service, max_batch=limits.max_batch)
+    pb_grpc.add_RulesEngineServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -65,8 +77,9 @@ def build_server(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server,
     )
-    # add_insecure_port raises RuntimeError when the address cannot be bound.
-    bound = server.add_insecure_port(f"{host}:{port}")
+    # add_*_port raise RuntimeError when the address cannot be bound.
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     return server, bound, health_servicer
 
 
@@ -76,7 +89,17 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
     With a `watcher`, rulesets reload when their files change and on SIGHUP.
     """
     settings = settings or Settings()
-    server, port, health_servicer = build_server(service, settings.host, settings.port, settings.max_workers)
+    server, port, health_servicer = build_server(
+        service,
+        settings.host,
+        settings.port,
+        settings.max_workers,
+        options=[("grpc.so_reuseport", 1 if settings.reuse_port else 0)],
+        credentials=credentials_from(settings),
+        clients=clients_from(settings),
+        limits=limits_from(settings),
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -29,6 +29,7 @@ from rules_engine.errors import (
 )
 from rules_engine.evaluation import CaseStateService, Evaluation, EvaluationService
 from rules_engine.facts import Case
+from rules_engine.limits import abort_if_past_deadline
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         except CaseError as exc:
             _abort(context, exc, "EvaluateBatch")
         for index, message in enumerate(request.cases):
+            # The caller stopped waiting: the cases left would be evaluated for no one.
+            abort_if_past_deadline(context)
             try:
                 _, case = self._parse("", message, f"cases[{index}]", as_of)
                 evaluation = self._evaluate(case, as_of, request.ruleset)

@@ -306,7 +306,7 @@ def test_stateless_evaluate_reports_states_but_stores_no_facts(stub: pb_grpc.Rul
 
 def _serve(rulesets: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    command = [sys.executable, "-m", "rules_engine", "serve", "--rulesets", str(rulesets)]
+    command = [sys.executable, "-m", "rules_engine", "serve", "--plaintext", "--rulesets", str(rulesets)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0", "--redis-url", redis_url]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, port

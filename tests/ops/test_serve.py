@@ -48,7 +48,7 @@ def test_serve_logs_json_and_exposes_every_workers_metrics(tmp_path: Path) -> No
     (multiproc / "counter_1.db").write_bytes(b"left by the previous pod")
     port, metrics_port = free_port(), free_port()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
-    command = [sys.executable, "-m", "rules_engine", "serve", "--rulesets", str(rulesets)]
+    command = [sys.executable, "-m", "rules_engine", "serve", "--plaintext", "--rulesets", str(rulesets)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

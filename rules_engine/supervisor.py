@@ -1,0 +1,179 @@
+"""Worker processes: one serving process, or N sharing the port under a parent that restarts them.
+
+Each worker is a whole server with its own engine (durable-rules never releases the GIL,
+so processes, not threads, add throughput). Workers bind the same port with SO_REUSEPORT
+and the kernel spreads connections across them. The parent imports no gRPC (gRPC does not
+survive fork, so workers are spawned fresh), serves the aggregated Prometheus metrics,
+restarts a worker that dies and passes SIGTERM and SIGHUP on to every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from rules_engine.config import Settings
+from rules_engine.errors import RulesEngineError
+
+log = logging.getLogger(__name__)
+
+# A worker that dies sooner than this after starting is crash-looping: back off before
+# the next start instead of spinning.
+CRASH_LOOP_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class StartupError(RulesEngineError):
+    """The server cannot start (no valid ruleset, the port is taken, bad settings)."""
+
+
+def run_worker(settings: Settings) -> None:
+    """Serve in this process until SIGTERM: load and test the rulesets, open the store, serve."""
+    from rules_engine.compiler import compile_ruleset
+    from rules_engine.engine import Engine, open_case_store
+    from rules_engine.metrics import record_reload, serve_metrics
+    from rules_engine.registry import Registry
+    from rules_engine.ruletest import gate
+    from rules_engine.server import serve_forever
+    from rules_engine.watcher import Watcher
+
+    # Every version, the first included, must pass its own rule tests before it serves.
+    registry = Registry(
+        settings.rulesets, compile_ruleset, use_engine=settings.use_engine, gate=gate, on_reload=record_reload
+    )
+    for result in registry.reload():
+        if result.outcome == "refused":
+            log.error(
+                "ruleset refused at start-up",
+                extra={"ruleset": result.name, "rule_file_error": result.error.splitlines()[0]},
+            )
+    if not registry.names():
+        registry.close()
+        raise StartupError(f"no valid ruleset under {settings.rulesets}")
+    engine = Engine(registry)
+    engine.store = open_case_store(settings)  # in-memory unless a Redis URL is set
+    serve_metrics(settings.metrics_port)
+    try:
+        serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload))
+    finally:
+        engine.close()
+
+
+def _worker_entry(settings: Settings) -> None:
+    from rules_engine.logs import configure_logging
+
+    configure_logging(logging.INFO)
+    try:
+        run_worker(settings)
+    except StartupError as exc:
+        log.error("worker could not start", extra={"reason": str(exc)})
+        raise SystemExit(3) from None
+
+
+class Supervisor:
+    """Starts `count` workers, restarts those that die, and stops them all on SIGTERM or SIGINT."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        # Workers share the port; the parent alone serves metrics, aggregated from every worker.
+        self._worker_settings = replace(settings, metrics_port=0, reuse_port=True)
+        self._settings = settings
+        self._count = count
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: dict[int, BaseProcess] = {}
+        self._started: dict[int, float] = {}
+        self._backoff = 1.0
+        self._stopping = threading.Event()
+
+    def run(self) -> int:
+        from rules_engine.metrics import mark_process_dead, serve_metrics
+
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        metrics = serve_metrics(self._settings.metrics_port)
+        try:
+            for slot in range(self._count):
+                self._start(slot)
+            while not self._stopping.is_set():
+                for slot, process in list(self._workers.items()):
+                    if process.is_alive():
+                        continue
+                    process.join()
+                    if process.pid is not None:
+                        mark_process_dead(process.pid)
+                    if self._stopping.is_set():
+                        break
+                    log.warning("worker exited; restarting", extra={"pid": process.pid, "exit_code": process.exitcode})
+                    if process.exitcode == 3 and time.monotonic() - self._started[slot] < CRASH_LOOP_SECONDS:
+                        # A worker that cannot start (bad rulesets, port taken) will not start next time either.
+                        self._stopping.wait(self._backoff)
+                        self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
+                    self._start(slot)
+                self._stopping.wait(0.2)
+            return self._stop_all()
+        finally:
+            if metrics is not None:
+                metrics[0].shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _start(self, slot: int) -> None:
+        process = self._context.Process(target=_worker_entry, args=(self._worker_settings,), name=f"worker-{slot}")
+        process.start()
+        self._workers[slot] = process
+        self._started[slot] = time.monotonic()
+        log.info("worker started", extra={"pid": process.pid})
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            for process in self._workers.values():
+                if process.pid is not None and process.is_alive():
+                    os.kill(process.pid, signal.SIGHUP)
+            return
+        self._stopping.set()
+
+    def _stop_all(self) -> int:
+        log.info("stopping workers")
+        for process in self._workers.values():
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._settings.grace_seconds + 5
+        for process in self._workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("worker did not stop in time; killing it", extra={"pid": process.pid})
+                process.kill()
+                process.join()
+        log.info("stopped")
+        return 0
+
+
+def serve(settings: Settings, workers: int) -> int:
+    """Run the service: in this process for one worker, under a Supervisor for more."""
+    from rules_engine.metrics import MULTIPROC_ENV, clean_multiprocess_dir
+
+    if workers <= 1:
+        clean_multiprocess_dir()
+        try:
+            run_worker(settings)
+        except StartupError as exc:
+            log.error("could not start", extra={"reason": str(exc)})
+            return 1
+        return 0
+    if settings.store_url is None:
+        log.warning(
+            "several workers with the in-memory store: stored history is kept per worker process; "
+            "use --redis-url to share case state"
+        )
+    # Workers write their metrics to files the parent aggregates; the directory must exist
+    # before any of them starts, and start empty.
+    if not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="rules-engine-metrics-")
+    clean_multiprocess_dir()
+    return Supervisor(settings, workers).run()
