@@ -154,8 +154,9 @@ class CaseStore(Protocol):
         """Upsert `incoming`'s facts by (fact type, id), remove `withdrawn`, return the whole stored case.
 
         The child is replaced when the incoming one has data. A fact both sent and withdrawn is withdrawn.
+        Implementations inherit this from merge_case.
         """
-        ...
+        return self.merge_case(case_id, incoming, withdrawn, now=now).case
 
     def merge_case(
         self,

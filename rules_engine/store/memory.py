@@ -49,16 +49,6 @@ class MemoryStore(CaseStore):
         self._cases: dict[str, _CaseState] = {}
         self._log: deque[tuple[float, DecisionRecord]] = deque()
 
-    def merge_facts(
-        self,
-        case_id: str,
-        incoming: Case,
-        withdrawn: Sequence[tuple[str, str]] = (),
-        *,
-        now: dt.datetime,
-    ) -> Case:
-        return self.merge_case(case_id, incoming, withdrawn, now=now).case
-
     def merge_case(
         self,
         case_id: str,

@@ -145,16 +145,6 @@ class RedisStore(CaseStore):
 
     # -- facts -----------------------------------------------------------------------------
 
-    def merge_facts(
-        self,
-        case_id: str,
-        incoming: Case,
-        withdrawn: Sequence[tuple[str, str]] = (),
-        *,
-        now: dt.datetime,
-    ) -> Case:
-        return self.merge_case(case_id, incoming, withdrawn, now=now).case
-
     def merge_case(
         self,
         case_id: str,
