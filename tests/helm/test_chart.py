@@ -3,28 +3,39 @@
 Renders helm/rules-engine with the default values and with tests/helm/values-all-on.yaml (every
 optional object on), runs `helm lint --strict`, validates each manifest against the Kubernetes
 JSON schemas in strict mode (kubernetes-validate), checks what operations rely on (security
-context, gRPC probes, graceful termination, port names, ruleset mounts, Redis settings), and
-checks the alert rules and the dashboard's queries with promtool when it is installed.
+context, gRPC probes, graceful termination, port names, ruleset mounts, Redis settings, TLS,
+client authentication, workers and limits), and checks the alert rules and the dashboard's
+queries with promtool when it is installed. Besides the default and all-on values, two TLS
+variants (`TLS_ONLY`, `MTLS_SECRET_CA`) go through the generic checks; one test starts the real
+server with a rendered pod's environment and runs the rendered TLS probes against it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import helm_python as helm
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import referencing
 import yaml
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from kubernetes_validate import utils as kv_utils
+
+from tests.helm.tls_certs import Authority
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "rules-engine"
@@ -150,8 +161,25 @@ def all_on(chart: helm.Chart) -> Rendered:
     return render(chart, all_on_values())
 
 
-@pytest.fixture(scope="module", params=["default", "all-on"])
-def rendered(request: pytest.FixtureRequest, default: Rendered, all_on: Rendered) -> Rendered:
+# TLS without client certificates, one worker.
+TLS_ONLY: dict[str, Any] = {"tls": {"enabled": True, "existingSecret": "rules-engine-tls"}, "config": {"workers": 1}}
+# Mutual TLS with the client CA from a Secret (cert-manager's ca.crt), the probe presenting the
+# server's own certificate, and client tokens.
+MTLS_SECRET_CA: dict[str, Any] = {
+    "tls": {
+        "enabled": True,
+        "existingSecret": "rules-engine-tls",
+        "clientCA": {"existingSecret": "rules-engine-tls"},
+    },
+    "auth": {"existingSecret": "rules-engine-clients"},
+}
+
+
+@pytest.fixture(scope="module", params=["default", "all-on", "tls-only", "mtls-secret-ca"])
+def rendered(request: pytest.FixtureRequest, chart: helm.Chart, default: Rendered, all_on: Rendered) -> Rendered:
+    variants = {"tls-only": TLS_ONLY, "mtls-secret-ca": MTLS_SECRET_CA}
+    if request.param in variants:
+        return render(chart, variants[request.param])
     return default if request.param == "default" else all_on
 
 
@@ -202,6 +230,18 @@ def test_every_default_value_is_described_by_the_schema(chart: helm.Chart) -> No
         ({"redis": {"url": "http://redis:6379"}}, "a URL that is not redis://"),
         ({"prometheusRule": {"alerts": {"highLatency": {"window": "five minutes"}}}}, "a bad duration"),
         ({"prometheusRule": {"alerts": {"highErrorRate": {"severity": "page"}}}}, "an unknown severity"),
+        ({"config": {"workers": 0}}, "zero workers (the server's one-per-node-core)"),
+        ({"config": {"workers": "all"}}, "a word other than auto"),
+        ({"config": {"limits": {"maxMessageBytes": 100}}}, "a message limit under the server's minimum"),
+        ({"config": {"limits": {"maxStringChars": 8}}}, "a string limit under the server's minimum"),
+        ({"config": {"limits": {"maxBatch": "many"}}}, "a limit that is no integer"),
+        ({"config": {"limits": {"maxRequests": 5}}}, "an unknown limit"),
+        ({"tls": {"enabled": True}}, "TLS without a Secret"),
+        ({"tls": {"existingSecret": "Not_A_Name"}}, "a bad Secret name"),
+        ({"tls": {"mountPath": "etc/tls"}}, "a relative mount path"),
+        ({"tls": {"clientCA": {"key": "a/b"}}}, "a key that is no Secret key"),
+        ({"tls": {"verify": False}}, "an unknown TLS key"),
+        ({"auth": {"existingSecret": "clients", "key": ""}}, "an empty clients key"),
     ],
 )
 def test_values_schema_rejects_bad_values(chart: helm.Chart, override: dict[str, Any], reason: str) -> None:
@@ -280,6 +320,13 @@ def test_every_object_carries_the_recommended_labels(rendered: Rendered) -> None
 def test_notes_render(rendered: Rendered) -> None:
     assert f"{FULLNAME}.{NAMESPACE}.svc:50051" in rendered.notes
     assert "grpc.health.v1.Health/Check" in rendered.notes
+    if _serves_tls(rendered):
+        assert "WARNING: the gRPC port serves plaintext" not in rendered.notes
+        assert "-plaintext" not in rendered.notes
+        assert f"-authority {FULLNAME}.{NAMESPACE}.svc" in rendered.notes
+    else:
+        assert "WARNING: the gRPC port serves plaintext" in rendered.notes
+        assert "grpcurl -plaintext" in rendered.notes
 
 
 # --- the Deployment -----------------------------------------------------------------------
@@ -318,16 +365,32 @@ def test_container_has_resources(rendered: Rendered) -> None:
     assert "memory" in resources["limits"]
 
 
-def test_probes_are_native_grpc_health_checks(rendered: Rendered) -> None:
+def _serves_tls(rendered: Rendered) -> bool:
+    return "RULES_ENGINE_TLS_CERT" in rendered.env()
+
+
+def test_probes_check_grpc_health_natively_or_over_tls(rendered: Rendered) -> None:
+    """Plaintext: the kubelet's native gRPC probes. TLS, which they cannot do: the image's health check."""
     container = rendered.container()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert set(ports) == {"grpc", "metrics"}
-    assert container["livenessProbe"]["grpc"]["port"] == ports["grpc"]
-    assert container["livenessProbe"]["grpc"].get("service", "") == ""
-    assert container["readinessProbe"]["grpc"] == {"port": ports["grpc"], "service": HEALTH_SERVICE}
-    assert container["startupProbe"]["grpc"] == {"port": ports["grpc"], "service": HEALTH_SERVICE}
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert set(container[probe]) - {"grpc", "periodSeconds", "timeoutSeconds", "failureThreshold"} == set()
+    action = "exec" if _serves_tls(rendered) else "grpc"
+    for probe, service in (
+        ("startupProbe", HEALTH_SERVICE),
+        ("livenessProbe", ""),
+        ("readinessProbe", HEALTH_SERVICE),
+    ):
+        assert set(container[probe]) == {action, "periodSeconds", "timeoutSeconds", "failureThreshold"}, probe
+        if action == "grpc":
+            assert container[probe]["grpc"] == {"port": ports["grpc"], "service": service}
+        else:
+            command = container[probe]["exec"]["command"]
+            assert command[:3] == ["python", "/app/healthcheck.py", service]
+            options = dict(zip(command[3::2], command[4::2], strict=True))
+            assert options["--timeout"] == str(container[probe]["timeoutSeconds"])
+            # Pinned to the certificate the server serves.
+            assert options["--tls-ca"] == rendered.env()["RULES_ENGINE_TLS_CERT"]["value"]
+            assert ("--tls-cert" in options) == ("RULES_ENGINE_TLS_CLIENT_CA" in rendered.env())
     env = rendered.env()
     assert env["RULES_ENGINE_PORT"]["value"] == str(ports["grpc"])
     assert env["RULES_ENGINE_METRICS_PORT"]["value"] == str(ports["metrics"])
@@ -700,3 +763,278 @@ def test_promtool_parses_the_dashboard_queries(all_on: Rendered, tmp_path: Path)
         yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8"
     )
     _run([promtool, "check", "rules", "dashboard.yaml"], tmp_path)
+
+
+# --- TLS, client authentication, workers, limits ------------------------------------------
+
+
+def _volumes(rendered: Rendered) -> dict[str, dict[str, Any]]:
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    return {volume["name"]: volume for volume in pod["volumes"]}
+
+
+def _file_source(rendered: Rendered, path: str) -> tuple[dict[str, Any], str]:
+    """The volume and the key a file of the container comes from (through the volume's items)."""
+    for mount in rendered.container()["volumeMounts"]:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if not path.startswith(prefix):
+            continue
+        assert mount.get("readOnly") is True, mount
+        assert "subPath" not in mount, "a subPath mount never sees the kubelet's updates"
+        volume = _volumes(rendered)[mount["name"]]
+        source = volume.get("secret") or volume.get("configMap")
+        assert source is not None
+        relative = path[len(prefix) :]
+        items = {item["path"]: item["key"] for item in source.get("items", [])}
+        return volume, items.get(relative, relative)
+    raise AssertionError(f"{path} is on no volume")
+
+
+def test_plaintext_is_asked_for_only_without_tls(rendered: Rendered) -> None:
+    env = rendered.env()
+    if _serves_tls(rendered):
+        assert "RULES_ENGINE_PLAINTEXT" not in env
+        assert "RULES_ENGINE_TLS_KEY" in env
+    else:
+        assert env["RULES_ENGINE_PLAINTEXT"]["value"] == "true"
+        assert not {"RULES_ENGINE_TLS_KEY", "RULES_ENGINE_TLS_CLIENT_CA"} & set(env)
+
+
+def test_tls_files_come_read_only_from_the_existing_secret(all_on: Rendered) -> None:
+    env = all_on.env()
+    for variable, key in (("RULES_ENGINE_TLS_CERT", "tls.crt"), ("RULES_ENGINE_TLS_KEY", "tls.key")):
+        volume, found = _file_source(all_on, env[variable]["value"])
+        assert volume["secret"]["secretName"] == "rules-engine-tls"
+        assert volume["secret"]["defaultMode"] == 0o440
+        assert found == key
+    assert env["RULES_ENGINE_TLS_CERT"]["value"].startswith("/etc/rules-engine/tls/")
+    volume, key = _file_source(all_on, env["RULES_ENGINE_TLS_CLIENT_CA"]["value"])
+    assert volume["configMap"]["name"] == "rules-engine-client-ca"
+    assert key == "ca.pem"
+    # The probe's own client certificate (values-all-on.yaml sets tls.probe.clientCertSecret).
+    command = all_on.container()["readinessProbe"]["exec"]["command"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options["--tls-server-name"] == "re-rules-engine.safeguarding.svc"
+    for option, key in (("--tls-cert", "tls.crt"), ("--tls-key", "tls.key")):
+        volume, found = _file_source(all_on, options[option])
+        assert volume["secret"]["secretName"] == "rules-engine-probe-tls"
+        assert found == key
+
+
+def test_client_ca_from_a_secret_and_the_probe_presenting_the_server_pair(chart: helm.Chart) -> None:
+    rendered = render(chart, MTLS_SECRET_CA)
+    env = rendered.env()
+    volume, key = _file_source(rendered, env["RULES_ENGINE_TLS_CLIENT_CA"]["value"])
+    assert volume["secret"]["secretName"] == "rules-engine-tls"
+    assert key == "ca.crt"
+    command = rendered.container()["livenessProbe"]["exec"]["command"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options["--tls-cert"] == env["RULES_ENGINE_TLS_CERT"]["value"]
+    assert options["--tls-key"] == env["RULES_ENGINE_TLS_KEY"]["value"]
+    assert "--tls-server-name" not in options  # taken from the certificate
+
+
+def test_tls_without_client_certificates(chart: helm.Chart) -> None:
+    rendered = render(chart, TLS_ONLY)
+    env = rendered.env()
+    assert "RULES_ENGINE_TLS_CLIENT_CA" not in env
+    assert set(_volumes(rendered)) == {"tmp", "tls"}
+    command = rendered.container()["startupProbe"]["exec"]["command"]
+    assert "--tls-cert" not in command
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"tls": {"clientCA": {"existingSecret": "ca"}}}, "needs tls.enabled"),
+        (
+            {
+                "tls": {
+                    "enabled": True,
+                    "existingSecret": "t",
+                    "clientCA": {"existingSecret": "a", "existingConfigMap": "b"},
+                }
+            },
+            "not both",
+        ),
+        ({"tls": {"enabled": True, "existingSecret": "t", "probe": {"clientCertSecret": "p"}}}, "mutual TLS"),
+    ],
+)
+def test_contradictory_tls_settings_are_refused(chart: helm.Chart, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_clients_file_comes_from_the_existing_secret(all_on: Rendered, default: Rendered) -> None:
+    assert "RULES_ENGINE_CLIENTS_FILE" not in default.env()
+    volume, key = _file_source(all_on, all_on.env()["RULES_ENGINE_CLIENTS_FILE"]["value"])
+    assert volume["secret"]["secretName"] == "rules-engine-clients"
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert key == "clients.txt"
+
+
+@pytest.mark.parametrize(
+    ("config", "resources", "expected"),
+    [
+        ({}, None, 2),
+        ({"workers": 1}, None, 1),
+        ({"workers": 6}, None, 6),
+        ({"workers": "auto"}, None, 1),  # the default limit, cpu "1"
+        ({"workers": "auto"}, {"limits": {"cpu": "2500m"}}, 3),
+        ({"workers": "auto"}, {"limits": {"cpu": 4}}, 4),
+        ({"workers": "auto"}, {"limits": {"cpu": "250m"}}, 1),
+        ({"workers": "auto"}, {"requests": {"cpu": 1.5}, "limits": {"cpu": None}}, 2),
+        ({"workers": "auto"}, {"requests": {"cpu": None}, "limits": {"cpu": None}}, 1),
+    ],
+)
+def test_workers_and_their_metrics_directory(
+    chart: helm.Chart, config: dict[str, Any], resources: dict[str, Any] | None, expected: int
+) -> None:
+    values: dict[str, Any] = {"config": config}
+    if resources is not None:
+        values["resources"] = resources
+    rendered = render(chart, values)
+    env = rendered.env()
+    assert env["RULES_ENGINE_WORKERS"]["value"] == str(expected)
+    if expected > 1:
+        # Multiprocess metrics on the writable tmp volume; the server makes the directory.
+        directory = env["PROMETHEUS_MULTIPROC_DIR"]["value"]
+        assert directory == "/tmp/metrics"
+        mounts = {m["mountPath"]: m["name"] for m in rendered.container()["volumeMounts"]}
+        assert "emptyDir" in _volumes(rendered)[mounts["/tmp"]]
+    else:
+        assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    assert f"Workers: {expected} server process" in rendered.notes
+
+
+LIMIT_ENV = {
+    "RULES_ENGINE_MAX_CONCURRENT_RPCS": "32",
+    "RULES_ENGINE_MAX_MESSAGE_BYTES": "33554432",
+    "RULES_ENGINE_MAX_BATCH": "500",
+    "RULES_ENGINE_MAX_FACTS": "20000",
+    "RULES_ENGINE_MAX_STRING_CHARS": "512",
+}
+
+
+def test_limits_reach_the_server_only_when_set(all_on: Rendered, default: Rendered, chart: helm.Chart) -> None:
+    assert {name: all_on.env()[name]["value"] for name in LIMIT_ENV} == LIMIT_ENV
+    assert not set(LIMIT_ENV) & set(default.env())
+    one = render(chart, {"config": {"limits": {"maxMessageBytes": 100_000_000}}}).env()
+    assert one["RULES_ENGINE_MAX_MESSAGE_BYTES"]["value"] == "100000000"  # not 1e+08
+    assert not (set(LIMIT_ENV) - {"RULES_ENGINE_MAX_MESSAGE_BYTES"}) & set(one)
+
+
+def test_every_variable_the_chart_sets_is_an_option_of_serve(rendered: Rendered) -> None:
+    """The chart's RULES_ENGINE_* names are the ones `rules-engine serve` reads (besides the image's)."""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "rules_engine", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "COLUMNS": "400"},
+        cwd=ROOT,
+    ).stdout
+    for name in rendered.env():
+        if name.startswith("RULES_ENGINE_") and name != "RULES_ENGINE_EXAMPLE":
+            assert name in help_text, name
+
+
+# --- the rendered TLS pod, run for real ----------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _probe(command: list[str], paths: dict[str, Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert command[:2] == ["python", "/app/healthcheck.py"]
+    local = [sys.executable, str(ROOT / "docker" / "healthcheck.py"), *(_local(arg, paths) for arg in command[2:])]
+    return subprocess.run(local, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+def _local(value: str, paths: dict[str, Path]) -> str:
+    for mount, directory in paths.items():
+        if value == mount or value.startswith(mount + "/"):
+            return str(directory) + value[len(mount) :]
+    return value
+
+
+def test_rendered_tls_pod_serves_and_its_probes_pass(chart: helm.Chart, tmp_path: Path) -> None:
+    """`rules-engine serve` with the environment of a rendered mutual-TLS pod (two workers, client
+    tokens), its volumes laid out in a temporary directory, answers the rendered exec probes."""
+    values = _merge(MTLS_SECRET_CA, {"tls": {"probe": {"clientCertSecret": "rules-engine-probe-tls"}}})
+    rendered = render(chart, values)
+    ca = Authority("cluster CA")
+    server_name = f"{FULLNAME}.{NAMESPACE}.svc"
+    files: dict[str, dict[str, bytes]] = {
+        "tls": {},
+        "tls-client-ca": {"ca.crt": ca.pem},
+        "tls-probe": {},
+        "auth": {"clients": b"0123456789abcdef0123456789abcdef caller case-management\n"},
+    }
+    server = ca.issue("rules-engine", dns_names=(server_name,), usages=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    probe = ca.issue("kubelet-probe", usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    files["tls"] = {"tls.crt": server.cert, "tls.key": server.key}
+    files["tls-probe"] = {"tls.crt": probe.cert, "tls.key": probe.key}
+    paths: dict[str, Path] = {}
+    volumes = _volumes(rendered)
+    for mount in rendered.container()["volumeMounts"]:
+        directory = tmp_path / mount["name"]
+        directory.mkdir()
+        paths[mount["mountPath"]] = directory
+        source = volumes[mount["name"]].get("secret") or volumes[mount["name"]].get("configMap") or {}
+        for item in source.get("items", []):
+            (directory / item["path"]).write_bytes(files[mount["name"]][item["path"]])
+    grpc_port, metrics_port = _free_port(), _free_port()
+    inherited = {
+        key: value for key, value in os.environ.items() if not key.startswith(("RULES_ENGINE_", "PROMETHEUS_"))
+    }
+    env = {
+        **inherited,
+        **{name: _local(var["value"], paths) for name, var in rendered.env().items() if "value" in var},
+        "RULES_ENGINE_HOST": "127.0.0.1",
+        "RULES_ENGINE_PORT": str(grpc_port),
+        "RULES_ENGINE_METRICS_PORT": str(metrics_port),
+    }
+    assert env["RULES_ENGINE_WORKERS"] == "2"
+    container = rendered.container()
+    log = tmp_path / "serve.log"
+    with log.open("w", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rules_engine", "serve"], cwd=ROOT, env=env, stdout=output, stderr=output
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            startup = _probe(container["startupProbe"]["exec"]["command"], paths, env)
+            if startup.returncode == 0:
+                break
+            assert process.poll() is None, log.read_text(encoding="utf-8")[-2000:]
+            assert time.monotonic() < deadline, startup.stderr
+            time.sleep(0.5)
+        for probe_name in ("livenessProbe", "readinessProbe"):
+            result = _probe(container[probe_name]["exec"]["command"], paths, env)
+            assert result.returncode == 0, (probe_name, result.stderr)
+        # The kubelet's native probe (plaintext) could not have done it.
+        plaintext = subprocess.run(
+            [sys.executable, str(ROOT / "docker" / "healthcheck.py"), ""],
+            env={**inherited, "RULES_ENGINE_PORT": str(grpc_port)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert plaintext.returncode == 1
+        # Two workers write their metrics under the tmp volume, in the directory the server made.
+        assert any((paths["/tmp"] / "metrics").glob("*.db"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
