@@ -1,0 +1,86 @@
+"""Resident memory after many engine-only evaluations against after the first 10,000.
+
+    python benchmarks/memory_growth.py [--evaluations 1000000] [--baseline 10000] [--facts 20]
+
+One process, one prepared safeguarding ruleset (with its durable-rules matcher), the per-call
+work of a worker without gRPC: proto -> domain conversion and evaluation. The cases rotate
+through 32 seeds (distinct case ids and histories) and the as_of date through 28 consecutive
+days, so per-case and per-date caches see what a long-running worker sees. VmRSS is read from
+/proc/self/status after a full garbage collection at each checkpoint. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rules_engine import wire
+from rules_engine.compiler import compile_ruleset
+from rules_engine.evaluator import PreparedRuleset
+from rules_engine.synth import LONG_TIMELINE_END, sized_case
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = 32
+DAYS = 28
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def run(evaluations: int, baseline: int, facts: int) -> dict[str, Any]:
+    prepared = PreparedRuleset(compile_ruleset(ROOT / "rulesets" / "safeguarding"))
+    messages = [wire.case_from_json(sized_case(facts, seed)) for seed in range(1, SEEDS + 1)]
+    days = [LONG_TIMELINE_END - dt.timedelta(days=d) for d in range(DAYS)]
+    checkpoints = sorted({baseline, *(n for n in (100_000, 250_000, 500_000) if baseline < n < evaluations)})
+    checkpoints.append(evaluations)
+    samples: list[dict[str, float]] = []
+    started = time.perf_counter()
+    done = 0
+    try:
+        for checkpoint in checkpoints:
+            for i in range(done, checkpoint):
+                as_of = days[i % DAYS]
+                case = wire.case_from_proto(messages[i % SEEDS], as_of)
+                prepared.evaluate(case, as_of)
+            done = checkpoint
+            gc.collect()
+            samples.append(
+                {"evaluations": done, "rss_kb": rss_kb(), "seconds": round(time.perf_counter() - started, 1)}
+            )
+    finally:
+        prepared.close()
+    first, last = samples[0], samples[-1]
+    return {
+        "facts": facts,
+        "evaluations": evaluations,
+        "baseline_evaluations": baseline,
+        "rss_baseline_kb": first["rss_kb"],
+        "rss_end_kb": last["rss_kb"],
+        "growth_percent": round((last["rss_kb"] - first["rss_kb"]) / first["rss_kb"] * 100, 2),
+        "per_second": round(evaluations / last["seconds"]) if last["seconds"] else None,
+        "samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--evaluations", type=int, default=1_000_000)
+    parser.add_argument("--baseline", type=int, default=10_000)
+    parser.add_argument("--facts", type=int, default=20)
+    options = parser.parse_args()
+    if not 0 < options.baseline < options.evaluations:
+        parser.error("need 0 < --baseline < --evaluations")
+    print(json.dumps(run(options.evaluations, options.baseline, options.facts)))
+
+
+if __name__ == "__main__":
+    main()

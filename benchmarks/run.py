@@ -1,0 +1,345 @@
+"""Every benchmark of issue 7 in one run, a table of the figures and the targets, and a JSON file.
+
+    python benchmarks/run.py [--quick] [--output results.json] [--only engine,grpc,memory]
+    make bench
+
+1. engine: evaluations/s, median and p99 for the safeguarding ruleset over synthetic cases of
+   20, 200 and 2,000 facts, in-process, with and without the proto -> domain conversion
+   (benchmarks/engine_bench.py).
+2. grpc: Evaluate under h2load for 1 and 2 worker processes (`rules-engine serve --workers N`),
+   stateless and with stored history in a real redis-server, 200-fact cases; the same load on a
+   trivial echo service (benchmarks/echo_server.py) with 1 and 2 processes as the ceiling; p99
+   against median at half the maximum throughput; peak resident memory (VmHWM) per process.
+3. memory: resident memory after 1,000,000 engine-only evaluations against after 10,000
+   (benchmarks/memory_growth.py; 100,000 with --quick).
+
+The machine's load average is recorded before and after: other work on the machine lowers
+every figure, and the ratios to the echo ceiling are only fair when both ran under the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import engine_bench
+import grpc_load
+from grpc_load import BenchmarkError, LoadRun, Server
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "latest.json"
+SECTIONS = ("engine", "grpc", "memory")
+GRPC_FACTS = 200
+# h2load for the maximum: enough connections that SO_REUSEPORT gives every worker some, and
+# enough streams in flight to keep every worker's thread pool busy.
+MAX_CLIENTS, MAX_STREAMS = 16, 2
+# At half the maximum: the rate is per client, so the total is spread over many connections.
+HALF_CLIENTS, HALF_STREAMS = 16, 4
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    h2load_version = ""
+    if grpc_load.h2load_missing() is None:
+        h2load_version = subprocess.run(
+            [grpc_load.H2LOAD, "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "grpcio": metadata.version("grpcio"),
+        "protobuf": metadata.version("protobuf"),
+        "h2load": h2load_version,
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+def run_engine(quick: bool) -> list[dict[str, Any]]:
+    seconds = 1.0 if quick else 3.0
+    print(f"engine: safeguarding ruleset, {seconds:g}s per size ...", flush=True)
+    return engine_bench.run(seconds)
+
+
+def run_memory(quick: bool) -> dict[str, Any]:
+    evaluations = 100_000 if quick else 1_000_000
+    print(f"memory: {evaluations:,} engine-only evaluations in a fresh process ...", flush=True)
+    script = Path(__file__).with_name("memory_growth.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "--evaluations", str(evaluations), "--baseline", "10000"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchmarkError(f"memory_growth.py failed:\n{result.stderr[-2000:]}")
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def _memory(server: Server) -> dict[str, Any]:
+    workers = server.workers()
+    top = [p.pid for p in server.processes]
+    return {
+        "worker_vmhwm_mb": [round(grpc_load.memory_kb(pid) / 1024, 1) for pid in workers],
+        "supervisor_vmhwm_mb": [round(grpc_load.memory_kb(pid) / 1024, 1) for pid in top if pid not in workers],
+        "helper_vmhwm_mb": [round(grpc_load.memory_kb(pid) / 1024, 1) for pid in server.helpers()],
+    }
+
+
+def _load(server: Server, body: Path, quick: bool, response_bytes: int, rate: int | None = None) -> LoadRun:
+    seconds, warm_up = (4.0, 1.0) if quick else (10.0, 2.0)
+    clients, streams = (HALF_CLIENTS, HALF_STREAMS) if rate is not None else (MAX_CLIENTS, MAX_STREAMS)
+    run = grpc_load.h2load(
+        server,
+        body,
+        seconds=seconds,
+        warm_up=warm_up,
+        clients=clients,
+        streams=streams,
+        expected_response_bytes=response_bytes,
+        rate_per_client=rate,
+    )
+    kind = f"at {rate * clients}/s" if rate is not None else "max"
+    print(
+        f"  {server.name:<24} {kind:<10} {run.per_second:8.0f}/s  median {run.median_ms:7.2f} ms  "
+        f"p99 {run.p99_ms:7.2f} ms  server CPU {run.server_cpu_us_per_call:5.0f} µs/call  "
+        f"{'ok' if run.responses_ok else 'RESPONSES NOT OK'}",
+        flush=True,
+    )
+    return run
+
+
+def run_grpc(quick: bool) -> dict[str, Any]:
+    missing = grpc_load.h2load_missing()
+    if missing is not None:
+        print(f"grpc: skipped: {missing}", flush=True)
+        return {"skipped": missing}
+    help_text = grpc_load.serve_help()
+    has_workers = "--workers" in help_text
+    worker_counts = (1, 2) if has_workers else (1,)
+    note = "" if has_workers else "`rules-engine serve` has no --workers option yet: 1 worker only"
+    if note:
+        print(f"grpc: {note}", flush=True)
+    results: dict[str, Any] = {"facts": GRPC_FACTS, "note": note, "echo": {}, "evaluate": {}}
+    with tempfile.TemporaryDirectory(prefix="rules-engine-bench-") as name:
+        directory = Path(name)
+        requests = {stored: grpc_load.evaluate_request(GRPC_FACTS, stored) for stored in (False, True)}
+        bodies = {}
+        for stored, request in requests.items():
+            bodies[stored] = directory / f"evaluate-{'stored' if stored else 'stateless'}.bin"
+            bodies[stored].write_bytes(grpc_load.grpc_frame(request.SerializeToString()))
+        results["request_bytes"] = bodies[False].stat().st_size
+        with grpc_load.redis_server(directory) as redis:
+            for workers in worker_counts:
+                print(f"grpc: {workers} process(es), {GRPC_FACTS}-fact case, h2load -c {MAX_CLIENTS} -m {MAX_STREAMS}")
+                echo = grpc_load.start_echo(workers, directory)
+                try:
+                    size = grpc_load.check_calls(echo.port, requests[False])
+                    run = _load(echo, bodies[False], quick, size)
+                    results["echo"][str(workers)] = {"max": run.as_json(), **_memory(echo)}
+                finally:
+                    echo.stop()
+                for stored in (False, True):
+                    server = grpc_load.start_engine(workers, directory, redis.url if stored else None, help_text)
+                    try:
+                        size = grpc_load.check_calls(server.port, requests[stored])
+                        top = _load(server, bodies[stored], quick, size)
+                        rate = max(1, round(top.per_second / 2 / HALF_CLIENTS))
+                        half = _load(server, bodies[stored], quick, size, rate=rate)
+                        grpc_load.check_calls(server.port, requests[stored], calls=1)
+                        key = f"{workers}{'-stored' if stored else ''}"
+                        results["evaluate"][key] = {
+                            "workers": workers,
+                            "stored_history": stored,
+                            "max": top.as_json(),
+                            "half": half.as_json(),
+                            **_memory(server),
+                        }
+                    finally:
+                        server.stop()
+    return results
+
+
+# --- targets and the table -----------------------------------------------------------------
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, ok: bool | None, note: str = "") -> None:
+        rows.append({"target": target, "measured": measured, "verdict": _verdict(ok), "note": note})
+
+    grpc = results.get("grpc") or {}
+    evaluate = grpc.get("evaluate", {})
+    echo = grpc.get("echo", {})
+    for stored, floor in ((False, 0.5), (True, 0.4)):
+        label = "stored history in Redis" if stored else "stateless"
+        workers = 2 if f"2{'-stored' if stored else ''}" in evaluate else 1
+        key = f"{workers}{'-stored' if stored else ''}"
+        if key in evaluate and str(workers) in echo:
+            ratio = evaluate[key]["max"]["per_second"] / echo[str(workers)]["max"]["per_second"]
+            note = "" if workers == 2 else "1 worker: no --workers yet"
+            add(f"Evaluate x2 {label} >= {floor:.0%} of echo x2", f"{ratio:.1%}", ratio >= floor, note)
+        else:
+            add(f"Evaluate x2 {label} >= {floor:.0%} of echo x2", "-", None, grpc.get("skipped", ""))
+    engine = {(r["facts"], r["with_conversion"]): r for r in results.get("engine") or []}
+    if (200, True) in engine:
+        rate = engine[200, True]["per_second"]
+        add("engine >= 3,000 evals/s, 200 facts (with conversion)", f"{rate:,}/s", rate >= 3000)
+        ratio = engine[200, True]["per_second"] / engine[2000, True]["per_second"]
+        add("engine cost 2,000 facts <= 10x 200 facts", f"{ratio:.1f}x", ratio <= 10)
+    else:
+        add("engine >= 3,000 evals/s, 200 facts", "-", None)
+    for entry in evaluate.values():
+        half = entry["half"]
+        ratio = half["p99_ms"] / half["median_ms"]
+        name = f"x{entry['workers']}{' stored' if entry['stored_history'] else ''}"
+        add(
+            f"p99 <= 4x median at half max, Evaluate {name}",
+            f"{ratio:.1f}x ({half['p99_ms']:.1f}/{half['median_ms']:.1f} ms)",
+            ratio <= 4,
+        )
+    peaks = [mb for entry in evaluate.values() for mb in entry["worker_vmhwm_mb"]]
+    if peaks:
+        add("memory per worker under load <= 250 MB", f"{max(peaks):.0f} MB peak", max(peaks) <= 250)
+    memory = results.get("memory")
+    if memory:
+        growth = memory["growth_percent"]
+        label = f"{memory['baseline_evaluations']:,} -> {memory['evaluations']:,}"
+        note = "" if memory["evaluations"] >= 1_000_000 else "--quick"
+        add(f"memory growth {label} evaluations <= 5%", f"{growth:+.1f}%", growth <= 5, note)
+    return rows
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    print()
+    engine = results.get("engine")
+    if engine:
+        print("Engine only (safeguarding ruleset, one thread)")
+        print(f"  {'facts':>6} {'conversion':>10} {'evals/s':>9} {'median µs':>10} {'p99 µs':>9}")
+        for row in engine:
+            print(
+                f"  {row['facts']:>6} {'yes' if row['with_conversion'] else 'no':>10} {row['per_second']:>9,} "
+                f"{row['median_us']:>10} {row['p99_us']:>9}"
+            )
+        print()
+    grpc = results.get("grpc") or {}
+    if grpc.get("echo"):
+        print(f"gRPC Evaluate under h2load ({grpc['facts']}-fact case, {grpc['request_bytes']:,} B request)")
+        print(
+            f"  {'server':<22} {'calls/s':>8} {'of echo':>8} {'median ms':>10} {'p99 ms':>8} "
+            f"{'CPU µs/call':>11} {'half: rate':>10} {'median':>7} {'p99':>7} {'peak MB/worker':>15}"
+        )
+        for workers, entry in sorted(grpc["echo"].items()):
+            top = entry["max"]
+            print(
+                f"  {'echo x' + workers:<22} {top['per_second']:>8,.0f} {'100%':>8} {top['median_ms']:>10.2f} "
+                f"{top['p99_ms']:>8.2f} {top['server_cpu_us_per_call']:>11.0f} {'':>10} {'':>7} {'':>7} "
+                f"{'/'.join(f'{m:.0f}' for m in entry['worker_vmhwm_mb']):>15}"
+            )
+        for entry in grpc["evaluate"].values():
+            top, half = entry["max"], entry["half"]
+            echo = grpc["echo"].get(str(entry["workers"]))
+            share = f"{top['per_second'] / echo['max']['per_second']:.0%}" if echo else "-"
+            name = f"Evaluate x{entry['workers']}" + (" stored/redis" if entry["stored_history"] else " stateless")
+            print(
+                f"  {name:<22} {top['per_second']:>8,.0f} {share:>8} {top['median_ms']:>10.2f} {top['p99_ms']:>8.2f} "
+                f"{top['server_cpu_us_per_call']:>11.0f} {half['per_second']:>10,.0f} {half['median_ms']:>7.2f} "
+                f"{half['p99_ms']:>7.2f} {'/'.join(f'{m:.0f}' for m in entry['worker_vmhwm_mb']):>15}"
+            )
+        if grpc.get("note"):
+            print(f"  note: {grpc['note']}")
+        bad = [
+            run["server"] for e in grpc["evaluate"].values() for run in (e["max"], e["half"]) if not run["responses_ok"]
+        ]
+        if bad:
+            print(f"  WARNING: responses not all OK for {', '.join(sorted(set(bad)))}")
+        print()
+    elif grpc.get("skipped"):
+        print(f"gRPC: skipped: {grpc['skipped']}\n")
+    memory = results.get("memory")
+    if memory:
+        print(
+            f"Memory: VmRSS {memory['rss_baseline_kb'] / 1024:.1f} MB after {memory['baseline_evaluations']:,} "
+            f"evaluations, {memory['rss_end_kb'] / 1024:.1f} MB after {memory['evaluations']:,} "
+            f"({memory['growth_percent']:+.2f}%, {memory['facts']}-fact cases, {memory['per_second']:,}/s)"
+        )
+        print()
+    rows = results["targets"]
+    width = max(len(r["target"]) for r in rows)
+    print("Targets (issue 7)")
+    for row in rows:
+        note = f"  ({row['note']})" if row["note"] else ""
+        print(f"  {row['verdict']:<5} {row['target']:<{width}}  {row['measured']}{note}")
+    print(f"\nload average before {results['load_before']}, after {results['load_after']} ({os.cpu_count()} CPUs)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter runs; 100,000 evaluations for memory growth")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    options = parser.parse_args()
+    sections = [s.strip() for s in options.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "quick": options.quick,
+        "machine": machine(),
+        "load_before": load_average(),
+    }
+    started = time.monotonic()
+    status = 0
+    try:
+        if "engine" in sections:
+            results["engine"] = run_engine(options.quick)
+        if "grpc" in sections:
+            results["grpc"] = run_grpc(options.quick)
+        if "memory" in sections:
+            results["memory"] = run_memory(options.quick)
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        results["error"] = str(error)
+        status = 1
+    results["load_after"] = load_average()
+    results["seconds"] = round(time.monotonic() - started)
+    results["targets"] = targets(results)
+    print_tables(results)
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {options.output}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
