@@ -140,7 +140,7 @@ def serve(
     from rules_engine.logs import configure_logging
     from rules_engine.supervisor import serve as serve_processes
 
-    configure_logging(logging.INFO)
+    configure_logging(logging.INFO, background=True)
     settings = Settings(
         rulesets=rulesets,
         host=host,

@@ -35,6 +35,8 @@ class ExplainedFlag:
     evidence: tuple[EvidenceItem, ...]
     contributing_rule_ids: tuple[str, ...] = ()
     shadow: bool = False
+    # Facts behind the flag in all; `evidence` holds the most recent of them.
+    evidence_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import functools
+import heapq
 import string
 from collections.abc import Collection, Mapping
 
@@ -13,7 +14,11 @@ from rules_engine.evaluation import EvidenceItem, ExplainedFlag
 from rules_engine.measures import CaseIndex, measure_evidence
 from rules_engine.reference import Truth
 
-MAX_EVIDENCE = 50
+# A flag lists its most recent facts and counts the rest: twenty is enough to see the
+# pattern, and GetChronology gives the whole history.
+MAX_EVIDENCE = 20
+# Every fact behind a measure is counted, however many there are.
+_ALL = 1 << 30
 
 
 def format_value(value: MeasureValue | str) -> str:
@@ -72,10 +77,10 @@ def explain(
         found = evidence_cache.get(name)
         if found is None:
             # Composite flags cite their base rules' measures: look each up once per evaluation.
-            found = evidence_cache[name] = measure_evidence(measure_specs[name], index, as_of)
+            found = evidence_cache[name] = measure_evidence(measure_specs[name], index, as_of, _ALL)
         for item in found:
             evidence.setdefault((item.fact_type, item.fact_id), item)
-    ordered = sorted(evidence.values(), key=lambda e: (e.date, e.fact_type, e.fact_id), reverse=True)
+    recent = heapq.nlargest(MAX_EVIDENCE, evidence.values(), key=_newest_first)
     return ExplainedFlag(
         rule_id=rule.id,
         title=rule.title,
@@ -87,10 +92,15 @@ def explain(
         thresholds=rule.thresholds,
         source_kind=rule.source_kind,
         source_reference=rule.source_reference,
-        evidence=tuple(ordered[:MAX_EVIDENCE]),
+        evidence=tuple(recent),
+        evidence_count=len(evidence),
         contributing_rule_ids=tuple(dep for dep in rule.depends_on if outcomes.get(dep) is True),
         shadow=rule.status == "shadow",
     )
+
+
+def _newest_first(item: EvidenceItem) -> tuple[dt.date, str, str]:
+    return item.date, item.fact_type, item.fact_id
 
 
 def cited_measures(rule: CompiledRule, rules: Mapping[str, CompiledRule], known: Collection[str]) -> tuple[str, ...]:

@@ -11,11 +11,14 @@ A log line never holds a fact's content, a name or free text from a request:
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
+import logging.handlers
 import sys
 import traceback
+from queue import SimpleQueue
 from typing import IO, Any
 
 from rules_engine.errors import RuleFileError, RuleFileErrors, StoreUnavailableError
@@ -95,9 +98,26 @@ def _unserialisable(value: object) -> str:
     return type(value).__name__
 
 
-def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) -> logging.Handler:
-    """Send every logger's records, as JSON lines, to `stream` (stderr); returns the handler installed."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+def configure_logging(
+    level: str | int = "INFO", stream: IO[str] | None = None, background: bool = False
+) -> logging.Handler:
+    """Send every logger's records, as JSON lines, to `stream` (stderr); returns the handler installed.
+
+    With `background`, serving threads format their line and hand it to a queue; one thread
+    writes. Under load, threads otherwise queue on the stream's lock for every evaluation.
+    """
+    output = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler
+    if background:
+        output.setFormatter(logging.Formatter("%(message)s"))  # records arrive formatted
+        queue: SimpleQueue[logging.LogRecord] = SimpleQueue()
+        handler = logging.handlers.QueueHandler(queue)
+        _stop_listeners()
+        listener = logging.handlers.QueueListener(queue, output)
+        listener.start()
+        _listeners.append(listener)
+    else:
+        handler = output
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -105,3 +125,14 @@ def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) 
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
     return handler
+
+
+# The writing thread of background logging; stopped (queue flushed) at exit.
+_listeners: list[logging.handlers.QueueListener] = []
+
+
+@atexit.register
+def _stop_listeners() -> None:
+    """Flush the queue, so the last lines ("stopped") are written."""
+    while _listeners:
+        _listeners.pop().stop()

@@ -9,6 +9,7 @@ restarts a worker that dies and passes SIGTERM and SIGHUP on to every worker.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -61,16 +62,29 @@ def run_worker(settings: Settings) -> None:
     engine = Engine(registry)
     engine.store = open_case_store(settings)  # in-memory unless a Redis URL is set
     serve_metrics(settings.metrics_port)
+    settle_garbage_collector()
     try:
         serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload))
     finally:
         engine.close()
 
 
+def settle_garbage_collector() -> None:
+    """Move everything loaded so far out of the collector's sight and collect less often.
+
+    Under load a full collection walked every long-lived object (compiled rulesets, modules,
+    gRPC state) every few seconds for 40-90 ms with the GIL held: that was the p99 tail.
+    Requests make little cyclic garbage, so rarer young collections cost nothing in memory.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 def _worker_entry(settings: Settings) -> None:
     from rules_engine.logs import configure_logging
 
-    configure_logging(logging.INFO)
+    configure_logging(logging.INFO, background=True)
     try:
         run_worker(settings)
     except StartupError as exc:

@@ -317,6 +317,7 @@ def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.
             pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
         ],
         contributing_rule_ids=flag.contributing_rule_ids,
+        evidence_count=flag.evidence_count,
     )
     if record is not None:
         message.state = _FLAG_STATE[record.state]

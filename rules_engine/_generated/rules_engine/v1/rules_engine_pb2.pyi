@@ -307,6 +307,7 @@ class Flag(_message.Message):
     FIRST_RAISED_FIELD_NUMBER: _builtins.int
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     SNOOZE_UNTIL_FIELD_NUMBER: _builtins.int
+    EVIDENCE_COUNT_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
     title: _builtins.str
     severity: Global___Severity.ValueType
@@ -326,6 +327,10 @@ class Flag(_message.Message):
     """When an evaluation last raised it (RFC 3339), where known."""
     snooze_until: _builtins.str
     """For a snoozed flag: the date (YYYY-MM-DD) the snooze ends."""
+    evidence_count: _builtins.int
+    """How many facts are behind the flag in all; `evidence` lists the most recent of them
+    (GetChronology gives the rest).
+    """
     @_builtins.property
     def measured_values(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasuredValue]:
         """The measures the condition read, with their values."""
@@ -338,7 +343,7 @@ class Flag(_message.Message):
     def threshold_source(self) -> Global___ThresholdSource: ...
     @_builtins.property
     def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___Evidence]:
-        """Facts behind the measures the condition read."""
+        """The most recent facts behind the measures the flag cites (at most 20; see evidence_count)."""
 
     @_builtins.property
     def contributing_rule_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -362,10 +367,11 @@ class Flag(_message.Message):
         first_raised: _builtins.str = ...,
         last_seen: _builtins.str = ...,
         snooze_until: _builtins.str = ...,
+        evidence_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["threshold_source", b"threshold_source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "contributing_rule_ids", b"contributing_rule_ids", "escalation", b"escalation", "evidence", b"evidence", "explanation", b"explanation", "first_raised", b"first_raised", "last_seen", b"last_seen", "measured_values", b"measured_values", "rule_id", b"rule_id", "severity", b"severity", "snooze_until", b"snooze_until", "state", b"state", "threshold_source", b"threshold_source", "thresholds", b"thresholds", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "contributing_rule_ids", b"contributing_rule_ids", "escalation", b"escalation", "evidence", b"evidence", "evidence_count", b"evidence_count", "explanation", b"explanation", "first_raised", b"first_raised", "last_seen", b"last_seen", "measured_values", b"measured_values", "rule_id", b"rule_id", "severity", b"severity", "snooze_until", b"snooze_until", "state", b"state", "threshold_source", b"threshold_source", "thresholds", b"thresholds", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
