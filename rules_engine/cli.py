@@ -215,7 +215,7 @@ def eval_case(
         raise typer.Exit(2) from exc
     engine, registry = _engine(rulesets)
     try:
-        evaluation = engine.evaluate(case, moment, ruleset or None)
+        evaluation = engine.evaluate(case, moment, ruleset or None, wire.case_message_digest(message))
     except RulesEngineError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc

@@ -89,7 +89,13 @@ class Engine:
         self._skip_until = 0.0  # monotonic; best-effort writes are skipped before it
         self.unrecorded = 0  # stateless evaluations whose decision could not be recorded
 
-    def evaluate(self, case: Case, as_of: dt.datetime | None = None, ruleset: str | None = None) -> Evaluation:
+    def evaluate(
+        self,
+        case: Case,
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+        input_digest: str | None = None,
+    ) -> Evaluation:
         """Evaluate the request's facts; the decision and flag lifecycle are recorded if the store answers.
 
         The store being down never fails this call: the flags come back without their states.
@@ -102,7 +108,7 @@ class Engine:
                 case.case_id,
                 evaluation.ruleset,
                 _sightings(evaluation),
-                self._decision(evaluation, case),
+                self._decision(evaluation, input_digest or case_digest(case)),
                 evaluation.as_of,
             )
         except StoreUnavailableError as exc:
@@ -134,7 +140,7 @@ class Engine:
                     case.case_id,
                     evaluation.ruleset,
                     _sightings(evaluation),
-                    self._decision(evaluation, stored.case),
+                    self._decision(evaluation, case_digest(stored.case)),
                     moment,
                     revision=stored.revision,
                 )
@@ -199,14 +205,14 @@ class Engine:
             measures=outcome.measures,
         )
 
-    def _decision(self, evaluation: Evaluation, case: Case) -> DecisionRecord:
+    def _decision(self, evaluation: Evaluation, input_digest: str) -> DecisionRecord:
         return DecisionRecord(
             decision_id=evaluation.decision_id,
             time=self._clock(),
             case_id=evaluation.case_id,
             ruleset=evaluation.ruleset,
             ruleset_version=evaluation.ruleset_version,
-            input_digest=case_digest(case),
+            input_digest=input_digest,
         )
 
     def _unrecorded(self, evaluation: Evaluation) -> Evaluation:

@@ -85,8 +85,18 @@ class EvaluationService(Protocol):
     StoreUnavailableError (the case store is down) or EvaluationError.
     """
 
-    def evaluate(self, case: Case, as_of: dt.datetime | None = None, ruleset: str | None = None) -> Evaluation:
-        """Evaluate one case; `as_of` None means now; `ruleset` None means the only one loaded."""
+    def evaluate(
+        self,
+        case: Case,
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+        input_digest: str | None = None,
+    ) -> Evaluation:
+        """Evaluate one case; `as_of` None means now; `ruleset` None means the only one loaded.
+
+        `input_digest` is what the decision log records for the input (the caller hashes the
+        request's bytes, far cheaper than serialising the case again); None: computed here.
+        """
         ...
 
     def list_rulesets(self) -> list[RulesetStatus]: ...

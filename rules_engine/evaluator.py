@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from rules_engine.compiled import CompiledRule, CompiledRuleset, MeasureValue
 from rules_engine.errors import EvaluationError
-from rules_engine.evaluation import EvidenceItem, ExplainedFlag, UndeterminedRule
-from rules_engine.explainer import cited_measures, explain
+from rules_engine.evaluation import ExplainedFlag, UndeterminedRule
+from rules_engine.explainer import EvidenceCacheEntry, cited_measures, explain
 from rules_engine.facts import Case
 from rules_engine.matching import RuleMatcher
 from rules_engine.measures import build_index, compute_measures
@@ -67,7 +67,7 @@ class PreparedRuleset:
         shadow: list[ExplainedFlag] = []
         undetermined: list[UndeterminedRule] = []
         params = self.ruleset.parameters
-        evidence: dict[str, tuple[EvidenceItem, ...]] = {}
+        evidence: dict[str, EvidenceCacheEntry] = {}
         for rule in self.ruleset.rules:
             outcome = outcomes[rule.id]
             if outcome is True:

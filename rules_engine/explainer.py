@@ -7,18 +7,19 @@ import datetime as dt
 import functools
 import heapq
 import string
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from rules_engine.compiled import CompiledMeasure, CompiledRule, MeasureValue
 from rules_engine.evaluation import EvidenceItem, ExplainedFlag
-from rules_engine.measures import CaseIndex, measure_evidence
+from rules_engine.measures import CaseIndex, evidence_facts, evidence_items
 from rules_engine.reference import Truth
 
 # A flag lists its most recent facts and counts the rest: twenty is enough to see the
 # pattern, and GetChronology gives the whole history.
 MAX_EVIDENCE = 20
-# Every fact behind a measure is counted, however many there are.
-_ALL = 1 << 30
+# Per measure, once per evaluation: its evidence facts and the newest of them as items.
+EvidenceCacheEntry = tuple[Sequence[Any], tuple[EvidenceItem, ...]]
 
 
 def format_value(value: MeasureValue | str) -> str:
@@ -69,18 +70,23 @@ def explain(
     index: CaseIndex,
     as_of: dt.date,
     cited: tuple[str, ...],
-    evidence_cache: dict[str, tuple[EvidenceItem, ...]],
+    evidence_cache: dict[str, EvidenceCacheEntry],
 ) -> ExplainedFlag:
     """Explain one rule that holds; `cited` names the measures it reports (see cited_measures)."""
-    evidence: dict[tuple[str, str], EvidenceItem] = {}
+    behind: set[int] = set()  # the facts behind the flag, by identity (the index holds each once)
+    newest: dict[tuple[str, str], EvidenceItem] = {}
     for name in cited:
         found = evidence_cache.get(name)
         if found is None:
             # Composite flags cite their base rules' measures: look each up once per evaluation.
-            found = evidence_cache[name] = measure_evidence(measure_specs[name], index, as_of, _ALL)
-        for item in found:
-            evidence.setdefault((item.fact_type, item.fact_id), item)
-    recent = heapq.nlargest(MAX_EVIDENCE, evidence.values(), key=_newest_first)
+            spec = measure_specs[name]
+            facts = evidence_facts(spec, index, as_of)
+            found = evidence_cache[name] = (facts, evidence_items(spec, facts, MAX_EVIDENCE))
+        facts, items = found
+        behind.update(map(id, facts))
+        for item in items:
+            newest.setdefault((item.fact_type, item.fact_id), item)
+    recent = heapq.nlargest(MAX_EVIDENCE, newest.values(), key=_newest_first)
     return ExplainedFlag(
         rule_id=rule.id,
         title=rule.title,
@@ -93,7 +99,7 @@ def explain(
         source_kind=rule.source_kind,
         source_reference=rule.source_reference,
         evidence=tuple(recent),
-        evidence_count=len(evidence),
+        evidence_count=len(behind),
         contributing_rule_ids=tuple(dep for dep in rule.depends_on if outcomes.get(dep) is True),
         shadow=rule.status == "shadow",
     )

@@ -97,31 +97,37 @@ def compute_measures(measures: Sequence[CompiledMeasure], index: CaseIndex, as_o
     return {m.name: _value(m, index, as_of, starts) for m in measures}
 
 
-def measure_evidence(
-    measure: CompiledMeasure, index: CaseIndex, as_of: dt.date, limit: int = 50
-) -> tuple[EvidenceItem, ...]:
-    """The facts behind a measure's value at `as_of`, most recent first, at most `limit`."""
+def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -> Sequence[Any]:
+    """The facts behind a measure's value at `as_of`, oldest first (see measure_evidence)."""
     kind = measure.kind
     if kind is MeasureKind.AGE or _absent(measure, index, as_of):
         return ()
     series = _series(measure, index)
-    today = as_of.toordinal()
-    end = series.upto(today)
+    end = series.upto(as_of.toordinal())
     if kind in (MeasureKind.DAYS_SINCE, MeasureKind.WORKING_DAYS_SINCE):
-        chosen = series.facts[end - 1 : end]
-    elif kind is MeasureKind.OPEN:
-        chosen = _open(measure, series, end, as_of)
-    else:
-        start = _window_first(measure, series, _WindowStarts(as_of))
-        if kind is MeasureKind.OVERDUE:
-            chosen = _overdue(measure, index, series, range(start, end), as_of)
-        elif kind is MeasureKind.DISTINCT:
-            chosen = [f for f in series.facts[start:end] if getattr(f, measure.field) is not None]
-        else:
-            chosen = series.facts[start:end]
+        return series.facts[end - 1 : end]
+    if kind is MeasureKind.OPEN:
+        return _open(measure, series, end, as_of)
+    start = _window_first(measure, series, _WindowStarts(as_of))
+    if kind is MeasureKind.OVERDUE:
+        return _overdue(measure, index, series, range(start, end), as_of)
+    if kind is MeasureKind.DISTINCT:
+        return [f for f in series.facts[start:end] if getattr(f, measure.field) is not None]
+    return series.facts[start:end]
+
+
+def evidence_items(measure: CompiledMeasure, facts: Sequence[Any], limit: int) -> tuple[EvidenceItem, ...]:
+    """The newest `limit` of a measure's evidence facts as items, most recent first."""
     date_field = measure.date_field
-    recent = chosen[max(len(chosen) - limit, 0) :]
+    recent = facts[max(len(facts) - limit, 0) :]
     return tuple(EvidenceItem(measure.fact_type, f.id, getattr(f, date_field)) for f in reversed(recent))
+
+
+def measure_evidence(
+    measure: CompiledMeasure, index: CaseIndex, as_of: dt.date, limit: int = 50
+) -> tuple[EvidenceItem, ...]:
+    """The facts behind a measure's value at `as_of`, most recent first, at most `limit`."""
+    return evidence_items(measure, evidence_facts(measure, index, as_of), limit)
 
 
 class _WindowStarts:

@@ -71,7 +71,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
                 if request.withdrawn:
                     raise CaseError([FieldViolation("withdrawn", "needs use_stored_history")])
                 as_of, case = self._parse(request.as_of, request.case, "case")
-                return wire.evaluation_to_proto(self._evaluate(case, as_of, request.ruleset))
+                return wire.evaluation_to_proto(self._evaluate(case, as_of, request.ruleset, request.case))
             as_of, case, withdrawn = self._parse_with_withdrawn(request.as_of, request.case, request.withdrawn)
             evaluation = state.evaluate_history(case, withdrawn, as_of, request.ruleset or None)
             return wire.evaluation_to_proto(evaluation)
@@ -148,7 +148,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             abort_if_past_deadline(context)
             try:
                 _, case = self._parse("", message, f"cases[{index}]", as_of)
-                evaluation = self._evaluate(case, as_of, request.ruleset)
+                evaluation = self._evaluate(case, as_of, request.ruleset, message)
             except CaseError as exc:
                 yield _batch_error(index, message, "INVALID_ARGUMENT", _message(exc))
             except EvaluationError as exc:
@@ -209,8 +209,8 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server keeps no case state")
         return self._service
 
-    def _evaluate(self, case: Case, as_of: dt.datetime | None, ruleset: str) -> Evaluation:
-        return self._service.evaluate(case, as_of, ruleset or None)
+    def _evaluate(self, case: Case, as_of: dt.datetime | None, ruleset: str, message: case_pb2.Case) -> Evaluation:
+        return self._service.evaluate(case, as_of, ruleset or None, wire.case_message_digest(message))
 
 
 def _message(exc: CaseError) -> str:

@@ -8,6 +8,7 @@ than our whole conversion) and collects every violation before raising one CaseE
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import types
 import typing
@@ -162,6 +163,11 @@ class _Walk:
             return None
         self.days[text] = day
         return day
+
+
+def case_message_digest(message: case_pb2.Case) -> str:
+    """sha256 hex of a Case message in deterministic protobuf encoding: the decision log's input digest."""
+    return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
 
 
 def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> facts.Case:

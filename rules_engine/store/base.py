@@ -116,7 +116,9 @@ class DecisionRecord:
     case_id: str
     ruleset: str
     ruleset_version: str
-    input_digest: str  # sha256 hex of the evaluated input, see case_digest
+    # sha256 hex of the evaluated input: of the request's Case message in deterministic protobuf
+    # encoding (wire.case_message_digest), or for stored history of the stored case (case_digest).
+    input_digest: str
     flags: tuple[DecisionFlag, ...] = ()
 
 

@@ -24,7 +24,13 @@ class ConcernCountService:
     starting "rule-fails" raises EvaluationError, so every error mapping can be reached.
     """
 
-    def evaluate(self, case: Case, as_of: dt.datetime | None = None, ruleset: str | None = None) -> Evaluation:
+    def evaluate(
+        self,
+        case: Case,
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+        input_digest: str | None = None,
+    ) -> Evaluation:
         name = ruleset or "demo"
         if name == "store-down":
             raise StoreUnavailableError("redis://10.0.0.1 refused")

@@ -137,3 +137,15 @@ def test_a_flag_explains_itself(engines: tuple[PreparedRuleset, PreparedRuleset]
     assert flag.source_kind == "local"
     assert flag.explanation.startswith("5 concerns in the last 12 months")
     assert {e.fact_id for e in flag.evidence} == {f"c{i}" for i in range(5)}
+
+
+def test_a_flag_lists_its_newest_facts_and_counts_them_all(engines: tuple[PreparedRuleset, PreparedRuleset]) -> None:
+    with_engine, _ = engines
+    concerns = [{"id": f"c{i:02d}", "date": AS_OF - dt.timedelta(days=i), "agency": "HEALTH"} for i in range(30)]
+    flags = {
+        f.rule_id: f
+        for f in with_engine.evaluate(Case.model_validate({"case_id": "c", "concerns": concerns}), AS_OF).flags
+    }
+    flag = flags["cumulative-concerns"]
+    assert flag.evidence_count == 30
+    assert [e.fact_id for e in flag.evidence] == [f"c{i:02d}" for i in range(20)]
