@@ -5,6 +5,7 @@ A CompiledRuleset is immutable; a reload replaces it whole.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -98,6 +99,20 @@ class CompiledMeasure:
 # --- condition expressions -------------------------------------------------------------
 
 CompareOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
+
+# What each comparison does in Python, shared by the fact filters and the reference evaluator.
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda left, right: left in right,
+    "not in": lambda left, right: left not in right,
+}
+# The same comparison with its operands swapped (`5 < x` is `x > 5`).
+FLIPPED: dict[str, str] = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ import functools
 import operator
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from rules_engine.compiled import FactPredicate
+from rules_engine.compiled import COMPARISONS, FLIPPED, FactPredicate
 from rules_engine.conditions import (
     BOOLEAN_NAMES,
     COMPARE_OPS,
@@ -34,15 +34,6 @@ from rules_engine.conditions import (
 
 FieldKind = Literal["text", "number", "boolean", "date", "list"]
 
-_TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _KIND_WORDS = {
     "text": "text",
     "number": "a number",
@@ -185,13 +176,13 @@ class FilterCompiler:
             if not isinstance(right, _Field):
                 self.parsed.error("compare a field of the fact with a value", left_node)
                 return None
-            left, right, left_node, right_node, op = right, left, right_node, left_node, _FLIPPED[op]
+            left, right, left_node, right_node, op = right, left, right_node, left_node, FLIPPED[op]
         if isinstance(right, _Field):
             self.parsed.error("compare a field with a value, not with another field", right_node)
             return None
         if not self._check_value(left, op, right, right_node):
             return None
-        getter, test, constant = operator.attrgetter(left.name), _TESTS[op], right
+        getter, test, constant = operator.attrgetter(left.name), COMPARISONS[op], right
         if op in ("<", "<=", ">", ">=") and left.type.nullable:
             return lambda fact: (value := getter(fact)) is not None and test(value, constant)
         return lambda fact: test(getter(fact), constant)

@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError, Message
 
 from rules_engine.config import Settings
 from rules_engine.facts import FACT_TYPES
+from rules_engine.interceptors import WrappingInterceptor
 from rules_engine.security import SERVICE_PREFIX, guarded
 
 if TYPE_CHECKING:
@@ -113,34 +114,20 @@ def _fact_count(case: Message) -> int:
     return sum(len(getattr(case, name)) for name in FACT_TYPES)
 
 
-class RequestGuard(grpc.ServerInterceptor):
+class RequestGuard(WrappingInterceptor):
     """Refuses requests over the limits before the servicer sees them; other services pass through."""
 
     def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__()
         self.limits = limits or Limits()
-        self._handlers: dict[str, tuple[Handler, Handler]] = {}
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        path = handler_call_details.method
-        if handler is None:
-            return handler
-        cached = self._handlers.get(path)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
+    def wrap(self, path: str, handler: Handler) -> Handler:
         parse = handler.request_deserializer
         deserializer = _lenient(parse) if parse is not None else None
         if handler.request_streaming:
-            wrapped = _checked_stream(handler, deserializer)
-        else:
-            # Health checks get the lenient parse too; only our service's requests have limits.
-            wrapped = guarded(handler, self.check if path.startswith(SERVICE_PREFIX) else _parsed, deserializer)
-        self._handlers[path] = (handler, wrapped)
-        return wrapped
+            return _checked_stream(handler, deserializer)
+        # Health checks get the lenient parse too; only our service's requests have limits.
+        return guarded(handler, self.check if path.startswith(SERVICE_PREFIX) else _parsed, deserializer)
 
     def check(self, request: Any, context: grpc.ServicerContext) -> None:
         """Abort the call when the request breaks a limit; return when it may go on."""

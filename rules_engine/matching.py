@@ -26,6 +26,7 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from rules_engine.compiled import (
+    FLIPPED,
     BoolOp,
     Compare,
     CompiledRule,
@@ -46,7 +47,6 @@ _FACT_ID = "case"
 _ALWAYS = "always__"
 
 _OPS = {"==": "$eq", "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
-_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _serials = itertools.count()
 
@@ -71,7 +71,7 @@ def _compare(expr: Compare, negate: bool) -> dict[str, Any]:
     left, right = expr.left, expr.right
     if isinstance(left, Const) and isinstance(right, MeasureRef):
         left, right = right, left
-        op = _FLIPPED.get(op, op)
+        op = FLIPPED.get(op, op)
     if op in ("in", "not in"):
         if not (isinstance(left, MeasureRef) and isinstance(right, Const) and isinstance(right.value, tuple)):
             raise EvaluationError(f"unsupported membership test at {expr.position}")

@@ -9,11 +9,11 @@ could change the outcome.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from rules_engine.compiled import (
+    COMPARISONS,
     BoolOp,
     Compare,
     CompiledRuleset,
@@ -30,17 +30,6 @@ Flags = Mapping[str, Truth]
 Condition = Callable[[Mapping[str, MeasureValue], Flags], Truth]
 _Operand = Callable[[Mapping[str, MeasureValue]], Any]
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "in": lambda left, right: left in right,
-    "not in": lambda left, right: left not in right,
-}
-
 
 def _operand(expr: Const | MeasureRef) -> _Operand:
     if isinstance(expr, Const):
@@ -51,7 +40,7 @@ def _operand(expr: Const | MeasureRef) -> _Operand:
 
 
 def _compare(expr: Compare) -> Condition:
-    test = _COMPARE[expr.op]
+    test = COMPARISONS[expr.op]
     left, right = _operand(expr.left), _operand(expr.right)
 
     def condition(measures: Mapping[str, MeasureValue], flags: Flags) -> Truth:

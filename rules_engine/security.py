@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 
 from rules_engine.config import Settings
+from rules_engine.interceptors import WrappingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _common_name(context: grpc.ServicerContext) -> str | None:
     return first.decode("utf-8", "replace") if isinstance(first, bytes) else str(first)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(WrappingInterceptor):
     """Admits a call to RulesEngineService only from a known client whose role allows the method.
 
     No credentials or an unknown token: UNAUTHENTICATED. A known client without the role:
@@ -170,27 +171,15 @@ class AuthInterceptor(grpc.ServerInterceptor):
     """
 
     def __init__(self, clients: ClientRegistry) -> None:
+        super().__init__()
         self._clients = clients
-        # Keyed by method path, as ObservingInterceptor does: credentials are read per call
-        # from the context, so one wrapped handler serves every call of a method.
-        self._handlers: dict[str, tuple[Handler, Handler]] = {}
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = continuation(handler_call_details)
-        path = handler_call_details.method
-        if handler is None or not path.startswith(SERVICE_PREFIX):
+    def wrap(self, path: str, handler: Handler) -> Handler:
+        if not path.startswith(SERVICE_PREFIX):
             return handler
-        cached = self._handlers.get(path)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
+        # Credentials are read per call from the context: one wrapper serves every call.
         method = path[len(SERVICE_PREFIX) :]
-        wrapped = guarded(handler, lambda _request, context: self._admit(method, context))
-        self._handlers[path] = (handler, wrapped)
-        return wrapped
+        return guarded(handler, lambda _request, context: self._admit(method, context))
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> None:
         token = _bearer(context.invocation_metadata())

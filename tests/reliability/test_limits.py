@@ -43,7 +43,13 @@ class SlowService(ConcernCountService):
         self.evaluated = 0
         self.started = threading.Semaphore(0)
 
-    def evaluate(self, case: Case, as_of: dt.datetime | None = None, ruleset: str | None = None) -> Evaluation:
+    def evaluate(
+        self,
+        case: Case,
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+        input_digest: str | None = None,
+    ) -> Evaluation:
         self.started.release()
         if self.release is not None:
             self.release.wait(10)
