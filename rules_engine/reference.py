@@ -52,30 +52,19 @@ def _compare(expr: Compare) -> Condition:
     return condition
 
 
-def _all(parts: list[Condition]) -> Condition:
+def _junction(parts: list[Condition], decisive: bool) -> Condition:
+    """`and` (decisive False) or `or` (decisive True) in Kleene's logic: one decisive operand
+    decides; otherwise any unknown operand makes the whole unknown."""
+
     def condition(measures: Mapping[str, MeasureValue], flags: Flags) -> Truth:
         unknown = False
         for part in parts:
             value = part(measures, flags)
-            if value is False:
-                return False
+            if value is decisive:
+                return decisive
             if value is None:
                 unknown = True
-        return None if unknown else True
-
-    return condition
-
-
-def _any(parts: list[Condition]) -> Condition:
-    def condition(measures: Mapping[str, MeasureValue], flags: Flags) -> Truth:
-        unknown = False
-        for part in parts:
-            value = part(measures, flags)
-            if value is True:
-                return True
-            if value is None:
-                unknown = True
-        return None if unknown else False
+        return None if unknown else not decisive
 
     return condition
 
@@ -94,7 +83,7 @@ def compile_condition(expr: Expr) -> Condition:
         return _compare(expr)
     if isinstance(expr, BoolOp):
         parts = [compile_condition(operand) for operand in expr.operands]
-        return _all(parts) if expr.op == "and" else _any(parts)
+        return _junction(parts, decisive=expr.op == "or")
     if isinstance(expr, NotExpr):
         return _not(compile_condition(expr.operand))
     if isinstance(expr, FlaggedRef):
