@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,11 @@ from rules_engine.store.base import (
 from rules_engine.store.chronology import build_chronology
 from rules_engine.store.codec import assemble_case, fact_field, fact_items, has_data
 
+log = logging.getLogger(__name__)
+
+# Cases the embedded store keeps at most (each with its facts, flags and decision index).
+MAX_CASES = 100_000
+
 
 @dataclass
 class _CaseState:
@@ -42,11 +48,20 @@ class _CaseState:
 class MemoryStore(CaseStore):
     """Thread-safe under one lock; expired cases are dropped when next touched, as Redis would have."""
 
-    def __init__(self, settings: StoreSettings = DEFAULT_SETTINGS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: StoreSettings = DEFAULT_SETTINGS,
+        clock: Callable[[], float] = time.time,
+        max_cases: int = MAX_CASES,
+    ) -> None:
         self.settings = settings
         self._clock = clock  # seconds; tests inject one to pass the retention period
         self._lock = threading.Lock()
-        self._cases: dict[str, _CaseState] = {}
+        # Least recently written first: past max_cases the oldest case is forgotten, so a
+        # long-running process evaluating ever new cases cannot grow without bound.
+        self._cases: OrderedDict[str, _CaseState] = OrderedDict()
+        self._max_cases = max_cases
+        self.evicted = 0
         self._log: deque[tuple[float, DecisionRecord]] = deque()
 
     def merge_case(
@@ -174,6 +189,16 @@ class MemoryStore(CaseStore):
         state = self._live(case_id)
         if state is None:
             state = self._cases[case_id] = _CaseState(expires_at)
+            if len(self._cases) > self._max_cases:
+                self._cases.popitem(last=False)
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 10_000 == 0:
+                    log.warning(
+                        "in-memory store full: least recently written cases forgotten; use Redis to keep them",
+                        extra={"count": self.evicted},
+                    )
+        else:
+            self._cases.move_to_end(case_id)
         state.expires_at = expires_at
         return state
 
