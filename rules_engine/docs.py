@@ -63,7 +63,7 @@ def _fields(ruleset: CompiledRuleset, run: RuleTestRun | None) -> list[tuple[str
                     ("Escalation", rule.escalation),
                     ("Source", f"{rule.source_kind}: {rule.source_reference}"),
                     ("Status", rule.status),
-                    ("Tests", "; ".join(tests) if tests else "no test evaluates this rule"),
+                    ("Tests", "; ".join(tests) if tests else "no test names this rule"),
                 ],
             )
         )

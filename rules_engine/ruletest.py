@@ -68,7 +68,7 @@ class RuleCoverage:
     status: str
     raised: int = 0
     not_raised: int = 0
-    tests: list[str] = field(default_factory=list)  # names of tests that evaluated it either way
+    tests: list[str] = field(default_factory=list)  # names of tests whose expectations name it
 
     @property
     def covered(self) -> bool:
@@ -193,8 +193,11 @@ def run_rule_tests(prepared: PreparedRuleset, directory: Path) -> RuleTestRun:
                     seen.raised += 1
                 elif truth is False:
                     seen.not_raised += 1
-                if truth is not None and test.name not in seen.tests:
-                    seen.tests.append(test.name)
+            expect = test.spec.expect
+            for rule_id in dict.fromkeys([*expect.raised, *expect.not_raised, *expect.undetermined]):
+                # The tests that check a rule by name are the ones a reader wants listed.
+                if rule_id in by_id and test.name not in by_id[rule_id].tests:
+                    by_id[rule_id].tests.append(test.name)
             failures.extend(_check(test, outcome, {r.id: r for r in ruleset.rules}))
         run.results.append(RuleTestResult(test.file, test.name, ruleset.name, tuple(failures)))
     return run

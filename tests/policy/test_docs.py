@@ -19,6 +19,9 @@ def test_docs_render_the_starter(tmp_path: Path) -> None:
     assert "- **Thresholds:** concerns_threshold = 5" in markdown
     assert "- **Status:** shadow" in markdown
     assert "five concerns and no assessment raises both concern flags" in markdown
-    assert "no test evaluates this rule" not in markdown
+    assert "no test names this rule" not in markdown
+    # A rule lists the tests that name it, not every test of the ruleset.
+    section = markdown.split("(`worker-churn`)")[1].split("\n## ")[0]
+    assert "five concerns and no assessment raises both concern flags" not in section
     page = (tmp_path / "starter.html").read_text(encoding="utf-8")
     assert "<h2>Five or more concerns recorded in 12 months (cumulative-concerns)</h2>" in page
