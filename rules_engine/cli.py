@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rules_engine.config import BUNDLED_RULESETS, DEFAULT_METRICS_PORT, DEFAULT_PORT, Settings
+from rules_engine.config import BUNDLED_RULESETS, DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_THREADS, Settings
 
 if TYPE_CHECKING:
     from rules_engine.engine import Engine
@@ -77,7 +77,9 @@ def serve(
     metrics_port: Annotated[
         int, typer.Option(envvar="RULES_ENGINE_METRICS_PORT", help="Prometheus port (0: off).")
     ] = DEFAULT_METRICS_PORT,
-    max_workers: Annotated[int, typer.Option(envvar="RULES_ENGINE_MAX_WORKERS", help="gRPC threads.")] = 8,
+    max_workers: Annotated[
+        int, typer.Option(envvar="RULES_ENGINE_MAX_WORKERS", min=1, help="gRPC threads per process.")
+    ] = DEFAULT_THREADS,
     grace: Annotated[
         float,
         typer.Option(envvar="RULES_ENGINE_GRACE_SECONDS", help="Seconds in-flight calls get at shutdown."),
