@@ -10,7 +10,7 @@ BUNDLED_RULESETS = Path(__file__).resolve().parent.parent / "rulesets"
 
 DEFAULT_PORT = 50051
 DEFAULT_METRICS_PORT = 9464
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,10 @@ class Settings:
     host: str = "[::]"
     port: int = DEFAULT_PORT
     metrics_port: int = DEFAULT_METRICS_PORT
-    # Threads per process serving gRPC calls. Evaluation holds the GIL, so more threads only
-    # fight over it: measured under h2load (200-fact cases, one process), 1 thread cost 2.9 ms
-    # of CPU a call and 8 threads 3.9 ms; with Redis, 2 threads overlap the round trips best.
-    # Scale with --workers (processes), not threads.
+    # Threads per process serving gRPC calls. Evaluation holds the GIL, so threads trade
+    # throughput for latency: under h2load (200-fact cases, one process) 2 threads cost 5-15%
+    # less CPU a call than 8, but calls queue behind a slow one and p99 at half load rose from
+    # about 3x to 4-5x the median. Inline callers wait, so latency wins; scale with --workers.
     max_workers: int = DEFAULT_THREADS
     grace_seconds: float = 10.0
     # Evaluate with the durable-rules engine; off means the reference evaluator alone.
