@@ -57,6 +57,7 @@ class MeasureKind(Enum):
     WORKING_DAYS_SINCE = "working_days_since"  # working days since the latest matching fact
     OVERDUE = "overdue"  # matching facts whose follow-up did not come within the deadline
     OPEN = "open"  # matching facts started by as_of and not ended by it (end_field empty or later)
+    LATEST = "latest"  # of the `last` latest facts matching `where`, how many match `matching`
     AGE = "age"  # the child's age in whole years at as_of (Case.child.birth_date)
 
 
@@ -87,6 +88,11 @@ class CompiledMeasure:
     resolved_field: str = ""
     # OPEN: the field holding the end date (e.g. "end_date").
     end_field: str = ""
+    # LATEST: how many of the latest facts to look at, and what to count among them (e.g.
+    # "seen alone at either of the last 2 visits"); missing when there is no fact at all.
+    last: int = 0
+    matching: FactPredicate | None = None
+    matching_text: str = ""
     # When the case has no fact of `fact_type` at all, the value is missing (None) rather
     # than 0: absence of data is not evidence of safety.
     missing_when_absent: bool = False

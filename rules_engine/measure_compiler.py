@@ -23,6 +23,7 @@ KIND_FIELDS: dict[str, set[str]] = {
     "working_days_since": _OVER_FACTS,
     "overdue": _OVER_FACTS | {"window", "deadline", "followup", "followup_where", "followup_date_field", "resolved_by"},
     "open": _OVER_FACTS | {"end_field"},
+    "latest": _OVER_FACTS | {"last", "matching"},
     "age": set(),
 }
 # The fields each kind cannot do without.
@@ -33,6 +34,7 @@ KIND_REQUIRED: dict[str, tuple[str, ...]] = {
     "working_days_since": ("facts",),
     "overdue": ("facts", "deadline"),
     "open": ("facts",),
+    "latest": ("facts", "last", "matching"),
     "age": (),
 }
 _FIELD_MODELS = {name: fact_fields(model) for name, model in MEASURABLE_FACT_TYPES.items()}
@@ -96,6 +98,8 @@ class MeasureCompiler:
         field = self._field_of(fact_type, fields, spec.field, "field", ("text", "number", "boolean"))
         resolved = self._field_of(fact_type, fields, spec.resolved_by, "resolved_by", ("date",))
         end_field = self._end_field(fact_type, fields)
+        matching = self._filter(spec.matching, "matching", fact_type) if spec.matching is not None else None
+        last = self._last(spec.last) if spec.last is not None else 0
         followup_type, followup_where, followup_date = "", None, "date"
         if spec.followup is not None:
             followup_type = self._fact_type(spec.followup, "followup") or ""
@@ -132,8 +136,23 @@ class MeasureCompiler:
             followup_date_field=followup_date,
             resolved_field=resolved or "",
             end_field=end_field,
+            last=last,
+            matching=matching,
+            matching_text=spec.matching or "",
             missing_when_absent=spec.missing_when_absent,
         )
+
+    def _last(self, value: int | str) -> int:
+        """`last:` as a number, or the number a parameter holds."""
+        if isinstance(value, int):
+            return value
+        held = self.parameters.get(value)
+        if isinstance(held, int) and not isinstance(held, bool) and 1 <= held <= 100:
+            return held
+        known = [n for n, v in self.parameters.items() if isinstance(v, int) and not isinstance(v, bool)]
+        hint = suggest(value, known)
+        self._error(f"'last' must be a number from 1 to 100 or a parameter holding one, not {value!r}{hint}", "last")
+        return 0
 
     def _fact_type(self, name: str, key: str) -> str | None:
         if name in MEASURABLE_FACT_TYPES:

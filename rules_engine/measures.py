@@ -108,6 +108,8 @@ def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -
         return series.facts[end - 1 : end]
     if kind is MeasureKind.OPEN:
         return _open(measure, series, end, as_of)
+    if kind is MeasureKind.LATEST:
+        return series.facts[max(0, end - measure.last) : end]
     start = _window_first(measure, series, _WindowStarts(as_of))
     if kind is MeasureKind.OVERDUE:
         return _overdue(measure, index, series, range(start, end), as_of)
@@ -168,6 +170,12 @@ def _value(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date, starts: _
         return calendar.default_calendar().working_days_between(latest, as_of)
     if kind is MeasureKind.OPEN:
         return len(_open(measure, series, end, as_of))
+    if kind is MeasureKind.LATEST:
+        if not end:
+            return None  # no fact to look at: undetermined, not "none of them"
+        matching = measure.matching
+        recent = series.facts[max(0, end - measure.last) : end]
+        return sum(1 for f in recent if matching is None or matching(f))
     if kind is MeasureKind.OVERDUE:
         start = _window_first(measure, series, starts)
         return len(_overdue(measure, index, series, range(start, end), as_of))

@@ -22,7 +22,7 @@ IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _WINDOW = re.compile(r"\s*(\d{1,4})\s+(working\s+days?|days?|weeks?|months?|years?)\s*", re.IGNORECASE)
 
-MeasureKindName = Literal["count", "distinct", "days_since", "working_days_since", "overdue", "open", "age"]
+MeasureKindName = Literal["count", "distinct", "days_since", "working_days_since", "overdue", "open", "latest", "age"]
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
 
 
@@ -114,6 +114,10 @@ class MeasureSpec(_Spec):
     resolved_by: str | None = None
     deadline: Duration | None = None
     end_field: str | None = None
+    # latest: how many of the latest facts (a number, or a parameter holding one) ...
+    last: Annotated[int, Field(ge=1, le=100)] | Identifier | None = None
+    # ... and the filter counted among them.
+    matching: Annotated[str, Field(max_length=MAX_CONDITION_CHARS)] | None = None
     missing_when_absent: bool = False
 
 

@@ -565,3 +565,39 @@ def test_compute_measures_matches_a_naive_loop(case: Case, ms: list[CompiledMeas
         assert values[m.name] == expected, m
         if m.kind in (K.COUNT, K.OPEN, K.OVERDUE):
             assert {e.fact_id for e in measure_evidence(m, index, as_of, limit=1000)} == ids, m
+
+
+# --- LATEST ----------------------------------------------------------------------------------
+
+
+def _visits(*alone: bool) -> Case:
+    """Visits a week apart, oldest first, up to AS_OF; `alone` says whether each saw the child alone."""
+    first = AS_OF - dt.timedelta(weeks=len(alone) - 1)
+    return Case(
+        case_id="c",
+        visits=tuple(
+            Visit(id=f"v{i}", date=first + dt.timedelta(weeks=i), child_seen=True, seen_alone=a)
+            for i, a in enumerate(alone)
+        ),
+    )
+
+
+def test_latest_counts_matches_among_the_last_facts_only() -> None:
+    m = measure(K.LATEST, "visits", last=2, matching=lambda v: v.seen_alone)
+    assert value(m, _visits(True, False, False), AS_OF) == 0  # alone three visits ago: outside the last 2
+    assert value(m, _visits(False, True, False), AS_OF) == 1  # alone at the second-last visit
+    assert value(m, _visits(True, True), AS_OF) == 2
+    assert evidence(m, _visits(True, False, False), AS_OF) == ["v2", "v1"]
+
+
+def test_latest_with_fewer_facts_looks_at_those_and_with_none_is_missing() -> None:
+    m = measure(K.LATEST, "visits", last=2, matching=lambda v: v.seen_alone)
+    assert value(m, _visits(False), AS_OF) == 0
+    assert value(m, Case(case_id="c"), AS_OF) is None
+
+
+def test_latest_ignores_facts_after_as_of_and_filters_with_where() -> None:
+    m = measure(K.LATEST, "visits", last=1, matching=lambda v: v.seen_alone, where=lambda v: v.child_seen)
+    case = _visits(True, False)
+    assert value(m, case, AS_OF - dt.timedelta(days=1)) == 1  # the latest visit is after as_of
+    assert value(m, case, AS_OF) == 0
