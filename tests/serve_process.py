@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -17,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_serving(address: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_serving(address: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:
     """Block until the server at `address` reports SERVING; fail if the process exits first."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:

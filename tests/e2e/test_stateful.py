@@ -17,7 +17,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
@@ -29,6 +28,7 @@ from rules_engine.store import CaseStore, MemoryStore, StoreSettings
 from rules_engine.store.redis import RedisStore
 from tests.e2e.harness import RunningServer
 from tests.redis_server import RedisServer, free_port
+from tests.serve_process import wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -312,22 +312,6 @@ def _serve(rulesets: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int
     return process, port
 
 
-def _wait_serving(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server on port {port} did not start")
-            time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_two_processes_store_each_fact_once_and_report_each_flag_new_once(
     rulesets: Path, redis_server: RedisServer
@@ -336,7 +320,7 @@ def test_two_processes_store_each_fact_once_and_report_each_flag_new_once(
     channels: list[grpc.Channel] = []
     try:
         for process, port in servers:
-            _wait_serving(port, process)
+            wait_serving(f"127.0.0.1:{port}", process)
         channels = [grpc.insecure_channel(f"127.0.0.1:{port}") for _, port in servers]
         stubs = [pb_grpc.RulesEngineServiceStub(channel) for channel in channels]
         cases = [f"concurrent-{i}" for i in range(4)]

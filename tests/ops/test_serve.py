@@ -8,35 +8,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
 from tests.ops.helpers import fetch, flagged_case, parse, promtool_check, request, value
 from tests.redis_server import free_port
+from tests.serve_process import wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "SECRET-NAME-MARKER"
-
-
-def _wait_serving(channel: grpc.Channel, process: subprocess.Popen[str]) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, "serve exited early"
-        try:
-            if (
-                health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                == health_pb2.HealthCheckResponse.SERVING
-            ):
-                return
-        except grpc.RpcError:
-            pass
-        assert time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.1)
 
 
 def test_serve_logs_json_and_exposes_every_workers_metrics(tmp_path: Path) -> None:
@@ -53,7 +35,7 @@ def test_serve_logs_json_and_exposes_every_workers_metrics(tmp_path: Path) -> No
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            _wait_serving(channel, process)
+            wait_serving(f"127.0.0.1:{port}", process)
             assert not (multiproc / "counter_1.db").exists()
             stub = pb_grpc.RulesEngineServiceStub(channel)
             response = stub.Evaluate(request(flagged_case("case-serve-1", MARKER)), timeout=10)
