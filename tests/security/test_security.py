@@ -25,8 +25,8 @@ from rules_engine.cli import app
 from rules_engine.logs import configure_logging
 from rules_engine.security import ClientRegistry, ClientsFileError, TlsFiles, parse_clients, server_credentials
 from rules_engine.server import build_server
+from tests.certs import Authority, Issued
 from tests.e2e.harness import ConcernCountService
-from tests.security.certs import Authority, Issued
 
 CALLER_TOKEN = "caller-token-0123456789abcdef"
 OPERATOR_TOKEN = "operator-token-0123456789abcdef"
@@ -70,7 +70,7 @@ def _code(call: object) -> grpc.StatusCode:
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[Secured]:
     ca = Authority("test CA")
-    server_cert, server_key = ca.issue("localhost", server=True).write(tmp_path, "server")
+    server_cert, server_key = ca.issue_server().write(tmp_path, "server")
     (tmp_path / "client-ca.crt").write_bytes(ca.pem)
     clients_file = tmp_path / "clients"
     clients_file.write_text(CLIENTS)
@@ -79,7 +79,7 @@ def secured(tmp_path: Path) -> Iterator[Secured]:
         ConcernCountService(), "127.0.0.1", 0, 2, credentials=credentials, clients=ClientRegistry(clients_file)
     )
     server.start()
-    yield Secured(port, ca, ca.issue("case-system-cert"), tmp_path, clients_file)
+    yield Secured(port, ca, ca.issue_client("case-system-cert"), tmp_path, clients_file)
     server.stop(None).wait()
 
 
@@ -90,7 +90,7 @@ def _evaluate(channel: grpc.Channel, token: str | None = None) -> grpc.StatusCod
 
 
 def test_caller_token_evaluates_and_no_or_wrong_token_is_unauthenticated(secured: Secured) -> None:
-    anonymous = secured.ca.issue("nobody-known")  # a valid certificate whose name is not listed
+    anonymous = secured.ca.issue_client("nobody-known")  # a valid certificate whose name is not listed
     with secured.channel(anonymous) as channel:
         assert _evaluate(channel, CALLER_TOKEN) == grpc.StatusCode.OK
         assert _evaluate(channel) == grpc.StatusCode.UNAUTHENTICATED
@@ -104,7 +104,7 @@ def test_caller_token_evaluates_and_no_or_wrong_token_is_unauthenticated(secured
 def test_caller_may_not_use_operator_methods_and_operator_may(secured: Secured) -> None:
     caller = (("authorization", f"Bearer {CALLER_TOKEN}"),)
     operator = (("authorization", f"Bearer {OPERATOR_TOKEN}"),)
-    with secured.channel(secured.ca.issue("nobody-known")) as channel:
+    with secured.channel(secured.ca.issue_client("nobody-known")) as channel:
         stub = pb_grpc.RulesEngineServiceStub(channel)
         operator_calls = {
             "AcknowledgeFlag": lambda m: stub.AcknowledgeFlag(
@@ -134,7 +134,7 @@ def test_client_certificate_name_is_an_identity(secured: Secured) -> None:
 
 
 def test_client_certificate_from_another_ca_is_refused_at_the_handshake(secured: Secured) -> None:
-    stranger = Authority("another CA").issue("case-system-cert")  # the right name, the wrong signer
+    stranger = Authority("another CA").issue_client("case-system-cert")  # the right name, the wrong signer
     with secured.channel(stranger) as channel:
         assert _evaluate(channel, CALLER_TOKEN) == grpc.StatusCode.UNAVAILABLE
 
@@ -151,7 +151,7 @@ def test_plaintext_to_the_tls_port_fails(secured: Secured) -> None:
 
 
 def test_health_stays_open_without_credentials(secured: Secured) -> None:
-    with secured.channel(secured.ca.issue("nobody-known")) as channel:
+    with secured.channel(secured.ca.issue_client("nobody-known")) as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -160,7 +160,7 @@ def test_clients_file_changes_are_picked_up(secured: Secured) -> None:
     new_token = "rotated-token-0123456789abcdef"
     secured.clients_file.write_text(CLIENTS.replace(CALLER_TOKEN, new_token) + "\n")
     deadline = time.monotonic() + 10
-    with secured.channel(secured.ca.issue("nobody-known")) as channel:
+    with secured.channel(secured.ca.issue_client("nobody-known")) as channel:
         while _evaluate(channel, new_token) != grpc.StatusCode.OK:
             assert time.monotonic() < deadline, "the rotated token was not picked up"
             time.sleep(0.2)
@@ -172,10 +172,10 @@ def test_clients_file_changes_are_picked_up(secured: Secured) -> None:
 
 def test_server_certificate_files_are_reloaded(secured: Secured) -> None:
     renewed = Authority("renewed CA")
-    renewed.issue("localhost", server=True).write(secured.directory, "server")
+    renewed.issue_server().write(secured.directory, "server")
     deadline = time.monotonic() + 10
     while True:  # a new channel each time: the new certificate is used from the next handshake
-        with secured.channel(secured.ca.issue("nobody-known"), root=renewed.pem) as channel:
+        with secured.channel(secured.ca.issue_client("nobody-known"), root=renewed.pem) as channel:
             if _evaluate(channel, CALLER_TOKEN) == grpc.StatusCode.OK:
                 break
         assert time.monotonic() < deadline, "the renewed certificate was not served"
@@ -186,7 +186,7 @@ def test_server_certificate_files_are_reloaded(secured: Secured) -> None:
 def test_tokens_are_never_logged(secured: Secured) -> None:
     stream = io.StringIO()
     configure_logging(logging.INFO, stream)
-    with secured.channel(secured.ca.issue("nobody-known")) as channel:
+    with secured.channel(secured.ca.issue_client("nobody-known")) as channel:
         for token in (CALLER_TOKEN, "wrong-token-0123456789abcdef", None):
             _evaluate(channel, token)
         stub = pb_grpc.RulesEngineServiceStub(channel)

@@ -1,6 +1,6 @@
-"""Test certificates for the TLS probe tests, made on the spot with `cryptography` (no key is committed).
+"""Test certificates made on the spot with `cryptography`: CAs, server and client certificates.
 
-Laid out as the chart mounts them: a kubernetes.io/tls Secret directory holds tls.crt and tls.key.
+Keys live only in a test's temporary directory; none is ever committed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ class Issued:
     cert: bytes  # PEM
     key: bytes  # PEM
 
+    def write(self, directory: Path, name: str) -> tuple[Path, Path]:
+        """`name.crt` and `name.key` in `directory`."""
+        cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+        cert.write_bytes(self.cert)
+        key.write_bytes(self.key)
+        key.chmod(0o600)
+        return cert, key
+
     def write_tls_secret(self, directory: Path) -> Path:
         """The files of a mounted kubernetes.io/tls Secret: tls.crt and tls.key."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -56,8 +64,16 @@ class Authority:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(self._key, hashes.SHA256())
-        )
+        )  # fmt: skip
 
     @property
     def pem(self) -> bytes:
@@ -91,3 +107,11 @@ class Authority:
             builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+    def issue_server(self, common_name: str = "localhost") -> Issued:
+        """A server certificate for this machine's loopback names."""
+        return self.issue(common_name, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+
+    def issue_client(self, common_name: str) -> Issued:
+        """A client certificate, usable for client authentication only."""
+        return self.issue(common_name, usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
