@@ -9,7 +9,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from rules_engine.errors import SourcePosition
 
@@ -38,9 +38,12 @@ class ValueType(Enum):
 WindowUnit = Literal["days", "weeks", "months", "years", "working_days"]
 
 
-@dataclass(frozen=True)
-class Window:
-    """A span of time back from `as_of` (or forward from a fact, for deadlines)."""
+class Window(NamedTuple):
+    """A span of time back from `as_of` (or forward from a fact, for deadlines).
+
+    A named tuple: every measure looks its window up in caches on every evaluation, and a
+    tuple hashes in C where a frozen dataclass hashes in Python.
+    """
 
     amount: int
     unit: WindowUnit

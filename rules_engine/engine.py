@@ -15,7 +15,7 @@ from rules_engine import metrics
 from rules_engine.config import Settings
 from rules_engine.errors import CaseChangedError, StoreUnavailableError
 from rules_engine.evaluation import Evaluation, RulesetStatus
-from rules_engine.facts import Case
+from rules_engine.facts import Case, CaseFacts
 from rules_engine.registry import Registry
 from rules_engine.store import (
     CaseStore,
@@ -91,7 +91,7 @@ class Engine:
 
     def evaluate(
         self,
-        case: Case,
+        case: CaseFacts,
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
         input_digest: str | None = None,
@@ -108,7 +108,7 @@ class Engine:
                 case.case_id,
                 evaluation.ruleset,
                 _sightings(evaluation),
-                self._decision(evaluation, input_digest or case_digest(case)),
+                self._decision(evaluation, input_digest or _digest(case)),
                 evaluation.as_of,
             )
         except StoreUnavailableError as exc:
@@ -188,7 +188,7 @@ class Engine:
     def close(self) -> None:
         self.store.close()
 
-    def _evaluate(self, case: Case, moment: dt.datetime, ruleset: str | None) -> Evaluation:
+    def _evaluate(self, case: CaseFacts, moment: dt.datetime, ruleset: str | None) -> Evaluation:
         with self.registry.lease(ruleset) as prepared:
             outcome = prepared.evaluate(case, moment.date())
             compiled = prepared.ruleset
@@ -219,6 +219,12 @@ class Engine:
         with self._lock:
             self.unrecorded += 1
         return evaluation
+
+
+def _digest(case: CaseFacts) -> str:
+    if not isinstance(case, Case):
+        raise TypeError("a case given as records needs its input digest")
+    return case_digest(case)
 
 
 def _sightings(evaluation: Evaluation) -> list[FlagSighting]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from rules_engine.compiled import MeasureValue, Severity, SourceKind
-from rules_engine.facts import Case
+from rules_engine.facts import Case, CaseFacts
 from rules_engine.store.base import ChronologyEntry, DecisionRecord, FlagRecord
 
 
@@ -87,7 +87,7 @@ class EvaluationService(Protocol):
 
     def evaluate(
         self,
-        case: Case,
+        case: CaseFacts,
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
         input_digest: str | None = None,
@@ -95,7 +95,8 @@ class EvaluationService(Protocol):
         """Evaluate one case; `as_of` None means now; `ruleset` None means the only one loaded.
 
         `input_digest` is what the decision log records for the input (the caller hashes the
-        request's bytes, far cheaper than serialising the case again); None: computed here.
+        request's bytes, far cheaper than serialising the case again); None: computed here,
+        which needs a facts.Case.
         """
         ...
 

@@ -11,7 +11,7 @@ from rules_engine.compiled import CompiledRule, CompiledRuleset, MeasureValue
 from rules_engine.errors import EvaluationError
 from rules_engine.evaluation import ExplainedFlag, UndeterminedRule
 from rules_engine.explainer import EvidenceCacheEntry, cited_measures, explain
-from rules_engine.facts import Case
+from rules_engine.facts import CaseFacts
 from rules_engine.matching import RuleMatcher
 from rules_engine.measures import build_index, compute_measures
 from rules_engine.reference import ReferenceEvaluator, Truth
@@ -49,7 +49,7 @@ class PreparedRuleset:
         if self.matcher is not None:
             self.matcher.close()
 
-    def evaluate(self, case: Case, as_of: dt.date) -> Outcome:
+    def evaluate(self, case: CaseFacts, as_of: dt.date) -> Outcome:
         index = build_index(case)
         measures = compute_measures(self.ruleset.measures, index, as_of)
         fallback = False

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import functools
 import heapq
+import operator
 import string
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -43,17 +43,25 @@ def parse_template(template: str) -> TemplateParts:
     return tuple((literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template))
 
 
-def render(template: str, values: Mapping[str, MeasureValue | str]) -> str:
-    """Fill `{name}` placeholders; the compiler has already rejected anything but plain names."""
+def render(
+    template: str,
+    values: Mapping[str, MeasureValue | str],
+    fallback: Mapping[str, MeasureValue | str] | None = None,
+) -> str:
+    """Fill `{name}` placeholders from `values`, then `fallback`; the compiler has already
+    rejected anything but plain names."""
     parts = []
     for literal, field, spec in parse_template(template):
         parts.append(literal)
         if field is None:
             continue
-        if field not in values:
+        if field in values:
+            raw = values[field]
+        elif fallback is not None and field in fallback:
+            raw = fallback[field]
+        else:
             parts.append("{" + field + "}")
             continue
-        raw = values[field]
         if spec and isinstance(raw, int | float) and not isinstance(raw, bool):
             parts.append(format(raw, spec))
         else:
@@ -73,8 +81,7 @@ def explain(
     evidence_cache: dict[str, EvidenceCacheEntry],
 ) -> ExplainedFlag:
     """Explain one rule that holds; `cited` names the measures it reports (see cited_measures)."""
-    behind: set[int] = set()  # the facts behind the flag, by identity (the index holds each once)
-    newest: dict[tuple[str, str], EvidenceItem] = {}
+    sources = []
     for name in cited:
         found = evidence_cache.get(name)
         if found is None:
@@ -82,31 +89,41 @@ def explain(
             spec = measure_specs[name]
             facts = evidence_facts(spec, index, as_of)
             found = evidence_cache[name] = (facts, evidence_items(spec, facts, MAX_EVIDENCE))
-        facts, items = found
-        behind.update(map(id, facts))
-        for item in items:
-            newest.setdefault((item.fact_type, item.fact_id), item)
-    recent = heapq.nlargest(MAX_EVIDENCE, newest.values(), key=_newest_first)
+        if found[0]:
+            sources.append(found)
+    if len(sources) == 1:  # the usual case: one measure's facts, each once
+        facts, items = sources[0]
+        recent = sorted(items, key=_NEWEST_FIRST, reverse=True)
+        count = len(facts)
+    else:
+        behind: set[int] = set()  # the facts behind the flag, by identity (the index holds each once)
+        newest: dict[tuple[str, str], EvidenceItem] = {}
+        for facts, items in sources:
+            behind.update(map(id, facts))
+            for item in items:
+                newest.setdefault((item.fact_type, item.fact_id), item)
+        recent = heapq.nlargest(MAX_EVIDENCE, newest.values(), key=_NEWEST_FIRST)
+        count = len(behind)
     return ExplainedFlag(
         rule_id=rule.id,
         title=rule.title,
         severity=rule.severity,
         escalation=rule.escalation,
-        explanation=render(rule.explanation, collections.ChainMap(measures, parameters)),  # type: ignore[arg-type]
+        explanation=render(rule.explanation, measures, parameters),
         condition=rule.condition_text,
         measured_values=tuple((name, measures.get(name)) for name in cited),
         thresholds=rule.thresholds,
         source_kind=rule.source_kind,
         source_reference=rule.source_reference,
         evidence=tuple(recent),
-        evidence_count=len(behind),
+        evidence_count=count,
         contributing_rule_ids=tuple(dep for dep in rule.depends_on if outcomes.get(dep) is True),
         shadow=rule.status == "shadow",
     )
 
 
-def _newest_first(item: EvidenceItem) -> tuple[dt.date, str, str]:
-    return item.date, item.fact_type, item.fact_id
+# Most recent first; ties by fact type and id, so the order does not depend on the input's.
+_NEWEST_FIRST = operator.attrgetter("date", "fact_type", "fact_id")
 
 
 def cited_measures(rule: CompiledRule, rules: Mapping[str, CompiledRule], known: Collection[str]) -> tuple[str, ...]:

@@ -128,6 +128,21 @@ def to_durable(expr: Expr, negate: bool = False) -> dict[str, Any]:
     raise EvaluationError(f"unsupported expression {type(expr).__name__}")
 
 
+def _names_read(expr: Expr) -> list[tuple[str, str]]:
+    """What a condition reads, in order, as ("measure" or "flag", name) pairs."""
+    if isinstance(expr, MeasureRef):
+        return [("measure", expr.name)]
+    if isinstance(expr, FlaggedRef):
+        return [("flag", expr.rule_id)]
+    if isinstance(expr, Compare):
+        return [*_names_read(expr.left), *_names_read(expr.right)]
+    if isinstance(expr, BoolOp):
+        return [read for operand in expr.operands for read in _names_read(operand)]
+    if isinstance(expr, Not):
+        return _names_read(expr.operand)
+    return []
+
+
 def count_leaves(condition: Mapping[str, Any]) -> int:
     """Leaf conditions in a durable condition: what the 64-per-fact limit counts."""
     total = 0
@@ -154,6 +169,10 @@ class _Partition:
     name: str
     handle: int
     rule_ids: frozenset[str]
+    # What its rules read, as (name, fact key): each partition is sent only these, since
+    # the engine's cost grows with the size of the fact it parses.
+    measures: tuple[tuple[str, str], ...]
+    flags: tuple[tuple[str, str], ...]
 
 
 def _partition(
@@ -196,7 +215,18 @@ class RuleMatcher:
                     name = f"{ruleset.name}@{ruleset.version}#L{level}P{index}.{serial}"
                     definition = {flag_key(rule.id): {"all": [{"m": cond}]} for rule, cond in group}
                     handle = _dre.create_ruleset(name, json.dumps(definition))
-                    partitions.append(_Partition(name, handle, frozenset(rule.id for rule, _ in group)))
+                    read = dict.fromkeys(pair for rule, _ in group for pair in _names_read(rule.condition))
+                    measures = [name for kind, name in read if kind == "measure"]
+                    flags = [name for kind, name in read if kind == "flag"]
+                    partitions.append(
+                        _Partition(
+                            name,
+                            handle,
+                            frozenset(rule.id for rule, _ in group),
+                            tuple((m, measure_key(m)) for m in measures),
+                            tuple((d, flag_key(d)) for d in flags),
+                        )
+                    )
                 self._levels.append(partitions)
         except _dre.error as exc:
             self.close()
@@ -216,20 +246,22 @@ class RuleMatcher:
         matches. `flags` gives the outcome of lower-level rules for composite rules;
         undetermined rules are left out of it.
         """
-        fact: dict[str, Any] = {"id": _FACT_ID, "sid": _SID, _ALWAYS: 1}
-        for name, value in measures.items():
-            if value is not None:
-                fact[measure_key(name)] = value
-        if flags:
-            for rule_id, holds in flags.items():
-                fact[flag_key(rule_id)] = holds
-        payload = json.dumps(fact)
         held: set[str] = set()
         with self._lock:
             if self._closed:
                 raise EvaluationError("the ruleset was released")
             for partition in self._levels[level]:
-                held.update(self._run(partition, payload))
+                fact: dict[str, Any] = {"id": _FACT_ID, "sid": _SID, _ALWAYS: 1}
+                for name, key in partition.measures:
+                    value = measures.get(name)
+                    if value is not None:
+                        fact[key] = value
+                if flags:
+                    for rule_id, key in partition.flags:
+                        holds = flags.get(rule_id)
+                        if holds is not None:
+                            fact[key] = holds
+                held.update(self._run(partition, json.dumps(fact)))
         return held
 
     def _run(self, partition: _Partition, payload: str) -> set[str]:

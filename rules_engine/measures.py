@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Sequence
+from itertools import compress
 from operator import attrgetter
 from typing import Any
 
 from rules_engine import calendar
 from rules_engine.compiled import CompiledMeasure, FactPredicate, MeasureKind, MeasureValue, Window
 from rules_engine.evaluation import EvidenceItem
-from rules_engine.facts import Case, facts_of
+from rules_engine.facts import CaseFacts, facts_of
 
 
 class Series:
@@ -50,13 +51,20 @@ class Series:
 
 
 class CaseIndex:
-    """A case's facts, sorted once per evaluation and shared by every measure."""
+    """A case's facts, sorted once per evaluation and shared by every measure.
 
-    def __init__(self, case: Case) -> None:
+    Computing a measure also notes the facts behind its value (`evidence`), so the flags
+    that cite it need not find them again.
+    """
+
+    def __init__(self, case: CaseFacts) -> None:
         self.case = case
         self._facts: dict[str, tuple[Any, ...]] = {}
         self._first_dates: dict[str, int | None] = {}
+        self._bases: dict[tuple[str, str], Series] = {}
         self._series: dict[tuple[str, str, Hashable], Series] = {}
+        # (measure name, as_of ordinal) -> (facts, start, end): facts[start:end] are its evidence.
+        self.evidence: dict[tuple[str, int], _Span] = {}
 
     def facts(self, fact_type: str) -> tuple[Any, ...]:
         """All facts of a type, unfiltered; derived facts are built once, so identity holds."""
@@ -68,54 +76,80 @@ class CaseIndex:
     def first_date(self, fact_type: str) -> int | None:
         """The ordinal of the earliest `date` of any fact of a type; None when there is none."""
         if fact_type not in self._first_dates:
-            facts = self.facts(fact_type)
-            self._first_dates[fact_type] = min((f.date.toordinal() for f in facts), default=None)
+            base = self._base(fact_type, "date")
+            self._first_dates[fact_type] = base.ordinals[0] if base.ordinals else None
         return self._first_dates[fact_type]
 
     def series(self, fact_type: str, date_field: str, where: FactPredicate | None, where_text: str) -> Series:
         """The facts of `fact_type` passing `where`, sorted by `date_field`."""
+        if where is None:
+            return self._base(fact_type, date_field)
         # Several measures share one filter: key it by its source text, or by the
         # predicate itself when there is no text (predicates built in tests).
-        key = (fact_type, date_field, None if where is None else (where_text or where))
+        key = (fact_type, date_field, where_text or where)
         found = self._series.get(key)
         if found is None:
+            # Filtering the sorted facts keeps their order: one sort per date field, not per filter.
+            base = self._base(fact_type, date_field)
+            kept = list(map(where, base.facts))
+            found = self._series[key] = Series(list(compress(base.facts, kept)), list(compress(base.ordinals, kept)))
+        return found
+
+    def _base(self, fact_type: str, date_field: str) -> Series:
+        key = (fact_type, date_field)
+        found = self._bases.get(key)
+        if found is None:
             date_of = attrgetter(date_field)
-            kept = [f for f in self.facts(fact_type) if date_of(f) is not None and (where is None or where(f))]
-            kept.sort(key=date_of)
-            found = self._series[key] = Series(kept, [date_of(f).toordinal() for f in kept])
+            facts = self.facts(fact_type)
+            dated = facts if date_field == "date" else [f for f in facts if date_of(f) is not None]
+            ordered = sorted(dated, key=date_of)
+            found = self._bases[key] = Series(ordered, [date_of(f).toordinal() for f in ordered])
         return found
 
 
-def build_index(case: Case) -> CaseIndex:
+# The facts behind a measure: facts[start:end].
+_Span = tuple[Sequence[Any], int, int]
+_NO_EVIDENCE: _Span = ((), 0, 0)
+
+
+def build_index(case: CaseFacts) -> CaseIndex:
     """Index a case's facts for one evaluation."""
     return CaseIndex(case)
 
 
+class _At:
+    """One evaluation's moment: `as_of`, its ordinal and the window starts already found."""
+
+    __slots__ = ("as_of", "index", "starts", "today")
+
+    def __init__(self, index: CaseIndex, as_of: dt.date) -> None:
+        self.index = index
+        self.as_of = as_of
+        self.today = as_of.toordinal()
+        self.starts: dict[Window, int] = {}
+
+    def start(self, window: Window) -> int:
+        found = self.starts.get(window)
+        if found is None:
+            found = self.starts[window] = calendar.window_start(self.as_of, window).toordinal()
+        return found
+
+
 def compute_measures(measures: Sequence[CompiledMeasure], index: CaseIndex, as_of: dt.date) -> dict[str, MeasureValue]:
     """Every measure's value at `as_of`: an int, or None when it cannot be measured."""
-    starts = _WindowStarts(as_of)
-    return {m.name: _value(m, index, as_of, starts) for m in measures}
+    at = _At(index, as_of)
+    return {m.name: _measure(m, at) for m in measures}
 
 
 def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -> Sequence[Any]:
     """The facts behind a measure's value at `as_of`, oldest first (see measure_evidence)."""
-    kind = measure.kind
-    if kind is MeasureKind.AGE or _absent(measure, index, as_of):
-        return ()
-    series = _series(measure, index)
-    end = series.upto(as_of.toordinal())
-    if kind in (MeasureKind.DAYS_SINCE, MeasureKind.WORKING_DAYS_SINCE):
-        return series.facts[end - 1 : end]
-    if kind is MeasureKind.OPEN:
-        return _open(measure, series, end, as_of)
-    if kind is MeasureKind.LATEST:
-        return series.facts[max(0, end - measure.last) : end]
-    start = _window_first(measure, series, _WindowStarts(as_of))
-    if kind is MeasureKind.OVERDUE:
-        return _overdue(measure, index, series, range(start, end), as_of)
-    if kind is MeasureKind.DISTINCT:
-        return [f for f in series.facts[start:end] if getattr(f, measure.field) is not None]
-    return series.facts[start:end]
+    key = (measure.name, as_of.toordinal())
+    span = index.evidence.get(key)
+    if span is None:
+        _measure(measure, _At(index, as_of))
+        span = index.evidence[key]
+    facts, start, end = span
+    return facts[start:end]
 
 
 def evidence_items(measure: CompiledMeasure, facts: Sequence[Any], limit: int) -> tuple[EvidenceItem, ...]:
@@ -132,76 +166,111 @@ def measure_evidence(
     return evidence_items(measure, evidence_facts(measure, index, as_of), limit)
 
 
-class _WindowStarts:
-    """Window starts at one `as_of`, memoised: many measures share a window."""
-
-    def __init__(self, as_of: dt.date) -> None:
-        self._as_of = as_of
-        self._starts: dict[Window, int] = {}
-
-    def __call__(self, window: Window) -> int:
-        found = self._starts.get(window)
-        if found is None:
-            found = self._starts[window] = calendar.window_start(self._as_of, window).toordinal()
-        return found
+def _measure(measure: CompiledMeasure, at: _At) -> MeasureValue:
+    """A measure's value, noting the facts behind it in the index."""
+    value, span = _KINDS[measure.kind](measure, at)
+    at.index.evidence[measure.name, at.today] = span
+    return value
 
 
-def _value(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date, starts: _WindowStarts) -> MeasureValue:
-    kind = measure.kind
-    if kind is MeasureKind.AGE:
-        return _age(index.case, as_of)
-    if _absent(measure, index, as_of):
+def _age(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    birth = at.index.case.child.birth_date
+    as_of = at.as_of
+    if birth is None or birth > as_of:
+        return None, _NO_EVIDENCE
+    # Not relativedelta, which counts a 29 February birthday as reached on 28 February:
+    # in other years the anniversary is taken to be 1 March.
+    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day)), _NO_EVIDENCE
+
+
+def _located(measure: CompiledMeasure, at: _At) -> tuple[Series, int, int] | None:
+    """The measure's facts and the positions of those in its window (start) up to as_of
+    (end); None when it is missing for want of any fact of its type."""
+    if _absent(measure, at):
         return None
-    series = _series(measure, index)
-    end = series.upto(as_of.toordinal())
-    if kind is MeasureKind.COUNT:
-        return end - _window_first(measure, series, starts)
-    if kind is MeasureKind.DISTINCT:
-        start = _window_first(measure, series, starts)
-        values = {getattr(f, measure.field) for f in series.facts[start:end]}
-        values.discard(None)
-        return len(values)
-    if kind is MeasureKind.DAYS_SINCE:
-        return as_of.toordinal() - series.ordinals[end - 1] if end else None
-    if kind is MeasureKind.WORKING_DAYS_SINCE:
-        if not end:
-            return None
-        latest = dt.date.fromordinal(series.ordinals[end - 1])
-        return calendar.default_calendar().working_days_between(latest, as_of)
-    if kind is MeasureKind.OPEN:
-        return len(_open(measure, series, end, as_of))
-    if kind is MeasureKind.LATEST:
-        if not end:
-            return None  # no fact to look at: undetermined, not "none of them"
-        matching = measure.matching
-        recent = series.facts[max(0, end - measure.last) : end]
-        return sum(1 for f in recent if matching is None or matching(f))
-    if kind is MeasureKind.OVERDUE:
-        start = _window_first(measure, series, starts)
-        return len(_overdue(measure, index, series, range(start, end), as_of))
-    raise ValueError(f"unknown measure kind {kind}")
+    series = _series(measure, at.index)
+    end = series.upto(at.today)
+    start = 0 if measure.window is None else series.after(at.start(measure.window))
+    return series, start, end
+
+
+def _count(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    if (located := _located(measure, at)) is None:
+        return None, _NO_EVIDENCE
+    series, start, end = located
+    return end - start, (series.facts, start, end)
+
+
+def _distinct(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    if (located := _located(measure, at)) is None:
+        return None, _NO_EVIDENCE
+    series, start, end = located
+    read = attrgetter(measure.field)
+    counted = [f for f in series.facts[start:end] if read(f) is not None]
+    return len(set(map(read, counted))), (counted, 0, len(counted))
+
+
+def _days_since(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    if (located := _located(measure, at)) is None or not located[2]:
+        return None, _NO_EVIDENCE
+    series, _, end = located
+    latest = series.ordinals[end - 1]
+    if measure.kind is MeasureKind.DAYS_SINCE:
+        value = at.today - latest
+    else:
+        value = calendar.default_calendar().working_days_between(dt.date.fromordinal(latest), at.as_of)
+    return value, (series.facts, end - 1, end)
+
+
+def _open_facts(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    if (located := _located(measure, at)) is None:
+        return None, _NO_EVIDENCE
+    series, _, end = located
+    as_of, ended = at.as_of, attrgetter(measure.end_field)
+    found = [f for f in series.facts[:end] if (e := ended(f)) is None or e > as_of]
+    return len(found), (found, 0, len(found))
+
+
+def _latest(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    if (located := _located(measure, at)) is None or not located[2]:
+        return None, _NO_EVIDENCE  # no fact to look at: undetermined, not "none of them"
+    series, _, end = located
+    start = max(0, end - measure.last)
+    matching = measure.matching
+    value = end - start if matching is None else sum(1 for f in series.facts[start:end] if matching(f))
+    return value, (series.facts, start, end)
+
+
+def _overdue_facts(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+    if (located := _located(measure, at)) is None:
+        return None, _NO_EVIDENCE
+    series, start, end = located
+    found = _overdue(measure, at.index, series, range(start, end), at.as_of)
+    return len(found), (found, 0, len(found))
+
+
+_KINDS: dict[MeasureKind, Callable[[CompiledMeasure, _At], tuple[MeasureValue, _Span]]] = {
+    MeasureKind.AGE: _age,
+    MeasureKind.COUNT: _count,
+    MeasureKind.DISTINCT: _distinct,
+    MeasureKind.DAYS_SINCE: _days_since,
+    MeasureKind.WORKING_DAYS_SINCE: _days_since,
+    MeasureKind.OPEN: _open_facts,
+    MeasureKind.LATEST: _latest,
+    MeasureKind.OVERDUE: _overdue_facts,
+}
 
 
 def _series(measure: CompiledMeasure, index: CaseIndex) -> Series:
     return index.series(measure.fact_type, measure.date_field, measure.where, measure.where_text)
 
 
-def _absent(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -> bool:
+def _absent(measure: CompiledMeasure, at: _At) -> bool:
     """True when the measure is missing because the case holds no fact of its type by `as_of`."""
     if not measure.missing_when_absent:
         return False
-    first = index.first_date(measure.fact_type)
-    return first is None or first > as_of.toordinal()
-
-
-def _window_first(measure: CompiledMeasure, series: Series, starts: Callable[[Window], int]) -> int:
-    """The position of the first fact inside the measure's window (0 when it has none)."""
-    return 0 if measure.window is None else series.after(starts(measure.window))
-
-
-def _open(measure: CompiledMeasure, series: Series, end: int, as_of: dt.date) -> list[Any]:
-    field = measure.end_field
-    return [f for f in series.facts[:end] if (e := getattr(f, field)) is None or e > as_of]
+    first = at.index.first_date(measure.fact_type)
+    return first is None or first > at.today
 
 
 def _overdue(measure: CompiledMeasure, index: CaseIndex, series: Series, positions: range, as_of: dt.date) -> list[Any]:
@@ -230,12 +299,3 @@ def _followed_up(fact: Any, day: int, followups: Series, today: int) -> bool:
     first = bisect_left(followups.ordinals, day)
     last = bisect_right(followups.ordinals, today)
     return last - first > 1 or (last - first == 1 and followups.facts[first] is not fact)
-
-
-def _age(case: Case, as_of: dt.date) -> int | None:
-    birth = case.child.birth_date
-    if birth is None or birth > as_of:
-        return None
-    # Not relativedelta, which counts a 29 February birthday as reached on 28 February:
-    # in other years the anniversary is taken to be 1 March.
-    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))

@@ -106,7 +106,6 @@ GRPC_SECONDS = Histogram(
 # Rulesets this process has loaded: a requested name becomes a label only if it is one of them.
 _known_rulesets: set[str] = set()
 _served_versions: dict[str, str] = {}
-_evaluation_counters: dict[tuple[str, str], Counter] = {}
 UNKNOWN = "unknown"
 OUTCOMES = ("ok", "invalid", "error")
 STATELESS = "stateless"
@@ -127,26 +126,35 @@ def ruleset_label(requested: str) -> str:
 
 def count_evaluation(ruleset: str, outcome: str) -> None:
     """Count one answered case; `ruleset` must already be a label (see ruleset_label)."""
-    # Children cached: labels() takes a lock and builds a key on every call.
-    counter = _evaluation_counters.get((ruleset, outcome))
-    if counter is None:
-        counter = _evaluation_counters[(ruleset, outcome)] = EVALUATIONS.labels(ruleset, outcome)
-    counter.inc()
+    _child(EVALUATIONS, ruleset, outcome).inc()
 
 
 def record_evaluation(evaluation: Evaluation, seconds: float) -> None:
     """Latency, flags, shadow-rule hits and engine fallbacks of one successful evaluation."""
     name = evaluation.ruleset
-    EVALUATION_SECONDS.labels(name).observe(seconds)
+    _child(EVALUATION_SECONDS, name).observe(seconds)
     for flag in evaluation.flags:
         # No lifecycle when the store could not record the evaluation.
         record = evaluation.lifecycle.get(flag.rule_id)
         state = STATELESS if record is None else record.state.value.lower()
-        FLAGS.labels(name, flag.rule_id, flag.severity.name.lower(), state).inc()
+        _child(FLAGS, name, flag.rule_id, flag.severity.name.lower(), state).inc()
     for flag in evaluation.shadow_flags:
-        SHADOW_FLAGS.labels(name, flag.rule_id).inc()
+        _child(SHADOW_FLAGS, name, flag.rule_id).inc()
     if evaluation.engine_fallback:
         ENGINE_FALLBACKS.labels(name).inc()
+
+
+# Metric children by labels: labels() takes a lock and builds a key on every call, and an
+# evaluation counts a dozen flags. Bounded as the series are: rulesets x rules x states.
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def instrument_evaluations(cls: T) -> T:

@@ -39,7 +39,7 @@ def _is_date(model: type[BaseModel], name: str) -> bool:
     return annotation is dt.date or (isinstance(annotation, types.UnionType) and dt.date in typing.get_args(annotation))
 
 
-def _enum_codes(descriptor: Any) -> dict[int, str]:
+def enum_codes(descriptor: Any) -> dict[int, str]:
     # CONFERENCE_KIND_INITIAL -> "INITIAL": the domain codes are the names without the prefix
     # that buf's ENUM_VALUE_PREFIX rule demands; 0 (UNSPECIFIED) maps to nothing.
     prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
@@ -97,11 +97,11 @@ def _converter(descriptor: Descriptor, model: type[BaseModel], list_limit: int =
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             assert field.message_type is not None
             kind = "message_list" if field.is_repeated else "message"
-            namespace[helper] = _converter(field.message_type, _sub_model(model, name))
+            namespace[helper] = _converter(field.message_type, sub_model(model, name))
         elif field.is_repeated:
             kind = "text_list"
         elif field.type == FieldDescriptor.TYPE_ENUM:
-            kind, namespace[helper] = "enum", _enum_codes(field.enum_type)
+            kind, namespace[helper] = "enum", enum_codes(field.enum_type)
         elif field.type == FieldDescriptor.TYPE_STRING:
             kind = "date" if _is_date(model, name) else "text"
         else:
@@ -114,7 +114,7 @@ def _converter(descriptor: Descriptor, model: type[BaseModel], list_limit: int =
     return converter
 
 
-def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+def sub_model(model: type[BaseModel], name: str) -> type[BaseModel]:
     annotation = model.model_fields[name].annotation
     args = typing.get_args(annotation)
     sub = args[0] if args else annotation
@@ -285,19 +285,19 @@ def case_from_json(obj: dict[str, Any]) -> case_pb2.Case:
 
 
 # Most severe first, then by rule id, so responses are stable.
-def _flag_order(flag: ExplainedFlag) -> tuple[int, str]:
+def flag_order(flag: ExplainedFlag) -> tuple[int, str]:
     return (-int(flag.severity), flag.rule_id)
 
 
-_SEVERITY = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
-_FLAG_STATE = {state: pb.FlagState.Value(f"FLAG_STATE_{state.value}") for state in FlagState}
-_SOURCE_KIND = {
+SEVERITIES = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
+FLAG_STATES = {state: pb.FlagState.Value(f"FLAG_STATE_{state.value}") for state in FlagState}
+SOURCE_KINDS = {
     "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
     "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
 }
 
 
-def _value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValue:
+def measured_value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValue:
     # bool before number: bool is an int in Python.
     if value is None:
         return pb.MeasuredValue(name=name, missing=True)
@@ -312,13 +312,13 @@ def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.
     message = pb.Flag(
         rule_id=flag.rule_id,
         title=flag.title,
-        severity=_SEVERITY[flag.severity.name],
+        severity=SEVERITIES[flag.severity.name],
         escalation=flag.escalation,
         explanation=flag.explanation,
         condition=flag.condition,
-        measured_values=[_value(n, v) for n, v in flag.measured_values],
-        thresholds=[_value(n, v) for n, v in flag.thresholds],
-        threshold_source=pb.ThresholdSource(kind=_SOURCE_KIND[flag.source_kind], reference=flag.source_reference),
+        measured_values=[measured_value(n, v) for n, v in flag.measured_values],
+        thresholds=[measured_value(n, v) for n, v in flag.thresholds],
+        threshold_source=pb.ThresholdSource(kind=SOURCE_KINDS[flag.source_kind], reference=flag.source_reference),
         evidence=[
             pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
         ],
@@ -326,7 +326,7 @@ def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.
         evidence_count=flag.evidence_count,
     )
     if record is not None:
-        message.state = _FLAG_STATE[record.state]
+        message.state = FLAG_STATES[record.state]
         message.first_raised = rfc3339(record.first_raised)
         message.last_seen = rfc3339(record.last_seen)
         if record.state is FlagState.SNOOZED and record.acknowledgement and record.acknowledgement.snooze_until:
@@ -334,7 +334,7 @@ def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.
     return message
 
 
-def _undetermined_to_proto(rule: DomainUndetermined) -> pb.UndeterminedRule:
+def undetermined_to_proto(rule: DomainUndetermined) -> pb.UndeterminedRule:
     return pb.UndeterminedRule(rule_id=rule.rule_id, title=rule.title, missing_measures=rule.missing_measures)
 
 
@@ -350,22 +350,22 @@ def evaluation_to_proto(evaluation: Evaluation) -> pb.EvaluateResponse:
     return pb.EvaluateResponse(
         case_id=evaluation.case_id,
         flags=[
-            _flag_to_proto(f, evaluation.lifecycle.get(f.rule_id)) for f in sorted(evaluation.flags, key=_flag_order)
+            _flag_to_proto(f, evaluation.lifecycle.get(f.rule_id)) for f in sorted(evaluation.flags, key=flag_order)
         ],
-        shadow_flags=[_flag_to_proto(f) for f in sorted(evaluation.shadow_flags, key=_flag_order)],
-        undetermined=[_undetermined_to_proto(u) for u in evaluation.undetermined],
+        shadow_flags=[_flag_to_proto(f) for f in sorted(evaluation.shadow_flags, key=flag_order)],
+        undetermined=[undetermined_to_proto(u) for u in evaluation.undetermined],
         ruleset=evaluation.ruleset,
         ruleset_version=evaluation.ruleset_version,
         decision_id=evaluation.decision_id,
         as_of=rfc3339(evaluation.as_of),
-        resolved=[_resolved_to_proto(r) for r in evaluation.resolved],
+        resolved=[resolved_to_proto(r) for r in evaluation.resolved],
     )
 
 
-def _resolved_to_proto(record: FlagRecord) -> pb.ResolvedFlag:
+def resolved_to_proto(record: FlagRecord) -> pb.ResolvedFlag:
     return pb.ResolvedFlag(
         rule_id=record.rule_id,
-        severity=_SEVERITY[record.severity.name],
+        severity=SEVERITIES[record.severity.name],
         first_raised=rfc3339(record.first_raised),
         last_seen=rfc3339(record.last_seen),
         resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
@@ -445,8 +445,8 @@ def flag_record_to_proto(case_id: str, record: FlagRecord) -> pb.FlagRecord:
         case_id=case_id,
         ruleset=record.ruleset,
         rule_id=record.rule_id,
-        state=_FLAG_STATE[record.state],
-        severity=_SEVERITY[record.severity.name],
+        state=FLAG_STATES[record.state],
+        severity=SEVERITIES[record.severity.name],
         first_raised=rfc3339(record.first_raised),
         last_seen=rfc3339(record.last_seen),
         resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
@@ -457,7 +457,7 @@ def flag_record_to_proto(case_id: str, record: FlagRecord) -> pb.FlagRecord:
                 practitioner_id=ack.practitioner_id,
                 reason_code=ack.reason_code,
                 acknowledged_at=rfc3339(ack.at),
-                severity=_SEVERITY[ack.severity.name],
+                severity=SEVERITIES[ack.severity.name],
                 snooze_until=ack.snooze_until.isoformat() if ack.snooze_until else "",
             )
         )
@@ -493,7 +493,7 @@ def decision_to_proto(record: DecisionRecord) -> pb.Decision:
         ruleset_version=record.ruleset_version,
         input_digest=record.input_digest,
         flags=[
-            pb.DecisionFlag(rule_id=f.rule_id, state=_FLAG_STATE[f.state], severity=_SEVERITY[f.severity.name])
+            pb.DecisionFlag(rule_id=f.rule_id, state=FLAG_STATES[f.state], severity=SEVERITIES[f.severity.name])
             for f in record.flags
         ],
     )

@@ -51,9 +51,9 @@ def seen(prev: FlagRecord | None, sighting: FlagSighting, ruleset: str, now: dt.
         state, ack = FlagState.NEW, None
     else:
         state = FlagState.ACKNOWLEDGED if ack.snooze_until is None else FlagState.SNOOZED
-    return dataclasses.replace(
-        prev, state=state, severity=sighting.severity, last_seen=now, resolved_at=None, acknowledgement=ack
-    )
+    # Built directly rather than by dataclasses.replace: this runs for every flag of every call.
+    severity = sighting.severity
+    return FlagRecord(prev.ruleset, prev.rule_id, state, severity, prev.first_raised, now, prev.raised, None, ack)
 
 
 def resolved(prev: FlagRecord, now: dt.datetime) -> FlagRecord:

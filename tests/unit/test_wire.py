@@ -109,11 +109,11 @@ def test_empty_strings_are_absent() -> None:
     [(case_pb2.ConferenceKind, codes.ConferenceKind), (case_pb2.PlanKind, codes.PlanKind)],
 )
 def test_enums_map_to_the_domain_codes_without_prefix(enum: typing.Any, domain: typing.Any) -> None:
-    mapped = wire._enum_codes(enum.DESCRIPTOR)
+    mapped = wire.enum_codes(enum.DESCRIPTOR)
 
     assert set(mapped.values()) == set(typing.get_args(domain))
-    assert case_pb2.PLAN_KIND_CHILD_PROTECTION not in wire._enum_codes(case_pb2.ConferenceKind.DESCRIPTOR) or True
-    assert wire._enum_codes(case_pb2.PlanKind.DESCRIPTOR)[case_pb2.PLAN_KIND_CHILD_PROTECTION] == "CHILD_PROTECTION"
+    assert case_pb2.PLAN_KIND_CHILD_PROTECTION not in wire.enum_codes(case_pb2.ConferenceKind.DESCRIPTOR) or True
+    assert wire.enum_codes(case_pb2.PlanKind.DESCRIPTOR)[case_pb2.PLAN_KIND_CHILD_PROTECTION] == "CHILD_PROTECTION"
 
 
 def test_missing_case_id_and_fact_id_and_date() -> None:
