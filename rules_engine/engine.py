@@ -140,7 +140,7 @@ class Engine:
                     case.case_id,
                     evaluation.ruleset,
                     _sightings(evaluation),
-                    self._decision(evaluation, case_digest(stored.case)),
+                    self._decision(evaluation, stored.digest),
                     moment,
                     revision=stored.revision,
                 )
@@ -151,7 +151,7 @@ class Engine:
             return _with_states(evaluation, states)
         raise CaseChangedError(stored)
 
-    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> Case:
+    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
         return self.store.merge_case(case.case_id, case, withdrawn, now=self._clock()).case
 
     def acknowledge(

@@ -117,7 +117,7 @@ class CaseStateService(EvaluationService, Protocol):
         """Merge `case` into the stored case, remove `withdrawn` (fact type, id), evaluate the whole history."""
         ...
 
-    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> Case:
+    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
         """Merge without evaluating; returns the whole stored case."""
         ...
 

@@ -16,9 +16,10 @@ which names each bad field, so callers get the same CaseError either way.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -320,3 +321,63 @@ def _records(message: case_pb2.Case, today: dt.date) -> facts.CaseFacts:
         raise _Rejected
     record: facts.CaseFacts = CaseRecord(case_id=message.case_id, child=ChildRecord(birth), **lists)
     return record
+
+
+# --- facts as the stores keep them: compact JSON, defaults left out, validated on the way in ---
+
+
+def _dict_reader(model: type[BaseModel]) -> Callable[[Any], Any]:
+    """Generate `read(d) -> record` for one model's stored JSON object (model_dump_json with
+    exclude_defaults): absent keys take the model's defaults, dates are parsed (once each)."""
+    namespace: dict[str, Any] = {"_new": tuple.__new__, "_Record": _record_type(model), "_DATES": _DATES}
+    types = fact_fields(model)
+    expressions = []
+    for name, info in model.model_fields.items():
+        default = _default(info)
+        field_type = types.get(name)
+        if field_type is None:  # nested models: a conference's agencies
+            helper = f"_{name}"
+            namespace[helper] = _dict_reader(wire.sub_model(model, name))
+            expressions.append(f"tuple(map({helper}, d.get({name!r}, ())))")
+        elif field_type.kind == "date":
+            expressions.append(f"_DATES[d[{name!r}]]" if info.is_required() else f"_DATES[d.get({name!r}, '')]")
+        elif field_type.kind == "list":
+            expressions.append(f"tuple(d.get({name!r}, ()))")
+        elif info.is_required():
+            expressions.append(f"d[{name!r}]")
+        else:
+            expressions.append(f"d.get({name!r}, {default!r})")
+    source = f"def read(d):\n    return _new(_Record, ({', '.join(expressions)},))\n"
+    exec(compile(source, f"<stored record reader for {model.__name__}>", "exec"), namespace)
+    reader: Callable[[Any], Any] = namespace["read"]
+    return reader
+
+
+_STORED_READERS = {name: _dict_reader(model) for name, model in facts.FACT_TYPES.items()}
+_read_child = _dict_reader(facts.Child)
+
+
+def case_from_stored(case_id: str, child: Any, stored: Mapping[str, Sequence[Any]]) -> facts.CaseFacts:
+    """Records from stored facts already parsed from JSON (dicts by fact type), each type in
+    (date, id) order as the stores answer; the stores validated every fact on the way in."""
+    lists = {}
+    for name, reader in _STORED_READERS.items():
+        found = stored.get(name)
+        lists[name] = tuple(sorted(map(reader, found), key=_BY_DATE)) if found else _EMPTY
+    record: facts.CaseFacts = CaseRecord(case_id=case_id, child=_read_child(child), **lists)
+    return record
+
+
+_BY_DATE = operator.attrgetter("date", "id")
+
+
+def of(value: Any) -> Any:
+    """A case (or fact) as records, whichever form it is in: compares equal across forms.
+
+    For tests and tools; the hot path builds records directly.
+    """
+    if isinstance(value, BaseModel):
+        return _record_type(type(value))(*(of(getattr(value, name)) for name in type(value).model_fields))
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(of(item) for item in value)
+    return value

@@ -436,7 +436,7 @@ def snooze_from_text(text: str, path: str = "snooze_until") -> dt.date | None:
         raise CaseError([FieldViolation(path, "not a date (YYYY-MM-DD)")]) from None
 
 
-def stored_fact_count(case: facts.Case) -> int:
+def stored_fact_count(case: facts.CaseFacts) -> int:
     return sum(len(getattr(case, name)) for name in _FACT_LISTS)
 
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 from rules_engine.compiled import Severity
-from rules_engine.facts import Case
+from rules_engine.facts import Case, CaseFacts
 
 # Seven years, as for closed children's social care records; a case's keys expire this long after
 # its last write, and every write refreshes the period.
@@ -136,10 +136,12 @@ class ChronologyEntry:
 
 @dataclass(frozen=True)
 class StoredCase:
-    """A case as stored, with its revision: how many merges have changed it."""
+    """A case as stored, with its revision (how many merges have changed it) and its digest."""
 
-    case: Case
+    case: CaseFacts  # a facts.Case, or records (the Redis store answers with those: far cheaper)
     revision: int
+    # sha256 hex of the case as the store holds it: what the decision log records as the input.
+    digest: str
 
 
 class CaseStore(Protocol):
@@ -152,7 +154,7 @@ class CaseStore(Protocol):
         withdrawn: Sequence[tuple[str, str]] = (),
         *,
         now: dt.datetime,
-    ) -> Case:
+    ) -> CaseFacts:
         """Upsert `incoming`'s facts by (fact type, id), remove `withdrawn`, return the whole stored case.
 
         The child is replaced when the incoming one has data. A fact both sent and withdrawn is withdrawn.

@@ -25,6 +25,7 @@ from rules_engine.store.base import (
     FlagStates,
     StoredCase,
     StoreSettings,
+    case_digest,
 )
 from rules_engine.store.chronology import build_chronology
 from rules_engine.store.codec import assemble_case, fact_field, fact_items, has_data
@@ -84,7 +85,7 @@ class MemoryStore(CaseStore):
                 if state.facts.pop(fact_field(fact_type, fact_id), None) is not None:
                     changed = True
             state.revision += changed
-            return StoredCase(self._assemble(case_id, state), state.revision)
+            return self._stored(case_id, state)
 
     def load_case(self, case_id: str) -> Case | None:
         with self._lock:
@@ -111,7 +112,7 @@ class MemoryStore(CaseStore):
             if revision is not None:
                 current = self._live(case_id) or _CaseState(expires_at=0)  # expired: nothing stored
                 if current.revision != revision:
-                    raise CaseChangedError(StoredCase(self._assemble(case_id, current), current.revision))
+                    raise CaseChangedError(self._stored(case_id, current))
             states = self._record(case_id, ruleset, raised, now)
             flags = lifecycle.decision_flags(states)
             self._append(dataclasses.replace(decision, flags=flags))
@@ -175,6 +176,10 @@ class MemoryStore(CaseStore):
     @staticmethod
     def _assemble(case_id: str, state: _CaseState) -> Case:
         return assemble_case(case_id, state.child, state.facts.items())
+
+    def _stored(self, case_id: str, state: _CaseState) -> StoredCase:
+        case = self._assemble(case_id, state)
+        return StoredCase(case, state.revision, case_digest(case))
 
     def _live(self, case_id: str) -> _CaseState | None:
         state = self._cases.get(case_id)

@@ -50,8 +50,10 @@ from rules_engine.store.codec import (
     fact_field,
     fact_items,
     fact_json,
+    fields_digest,
     flag_from_json,
     has_data,
+    records_from_fields,
     revision_of,
 )
 
@@ -313,5 +315,4 @@ class RedisStore(CaseStore):
 def _stored_case(case_id: str, flat: list[str]) -> StoredCase:
     """A case from a flat HGETALL reply of its facts hash."""
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
-    case = case_from_fields(case_id, fields)
-    return StoredCase(case if case is not None else Case(case_id=case_id), revision_of(fields))
+    return StoredCase(records_from_fields(case_id, fields), revision_of(fields), fields_digest(case_id, fields))

@@ -19,6 +19,7 @@ from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.compiler import compile_ruleset
 from rules_engine.errors import CaseError
 from rules_engine.evaluator import PreparedRuleset
+from rules_engine.store import codec
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 26)
@@ -228,3 +229,29 @@ def test_date_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         case = records.case_from_proto(message, TODAY)
         assert getattr(case, "visits")[0].date == start + dt.timedelta(days=offset)  # noqa: B009
     assert len(records._DATES) <= 11
+
+
+def _stored_fields(case: facts.Case) -> dict[str, str]:
+    """A facts hash as both stores write it."""
+    fields = {field: codec.fact_json(fact) for field, fact in codec.fact_items(case)}
+    fields[codec.CHILD_FIELD] = case.child.model_dump_json(exclude_defaults=True)
+    fields[codec.REVISION_FIELD] = "3"
+    return fields
+
+
+@pytest.mark.parametrize("message", [_full_case(), wire.case_from_json(synth.sized_case(200, 7))], ids=["full", "200"])
+def test_stored_facts_read_as_records_equal_the_validated_models(message: case_pb2.Case) -> None:
+    fields = _stored_fields(wire.case_from_proto(message, TODAY))
+    validated = codec.case_from_fields("case-9", fields)
+    assert validated is not None
+    assert records.of(codec.records_from_fields("case-9", fields)) == records.of(validated)
+
+
+def test_stored_case_digest_depends_on_content_not_field_order() -> None:
+    fields = _stored_fields(wire.case_from_proto(_full_case(), TODAY))
+    digest = codec.fields_digest("case-9", fields)
+    assert codec.fields_digest("case-9", dict(reversed(fields.items()))) == digest
+    assert codec.fields_digest("case-9", {**fields, codec.REVISION_FIELD: "4"}) == digest  # revision is not content
+    assert codec.fields_digest("case-8", fields) != digest
+    changed = {**fields, "visits:new": '{"id":"new","date":"2024-01-01"}'}
+    assert codec.fields_digest("case-9", changed) != digest
