@@ -2,8 +2,11 @@
 
     python benchmarks/memory_growth.py [--evaluations 1000000] [--baseline 10000] [--facts 20]
 
-One process, one prepared safeguarding ruleset (with its durable-rules matcher), the per-call
-work of a worker without gRPC: proto -> domain conversion and evaluation. The cases rotate
+One process, the per-call work of a worker without gRPC: the request's case read into records
+(records.case_from_proto), evaluated by an Engine over the bundled rulesets (safeguarding, with
+its durable-rules matcher) that records each decision and flag lifecycle in a MemoryStore, and
+the response encoded (response_encoding). The store's decision logs are capped (1,000 entries,
+100 per case) so that they fill before the baseline: a bounded log filling up is not a leak. The cases rotate
 through 32 seeds (distinct case ids and histories) and the as_of date through 28 consecutive
 days, so per-case and per-date caches see what a long-running worker sees. VmRSS is read from
 /proc/self/status after a full garbage collection at each checkpoint. Prints one JSON object.
@@ -19,9 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rules_engine import wire
+from rules_engine import records, wire
 from rules_engine.compiler import compile_ruleset
-from rules_engine.evaluator import PreparedRuleset
+from rules_engine.engine import Engine
+from rules_engine.registry import Registry
+from rules_engine.response_encoding import encode_response
+from rules_engine.store import MemoryStore, StoreSettings
 from rules_engine.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +43,9 @@ def rss_kb() -> int:
 
 
 def run(evaluations: int, baseline: int, facts: int) -> dict[str, Any]:
-    prepared = PreparedRuleset(compile_ruleset(ROOT / "rulesets" / "safeguarding"))
+    registry = Registry(ROOT / "rulesets", compile_ruleset)
+    registry.reload()
+    engine = Engine(registry, store=MemoryStore(StoreSettings(decision_maxlen=1_000, case_decision_maxlen=100)))
     messages = [wire.case_from_json(sized_case(facts, seed)) for seed in range(1, SEEDS + 1)]
     days = [LONG_TIMELINE_END - dt.timedelta(days=d) for d in range(DAYS)]
     checkpoints = sorted({baseline, *(n for n in (100_000, 250_000, 500_000) if baseline < n < evaluations)})
@@ -49,15 +57,18 @@ def run(evaluations: int, baseline: int, facts: int) -> dict[str, Any]:
         for checkpoint in checkpoints:
             for i in range(done, checkpoint):
                 as_of = days[i % DAYS]
-                case = wire.case_from_proto(messages[i % SEEDS], as_of)
-                prepared.evaluate(case, as_of)
+                message = messages[i % SEEDS]
+                case = records.case_from_proto(message, as_of)
+                moment = dt.datetime.combine(as_of, dt.time(), dt.UTC)
+                evaluation = engine.evaluate(case, moment, "safeguarding", wire.case_message_digest(message))
+                encode_response(evaluation).SerializeToString()
             done = checkpoint
             gc.collect()
             samples.append(
                 {"evaluations": done, "rss_kb": rss_kb(), "seconds": round(time.perf_counter() - started, 1)}
             )
     finally:
-        prepared.close()
+        registry.close()
     first, last = samples[0], samples[-1]
     return {
         "facts": facts,

@@ -5,8 +5,9 @@ A CompiledRuleset is immutable; a reload replaces it whole.
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any, Literal, NamedTuple
@@ -103,6 +104,12 @@ class CompiledMeasure:
     @property
     def value_type(self) -> ValueType:
         return ValueType.NUMBER
+
+    @functools.cached_property
+    def series_key(self) -> tuple[str, str, Hashable]:
+        """Which facts the measure reads, in date order: measures with the same key share them.
+        A filter is known by its source text, or by the predicate when it has none (tests)."""
+        return (self.fact_type, self.date_field, self.where_text or self.where)
 
 
 # --- condition expressions -------------------------------------------------------------

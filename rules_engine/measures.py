@@ -31,14 +31,6 @@ class Series:
         self.facts = facts
         self.ordinals = ordinals
 
-    def upto(self, as_of: int) -> int:
-        """The end (exclusive) of the facts dated on or before `as_of`."""
-        return bisect_right(self.ordinals, as_of)
-
-    def after(self, start: int) -> int:
-        """The start of the facts dated after `start`."""
-        return bisect_right(self.ordinals, start)
-
     def due_before(self, window: Window, today: int, positions: range) -> int:
         """The end of the facts at `positions` whose deadline `window` after them is before `today`."""
 
@@ -82,17 +74,24 @@ class CaseIndex:
 
     def series(self, fact_type: str, date_field: str, where: FactPredicate | None, where_text: str) -> Series:
         """The facts of `fact_type` passing `where`, sorted by `date_field`."""
-        if where is None:
-            return self._base(fact_type, date_field)
-        # Several measures share one filter: key it by its source text, or by the
-        # predicate itself when there is no text (predicates built in tests).
-        key = (fact_type, date_field, where_text or where)
+        return self._series_by((fact_type, date_field, where_text or where), where)
+
+    def series_for(self, measure: CompiledMeasure) -> Series:
+        """The facts a measure reads (see CompiledMeasure.series_key), sorted by its date field."""
+        found = self._series.get(measure.series_key)
+        return found if found is not None else self._series_by(measure.series_key, measure.where)
+
+    def _series_by(self, key: tuple[str, str, Hashable], where: FactPredicate | None) -> Series:
         found = self._series.get(key)
         if found is None:
-            # Filtering the sorted facts keeps their order: one sort per date field, not per filter.
-            base = self._base(fact_type, date_field)
-            kept = list(map(where, base.facts))
-            found = self._series[key] = Series(list(compress(base.facts, kept)), list(compress(base.ordinals, kept)))
+            base = self._base(key[0], key[1])
+            if where is None:
+                found = base
+            else:
+                # Filtering the sorted facts keeps their order: one sort per date field, not per filter.
+                kept = list(map(where, base.facts))
+                found = Series(list(compress(base.facts, kept)), list(compress(base.ordinals, kept)))
+            self._series[key] = found
         return found
 
     def _base(self, fact_type: str, date_field: str) -> Series:
@@ -185,13 +184,18 @@ def _age(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
 
 def _located(measure: CompiledMeasure, at: _At) -> tuple[Series, int, int] | None:
     """The measure's facts and the positions of those in its window (start) up to as_of
-    (end); None when it is missing for want of any fact of its type."""
-    if _absent(measure, at):
-        return None
-    series = _series(measure, at.index)
-    end = series.upto(at.today)
-    start = 0 if measure.window is None else series.after(at.start(measure.window))
-    return series, start, end
+    (end); None when it is missing for want of any fact of its type. Runs for every measure
+    of every evaluation, hence written out rather than composed."""
+    index = at.index
+    if measure.missing_when_absent:
+        first = index.first_date(measure.fact_type)
+        if first is None or first > at.today:
+            return None
+    series = index.series_for(measure)
+    ordinals = series.ordinals
+    end = bisect_right(ordinals, at.today)
+    window = measure.window
+    return series, 0 if window is None else bisect_right(ordinals, at.start(window)), end
 
 
 def _count(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
@@ -259,18 +263,6 @@ _KINDS: dict[MeasureKind, Callable[[CompiledMeasure, _At], tuple[MeasureValue, _
     MeasureKind.LATEST: _latest,
     MeasureKind.OVERDUE: _overdue_facts,
 }
-
-
-def _series(measure: CompiledMeasure, index: CaseIndex) -> Series:
-    return index.series(measure.fact_type, measure.date_field, measure.where, measure.where_text)
-
-
-def _absent(measure: CompiledMeasure, at: _At) -> bool:
-    """True when the measure is missing because the case holds no fact of its type by `as_of`."""
-    if not measure.missing_when_absent:
-        return False
-    first = at.index.first_date(measure.fact_type)
-    return first is None or first > at.today
 
 
 def _overdue(measure: CompiledMeasure, index: CaseIndex, series: Series, positions: range, as_of: dt.date) -> list[Any]:
