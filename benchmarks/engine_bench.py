@@ -1,7 +1,8 @@
 """Engine-only throughput and latency: the safeguarding ruleset over synthetic cases of 20, 200 and 2,000 facts.
 
 Measures what one worker does per Evaluate without gRPC: the request's case read into records
-(records.case_from_proto, as the server does), measures, matching, explanations. Run: `python benchmarks/engine_bench.py [--seconds S]`.
+(records.case_from_proto, as the server does), measures, matching, explanations.
+Run: `python benchmarks/engine_bench.py [--seconds S]`.
 """
 
 from __future__ import annotations
