@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -12,7 +13,7 @@ import pytest
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.errors import StoreUnavailableError
-from rules_engine.logs import JsonFormatter
+from rules_engine.logs import BackgroundWriter, JsonFormatter
 from tests.ops.conftest import Served
 from tests.ops.helpers import AS_OF, flagged_case, request
 
@@ -117,3 +118,26 @@ def test_exception_messages_are_replaced_by_their_type_unless_known_safe() -> No
     assert "error" not in lines[0]
     assert "raise exc" in str(lines[0]["stack"])
     assert lines[1]["error"] == "case store unavailable: Redis timed out"
+
+
+def test_background_writer_writes_every_line_in_order_without_being_woken() -> None:
+    stream = io.StringIO()
+    target = logging.StreamHandler(stream)
+    target.setFormatter(JsonFormatter())
+    writer = BackgroundWriter(target)
+    logger = logging.getLogger("rules_engine.test_background")
+    logger.propagate = False
+    logger.addHandler(writer)
+    try:
+        for n in range(500):
+            logger.warning("line %d", n)
+        deadline = time.monotonic() + 5
+        while len(_lines(stream)) < 500 and time.monotonic() < deadline:
+            time.sleep(BackgroundWriter.FLUSH_SECONDS)
+        assert [line["event"] for line in _lines(stream)] == [f"line {n}" for n in range(500)]
+        logger.warning("last")
+        writer.stop()  # writes what is pending
+        assert _lines(stream)[-1]["event"] == "last"
+    finally:
+        logger.removeHandler(writer)
+        logger.propagate = True
