@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -159,13 +160,16 @@ class BackgroundWriter(logging.Handler):
 
     def _write_pending(self) -> None:
         pending = self._pending
+        if not pending:
+            return
         while True:
             try:
                 record = pending.popleft()
             except IndexError:
                 break
-            self.target.handle(record)
-        self.target.flush()
+            self.target.handle(record)  # reports its own errors (logging.Handler.handleError)
+        with contextlib.suppress(ValueError, OSError):  # a closed or broken stream: lines are lost, not the process
+            self.target.flush()
 
 
 # Background writers; stopped (what is pending written) at exit.

@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine import wire
+from rules_engine import records, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.conditions import RuleConditionCompiler, parse_condition
@@ -110,8 +110,13 @@ def test_case_from_proto_returns_a_case_or_raises_case_error(values: dict[str, A
     except CaseError as exc:
         assert exc.violations and all(v.field.startswith("case") for v in exc.violations)
         assert len(exc.violations) <= wire.MAX_VIOLATIONS + 1
+        # The server's fast path accepts nothing wire refuses, and answers with wire's errors.
+        with pytest.raises(CaseError) as fast:
+            records.case_from_proto(message, TODAY)
+        assert fast.value.violations == exc.violations
     else:
         assert isinstance(case, Case)
+        assert records.of(records.case_from_proto(message, TODAY)) == records.of(case)
 
 
 @FUZZ
