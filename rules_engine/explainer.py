@@ -111,13 +111,13 @@ def explain(
         escalation=rule.escalation,
         explanation=render(rule.explanation, measures, parameters),
         condition=rule.condition_text,
-        measured_values=tuple((name, measures.get(name)) for name in cited),
+        measured_values=tuple([(name, measures.get(name)) for name in cited]),
         thresholds=rule.thresholds,
         source_kind=rule.source_kind,
         source_reference=rule.source_reference,
         evidence=tuple(recent),
         evidence_count=count,
-        contributing_rule_ids=tuple(dep for dep in rule.depends_on if outcomes.get(dep) is True),
+        contributing_rule_ids=tuple([dep for dep in rule.depends_on if outcomes.get(dep) is True]),
         shadow=rule.status == "shadow",
     )
 

@@ -21,6 +21,8 @@ from rules_engine.compiled import CompiledMeasure, FactPredicate, MeasureKind, M
 from rules_engine.evaluation import EvidenceItem
 from rules_engine.facts import CaseFacts, facts_of
 
+_new_tuple = tuple.__new__
+
 
 class Series:
     """One fact type's facts that pass a filter, sorted by one date field (empty dates dropped)."""
@@ -153,9 +155,11 @@ def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -
 
 def evidence_items(measure: CompiledMeasure, facts: Sequence[Any], limit: int) -> tuple[EvidenceItem, ...]:
     """The newest `limit` of a measure's evidence facts as items, most recent first."""
-    date_field = measure.date_field
+    fact_type, read = measure.fact_type, attrgetter("id", measure.date_field)
     recent = facts[max(len(facts) - limit, 0) :]
-    return tuple(EvidenceItem(measure.fact_type, f.id, getattr(f, date_field)) for f in reversed(recent))
+    # tuple.__new__ rather than the named tuple's own __new__, a Python function: flags build
+    # hundreds of these per call.
+    return tuple([_new_tuple(EvidenceItem, (fact_type, *read(f))) for f in reversed(recent)])
 
 
 def measure_evidence(

@@ -96,6 +96,8 @@ class _Reader(typing.NamedTuple):
     spans: tuple[tuple[int, int], ...]
     # Columns whose values must be distinct within one list: fact ids, a conference's agencies.
     unique: int | None
+    # The fields with a column check (booleans and nested lists have none), by position.
+    checked: tuple[tuple[int, _Field], ...]
 
 
 RECORD_TYPES: dict[type[BaseModel], Any] = {facts.ConferenceAgencyFact: facts.ConferenceAgencyRecord}
@@ -194,7 +196,8 @@ def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> 
     ends = getattr(model, "end_fields", ())
     spans = tuple((start, names.index(end)) for end in ends)
     unique = 0 if names[0] == "id" else (names.index("agency") if model is facts.ConferenceAgency else None)
-    return _Reader(namespace["read"], tuple(fields), tuple(nested), spans, unique)
+    checked = tuple((position, f) for position, f in enumerate(fields) if f.check != _FREE)
+    return _Reader(namespace["read"], tuple(fields), tuple(nested), spans, unique, checked)
 
 
 def _list_reader(reader: _Reader, limit: int) -> Callable[[Any], tuple[Any, ...]]:
@@ -231,8 +234,8 @@ def _check(rows: Sequence[Any], reader: _Reader, dates: _DateSink | None) -> Non
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
-    for field, column in zip(reader.fields, columns, strict=False):
-        if not _column_passes(field, column, dates):
+    for position, field in reader.checked:
+        if not _column_passes(field, columns[position], dates):
             raise _Rejected
     if dates is not None:
         for position, inner in reader.nested:
