@@ -119,7 +119,7 @@ class Engine:
 
     def evaluate_history(
         self,
-        case: Case,
+        case: CaseFacts,
         withdrawn: Sequence[tuple[str, str]] = (),
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
@@ -151,7 +151,7 @@ class Engine:
             return _with_states(evaluation, states)
         raise CaseChangedError(stored)
 
-    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
+    def record_facts(self, case: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
         return self.store.merge_case(case.case_id, case, withdrawn, now=self._clock()).case
 
     def acknowledge(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from rules_engine.compiled import MeasureValue, Severity, SourceKind
-from rules_engine.facts import Case, CaseFacts
+from rules_engine.facts import CaseFacts
 from rules_engine.store.base import ChronologyEntry, DecisionRecord, FlagRecord
 
 
@@ -109,7 +109,7 @@ class CaseStateService(EvaluationService, Protocol):
 
     def evaluate_history(
         self,
-        case: Case,
+        case: CaseFacts,
         withdrawn: Sequence[tuple[str, str]] = (),
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
@@ -117,7 +117,7 @@ class CaseStateService(EvaluationService, Protocol):
         """Merge `case` into the stored case, remove `withdrawn` (fact type, id), evaluate the whole history."""
         ...
 
-    def record_facts(self, case: Case, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
+    def record_facts(self, case: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
         """Merge without evaluating; returns the whole stored case."""
         ...
 

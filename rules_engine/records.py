@@ -16,6 +16,8 @@ which names each bad field, so callers get the same CaseError either way.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import json.encoder
 import operator
 import re
 import typing
@@ -384,3 +386,97 @@ def of(value: Any) -> Any:
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         return tuple(of(item) for item in value)
     return value
+
+
+# --- records as the stores keep facts: byte for byte what model_dump_json(exclude_defaults=True) writes ---
+
+
+class NeedsModelError(ValueError):
+    """A value whose JSON text pydantic might spell differently (a float with an exponent)."""
+
+
+def _float_text(value: float) -> str:
+    # Python and pydantic agree on the shortest round-trip digits, but not on exponents
+    # (1e-05 / 1e-5); a percentage near zero is left to pydantic.
+    if value != 0 and abs(value) < 1e-4:
+        raise NeedsModelError(value)
+    return repr(value)
+
+
+def _json_writer(model: type[BaseModel]) -> Callable[[Any], str]:
+    """Generate `write(record) -> str`, the JSON of a record as model_dump_json(exclude_defaults=True)
+    writes its model: fields in order, those equal to their default left out."""
+    namespace: dict[str, Any] = {"_text": json.encoder.encode_basestring, "_float": _float_text}
+    types = fact_fields(model)
+    body = []
+    for position, (name, info) in enumerate(model.model_fields.items()):
+        field_type = types.get(name)
+        value = f"r[{position}]"
+        if field_type is None:  # nested models: a conference's agencies
+            helper = f"_{name}"
+            namespace[helper] = _json_writer(wire.sub_model(model, name))
+            text = f"'[' + ','.join(map({helper}, v)) + ']'"
+        elif field_type.kind == "date":
+            text = "'\"' + v.isoformat() + '\"'"
+        elif field_type.kind == "list":
+            text = "'[' + ','.join(map(_text, v)) + ']'"
+        elif field_type.kind == "boolean":
+            text = "('true' if v else 'false')"
+        elif field_type.kind == "number":
+            text = "_float(v)"
+        else:
+            text = "_text(v)"
+        piece = f"    v = {value}\n"
+        if info.is_required():
+            piece += f"    parts.append('\"{name}\":' + {text})\n"
+        else:
+            default = _default(info)
+            test = "v is not None" if default is None else f"v != {default!r}"
+            piece += f"    if {test}:\n        parts.append('\"{name}\":' + {text})\n"
+        body.append(piece)
+    source = "def write(r):\n    parts = []\n" + "".join(body) + "    return '{' + ','.join(parts) + '}'\n"
+    exec(compile(source, f"<json writer for {model.__name__}>", "exec"), namespace)
+    writer: Callable[[Any], str] = namespace["write"]
+    return writer
+
+
+_JSON_WRITERS: dict[str, Callable[[Any], str]] = {name: _json_writer(model) for name, model in facts.FACT_TYPES.items()}
+_write_child = _json_writer(facts.Child)
+
+
+def fact_json(fact_type: str, record: Any) -> str:
+    """A fact record's stored JSON; raises NeedsModelError when only pydantic may write it."""
+    return _JSON_WRITERS[fact_type](record)
+
+
+def stored_facts(case: facts.CaseFacts) -> list[tuple[str, str]]:
+    """(`<fact type>:<id>`, stored JSON) of every fact of a case given as records."""
+    out = []
+    for fact_type, write in _JSON_WRITERS.items():
+        for record in getattr(case, fact_type):
+            out.append((f"{fact_type}:{record.id}", _fact_json_or_model(fact_type, record, write)))
+    return out
+
+
+def child_json(child: Any) -> str:
+    return _write_child(child)
+
+
+def to_case(case: facts.CaseFacts) -> facts.Case:
+    """Records back into a validated facts.Case (for the in-memory store, which keeps models)."""
+    if isinstance(case, facts.Case):
+        return case
+    lists = [
+        f'"{t}":[{",".join(_fact_json_or_model(t, f, write) for f in getattr(case, t))}]'
+        for t, write in _JSON_WRITERS.items()
+    ]
+    document = f'{{"case_id":{json.dumps(case.case_id)},"child":{child_json(case.child)},{",".join(lists)}}}'
+    return facts.Case.model_validate_json(document)
+
+
+def _fact_json_or_model(fact_type: str, record: Any, write: Callable[[Any], str]) -> str:
+    try:
+        return write(record)
+    except NeedsModelError:
+        model = facts.FACT_TYPES[fact_type]
+        return model.model_validate(record._asdict()).model_dump_json(exclude_defaults=True)

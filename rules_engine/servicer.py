@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
-import typing
 from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
@@ -29,13 +28,12 @@ from rules_engine.errors import (
     StoreUnavailableError,
 )
 from rules_engine.evaluation import CaseStateService, Evaluation, EvaluationService
-from rules_engine.facts import Case, CaseFacts
+from rules_engine.facts import CaseFacts
 from rules_engine.limits import abort_if_past_deadline
 from rules_engine.response_encoding import EncodedEvaluateResponse, encode_response
 
 log = logging.getLogger(__name__)
 
-_CaseForm = typing.TypeVar("_CaseForm", bound=CaseFacts)
 
 MAX_BATCH = 1_000
 # Status trailers share grpc's 8 KiB default metadata limit on the client: a case with
@@ -78,7 +76,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             if state is None:
                 if request.withdrawn:
                     raise CaseError([FieldViolation("withdrawn", "needs use_stored_history")])
-                as_of, case = self._parse(request.as_of, request.case, "case", records.case_from_proto)
+                as_of, case = self._parse(request.as_of, request.case, "case")
                 return encode_response(self._evaluate(case, as_of, request.ruleset, request.case))
             as_of, case, withdrawn = self._parse_with_withdrawn(request.as_of, request.case, request.withdrawn)
             evaluation = state.evaluate_history(case, withdrawn, as_of, request.ruleset or None)
@@ -155,7 +153,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             # The caller stopped waiting: the cases left would be evaluated for no one.
             abort_if_past_deadline(context)
             try:
-                _, case = self._parse("", message, f"cases[{index}]", records.case_from_proto, as_of)
+                _, case = self._parse("", message, f"cases[{index}]", as_of)
                 evaluation = self._evaluate(case, as_of, request.ruleset, message)
             except CaseError as exc:
                 yield _batch_error(index, message, "INVALID_ARGUMENT", _message(exc))
@@ -176,17 +174,12 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             _abort(context, exc, "ListRulesets")
 
     def _parse(
-        self,
-        as_of_text: str,
-        message: case_pb2.Case,
-        path: str,
-        convert: Callable[[case_pb2.Case, dt.date, str], _CaseForm],
-        as_of: dt.datetime | None = None,
-    ) -> tuple[dt.datetime | None, _CaseForm]:
+        self, as_of_text: str, message: case_pb2.Case, path: str, as_of: dt.datetime | None = None
+    ) -> tuple[dt.datetime | None, CaseFacts]:
         """Parse `as_of` and the case together, so the caller hears of every bad field at once.
 
-        `convert` is records.case_from_proto for a case only evaluated (far cheaper),
-        wire.case_from_proto for one the store keeps.
+        The case comes back as records (records.case_from_proto): far cheaper than models,
+        and with wire's errors, naming every bad field, when it is refused.
         """
         violations: list[FieldViolation] = []
         try:
@@ -198,7 +191,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         if as_of is not None:
             today = max(today, as_of.date())
         try:
-            case = convert(message, today, path)
+            case = records.case_from_proto(message, today, path)
         except CaseError as exc:
             violations.extend(exc.violations)
         if violations:
@@ -207,10 +200,10 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
 
     def _parse_with_withdrawn(
         self, as_of_text: str, message: case_pb2.Case, refs: Sequence[pb.FactRef]
-    ) -> tuple[dt.datetime | None, Case, list[tuple[str, str]]]:
+    ) -> tuple[dt.datetime | None, CaseFacts, list[tuple[str, str]]]:
         violations: list[FieldViolation] = []
         try:
-            as_of, case = self._parse(as_of_text, message, "case", wire.case_from_proto)
+            as_of, case = self._parse(as_of_text, message, "case")
         except CaseError as exc:
             violations.extend(exc.violations)
         try:

@@ -150,7 +150,7 @@ class CaseStore(Protocol):
     def merge_facts(
         self,
         case_id: str,
-        incoming: Case,
+        incoming: CaseFacts,
         withdrawn: Sequence[tuple[str, str]] = (),
         *,
         now: dt.datetime,
@@ -165,7 +165,7 @@ class CaseStore(Protocol):
     def merge_case(
         self,
         case_id: str,
-        incoming: Case,
+        incoming: CaseFacts,
         withdrawn: Sequence[tuple[str, str]] = (),
         *,
         now: dt.datetime,

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rules_engine.compiled import Severity
-from rules_engine.facts import FACT_TYPES, Case, CaseFacts, Child, Fact
+from rules_engine.facts import FACT_TYPES, Case, CaseFacts, Child, ChildFacts, Fact
 from rules_engine.store.base import Acknowledgement, DecisionFlag, DecisionRecord, FlagRecord, FlagState
 
 CHILD_FIELD = "child"  # facts-hash field of the child; fact fields always contain a ':'
@@ -28,11 +28,13 @@ def fact_field(fact_type: str, fact_id: str) -> str:
     return f"{fact_type}:{fact_id}"
 
 
-def has_data(child: Child) -> bool:
-    return bool(child.model_dump(exclude_none=True, exclude_defaults=True))
+def has_data(child: ChildFacts) -> bool:
+    if isinstance(child, Child):
+        return bool(child.model_dump(exclude_none=True, exclude_defaults=True))
+    return child.birth_date is not None  # a record: the child has no other field
 
 
-def fact_items(case: Case) -> list[tuple[str, Fact]]:
+def fact_items(case: CaseFacts) -> list[tuple[str, Any]]:
     """The case's facts keyed by their store field, `<fact type>:<id>`."""
     return [(fact_field(t, f.id), f) for t in FACT_TYPES for f in getattr(case, t)]
 
@@ -40,6 +42,33 @@ def fact_items(case: Case) -> list[tuple[str, Fact]]:
 def fact_json(fact: Fact) -> str:
     # exclude_defaults keeps a 200-fact case near 20 kB; validation restores the defaults.
     return fact.model_dump_json(exclude_defaults=True)
+
+
+def stored_facts(case: CaseFacts) -> list[tuple[str, str]]:
+    """(`<fact type>:<id>`, stored JSON) of every fact, the case given as models or records (the
+    same text either way: the Lua merge compares texts to tell a changed fact from a resent one)."""
+    if isinstance(case, Case):
+        return [(field, fact_json(fact)) for field, fact in fact_items(case)]
+    from rules_engine import records
+
+    return records.stored_facts(case)
+
+
+def child_json(child: ChildFacts) -> str:
+    if isinstance(child, Child):
+        return child.model_dump_json(exclude_defaults=True)
+    from rules_engine import records
+
+    return records.child_json(child)
+
+
+def as_case(case: CaseFacts) -> Case:
+    """A case given as records as a validated facts.Case (the in-memory store keeps models)."""
+    if isinstance(case, Case):
+        return case
+    from rules_engine import records
+
+    return records.to_case(case)
 
 
 def _by_date(fact: Fact) -> tuple[dt.date, str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rules_engine.errors import CaseChangedError, FlagNotFoundError
-from rules_engine.facts import Case, Child, Fact
+from rules_engine.facts import Case, CaseFacts, Child, Fact
 from rules_engine.store import lifecycle
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
@@ -28,7 +28,7 @@ from rules_engine.store.base import (
     case_digest,
 )
 from rules_engine.store.chronology import build_chronology
-from rules_engine.store.codec import assemble_case, fact_field, fact_items, has_data
+from rules_engine.store.codec import as_case, assemble_case, fact_field, fact_items, has_data
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,12 @@ class MemoryStore(CaseStore):
     def merge_case(
         self,
         case_id: str,
-        incoming: Case,
+        incoming: CaseFacts,
         withdrawn: Sequence[tuple[str, str]] = (),
         *,
         now: dt.datetime,
     ) -> StoredCase:
+        incoming = as_case(incoming)  # this store keeps models: equal facts compare equal
         with self._lock:
             state = self._touch(case_id)
             changed = False

@@ -27,7 +27,7 @@ from redis.sentinel import Sentinel
 
 from rules_engine import metrics
 from rules_engine.errors import CaseChangedError, FlagNotFoundError, StoreUnavailableError
-from rules_engine.facts import Case
+from rules_engine.facts import Case, CaseFacts
 from rules_engine.store import lifecycle, scripts
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
@@ -44,17 +44,17 @@ from rules_engine.store.chronology import build_chronology
 from rules_engine.store.codec import (
     CHILD_FIELD,
     case_from_fields,
+    child_json,
     compact_json,
     decision_fields,
     decision_from_fields,
     fact_field,
-    fact_items,
-    fact_json,
     fields_digest,
     flag_from_json,
     has_data,
     records_from_fields,
     revision_of,
+    stored_facts,
 )
 
 # Redis refusing work it would normally do: out of memory under noeviction, a replica after a
@@ -150,14 +150,14 @@ class RedisStore(CaseStore):
     def merge_case(
         self,
         case_id: str,
-        incoming: Case,
+        incoming: CaseFacts,
         withdrawn: Sequence[tuple[str, str]] = (),
         *,
         now: dt.datetime,
     ) -> StoredCase:
-        upserts = [(field, fact_json(fact)) for field, fact in fact_items(incoming)]
+        upserts = stored_facts(incoming)
         if has_data(incoming.child):
-            upserts.append((CHILD_FIELD, incoming.child.model_dump_json(exclude_defaults=True)))
+            upserts.append((CHILD_FIELD, child_json(incoming.child)))
         args: list[str | int] = [*self._common_args(), len(upserts)]
         args += [part for pair in upserts for part in pair]
         args += [fact_field(t, i) for t, i in withdrawn]

@@ -332,3 +332,13 @@ def test_record_refuses_a_stale_revision_and_returns_the_current_case(store: Cas
         CASE, "rs", flags(("r1", Severity.LOW)), decision("d2"), NOW, revision=newer.revision
     )
     assert states.new == ("r1",)
+
+
+def test_facts_resent_as_records_are_not_a_change(store: CaseStore) -> None:
+    big = big_case(50)
+    first = store.merge_case(CASE, big, now=NOW)
+    again = store.merge_case(CASE, records.of(big), now=NOW)  # what the servicer sends: records
+    assert again.revision == first.revision
+    assert records.of(again.case) == records.of(first.case) == records.of(big)
+    changed = records.of(case(concern("new", 3)))
+    assert store.merge_case(CASE, changed, now=NOW).revision == first.revision + 1
