@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any, Literal, NamedTuple
@@ -177,6 +177,19 @@ class Not:
 Operand = Const | MeasureRef
 # A boolean expression; a bare MeasureRef must name a boolean measure.
 Expr = Compare | BoolOp | Not | FlaggedRef | MeasureRef | Const
+
+
+def walk(expr: Expr) -> Iterator[Expr]:
+    """Every node of a condition, depth first, left to right."""
+    yield expr
+    if isinstance(expr, BoolOp):
+        for operand in expr.operands:
+            yield from walk(operand)
+    elif isinstance(expr, Not):
+        yield from walk(expr.operand)
+    elif isinstance(expr, Compare):
+        yield expr.left
+        yield expr.right
 
 
 # --- rules and rulesets ----------------------------------------------------------------

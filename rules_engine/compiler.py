@@ -15,17 +15,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from rules_engine.compiled import (
-    BoolOp,
-    Compare,
     CompiledMeasure,
     CompiledRule,
     CompiledRuleset,
     Const,
-    Expr,
     FlaggedRef,
     MeasureRef,
-    Not,
     Severity,
+    walk,
 )
 from rules_engine.conditions import ParameterValue, RuleConditionCompiler, parse_condition, suggest
 from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileErrors, SourcePosition
@@ -261,7 +258,7 @@ class _RulesetCompiler:
         template_ok = self._check_template(entry, spec.explanation)
         if condition is None or not template_ok:
             return None
-        nodes = list(_walk(condition))
+        nodes = list(walk(condition))
         depends_on = _unique(n.rule_id for n in nodes if isinstance(n, FlaggedRef))
         for ref in (n for n in nodes if isinstance(n, FlaggedRef)):
             if ref.rule_id not in self.rule_specs and ref.rule_id not in self.broken:
@@ -375,20 +372,7 @@ def _depth_first(rules: Mapping[str, CompiledRule], report: _Report) -> list[str
 
 
 def _flagged_refs(rule: CompiledRule) -> list[FlaggedRef]:
-    return [node for node in _walk(rule.condition) if isinstance(node, FlaggedRef)]
-
-
-def _walk(expr: Expr) -> Iterator[Expr]:
-    """Every node of a condition, depth first, left to right."""
-    yield expr
-    if isinstance(expr, BoolOp):
-        for operand in expr.operands:
-            yield from _walk(operand)
-    elif isinstance(expr, Not):
-        yield from _walk(expr.operand)
-    elif isinstance(expr, Compare):
-        yield expr.left
-        yield expr.right
+    return [node for node in walk(rule.condition) if isinstance(node, FlaggedRef)]
 
 
 def _unique(names: Iterator[str]) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from rules_engine.compiled import (
     MeasureRef,
     MeasureValue,
     Not,
+    walk,
 )
 from rules_engine.errors import EvaluationError
 
@@ -128,21 +129,6 @@ def to_durable(expr: Expr, negate: bool = False) -> dict[str, Any]:
     raise EvaluationError(f"unsupported expression {type(expr).__name__}")
 
 
-def _names_read(expr: Expr) -> list[tuple[str, str]]:
-    """What a condition reads, in order, as ("measure" or "flag", name) pairs."""
-    if isinstance(expr, MeasureRef):
-        return [("measure", expr.name)]
-    if isinstance(expr, FlaggedRef):
-        return [("flag", expr.rule_id)]
-    if isinstance(expr, Compare):
-        return [*_names_read(expr.left), *_names_read(expr.right)]
-    if isinstance(expr, BoolOp):
-        return [read for operand in expr.operands for read in _names_read(operand)]
-    if isinstance(expr, Not):
-        return _names_read(expr.operand)
-    return []
-
-
 def count_leaves(condition: Mapping[str, Any]) -> int:
     """Leaf conditions in a durable condition: what the 64-per-fact limit counts."""
     total = 0
@@ -215,9 +201,9 @@ class RuleMatcher:
                     name = f"{ruleset.name}@{ruleset.version}#L{level}P{index}.{serial}"
                     definition = {flag_key(rule.id): {"all": [{"m": cond}]} for rule, cond in group}
                     handle = _dre.create_ruleset(name, json.dumps(definition))
-                    read = dict.fromkeys(pair for rule, _ in group for pair in _names_read(rule.condition))
-                    measures = [name for kind, name in read if kind == "measure"]
-                    flags = [name for kind, name in read if kind == "flag"]
+                    nodes = [node for rule, _ in group for node in walk(rule.condition)]
+                    measures = dict.fromkeys(n.name for n in nodes if isinstance(n, MeasureRef))
+                    flags = dict.fromkeys(n.rule_id for n in nodes if isinstance(n, FlaggedRef))
                     partitions.append(
                         _Partition(
                             name,
