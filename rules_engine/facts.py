@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import re
 from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -24,8 +25,13 @@ from rules_engine.codes import (
     WorkerChangeReason,
 )
 
-# Pseudonymous ids: short, printable, no whitespace. Anything longer is not an id.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@-]+$")]
+# Pseudonymous ids: short, printable, no whitespace. Anything longer is not an id. Ids
+# outside the case (case ids, practitioners, withdrawn facts) are checked with ID_RE.
+ID_CHARACTERS = "A-Za-z0-9._:/@-"  # the inside of a regular expression's character class
+ID_MAX_LENGTH = 128
+ID_PATTERN = f"^[{ID_CHARACTERS}]+$"
+ID_RE = re.compile(f"^[{ID_CHARACTERS}]{{1,{ID_MAX_LENGTH}}}$")
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 class _Model(BaseModel):

@@ -33,7 +33,8 @@ from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.filters import FieldType, fact_fields
 
 # One id per line: "\n" is not an id character, so a line count shows no id held one.
-_IDS = re.compile(r"[A-Za-z0-9._:/@-]{1,128}(?:\n[A-Za-z0-9._:/@-]{1,128})*")
+_ONE_ID = f"[{facts.ID_CHARACTERS}]{{1,{facts.ID_MAX_LENGTH}}}"
+_IDS = re.compile(rf"{_ONE_ID}(?:\n{_ONE_ID})*")
 _BAD_DATE = object()  # a date field that is not YYYY-MM-DD; fails every column check
 # Distinct valid dates are few (a century is 36,525); the cap only bounds hostile input.
 MAX_CACHED_DATES = 100_000
@@ -149,7 +150,7 @@ def _is_id(info: FieldInfo) -> bool:
     constraints = [*info.metadata]
     for arg in typing.get_args(info.annotation):  # tuple[Id, ...]
         constraints += getattr(arg, "__metadata__", ())
-    return any(getattr(c, "pattern", None) == r"^[A-Za-z0-9._:/@-]+$" for c in constraints)
+    return any(getattr(c, "pattern", None) == facts.ID_PATTERN for c in constraints)
 
 
 def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> _Reader:

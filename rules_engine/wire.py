@@ -398,7 +398,7 @@ def ruleset_status_to_proto(status: RulesetStatus) -> pb.RulesetInfo:
 
 # -- stored history ----------------------------------------------------------------------------
 
-_ID = re.compile(r"^[A-Za-z0-9._:/@-]{1,128}$")  # as facts.Id: ids become Redis key parts
+_ID = facts.ID_RE  # ids become Redis key parts
 
 
 def case_id_from_text(text: str, path: str = "case_id") -> str:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 
 from rules_engine.errors import AcknowledgementError
+from rules_engine.facts import ID_RE
 from rules_engine.store.base import (
     Acknowledgement,
     DecisionFlag,
@@ -18,7 +19,7 @@ from rules_engine.store.base import (
 )
 
 # Pseudonymous ids as in facts.Id; a space or a long string is a name or free text, so refuse it.
-_ID = re.compile(r"^[A-Za-z0-9._:/@-]{1,128}$")
+_ID = ID_RE
 _CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
 
 
