@@ -49,6 +49,7 @@ def stored_facts(case: CaseFacts) -> list[tuple[str, str]]:
     same text either way: the Lua merge compares texts to tell a changed fact from a resent one)."""
     if isinstance(case, Case):
         return [(field, fact_json(fact)) for field, fact in fact_items(case)]
+    # Imported here, not at the top: records imports wire, which imports the store.
     from rules_engine import records
 
     return records.stored_facts(case)
@@ -57,7 +58,7 @@ def stored_facts(case: CaseFacts) -> list[tuple[str, str]]:
 def child_json(child: ChildFacts) -> str:
     if isinstance(child, Child):
         return child.model_dump_json(exclude_defaults=True)
-    from rules_engine import records
+    from rules_engine import records  # as in stored_facts
 
     return records.child_json(child)
 
@@ -66,7 +67,7 @@ def as_case(case: CaseFacts) -> Case:
     """A case given as records as a validated facts.Case (the in-memory store keeps models)."""
     if isinstance(case, Case):
         return case
-    from rules_engine import records
+    from rules_engine import records  # as in stored_facts
 
     return records.to_case(case)
 
@@ -85,32 +86,32 @@ def assemble_case(case_id: str, child: Child, facts: Iterable[tuple[str, Fact]])
     return Case.model_construct(case_id=case_id, child=child, **{t: ordered.get(t, ()) for t in FACT_TYPES})
 
 
-def case_from_fields(case_id: str, fields: Mapping[str, str]) -> Case | None:
-    """Parse a stored facts hash; one pydantic parse of one JSON document is far cheaper than 200."""
-    if not fields.keys() - {REVISION_FIELD}:
-        return None
+def _fact_arrays(fields: Mapping[str, str]) -> dict[str, str]:
+    """fact type -> `"<type>":[<its stored facts' JSON>]`, a member of one JSON document."""
     by_type: dict[str, list[str]] = {}
     for field, value in fields.items():
         fact_type = field.split(":", 1)[0]
         if fact_type in FACT_TYPES:  # a type dropped from the model since it was stored is ignored
             by_type.setdefault(fact_type, []).append(value)
-    parts = [f'"case_id":{json.dumps(case_id)}', f'"child":{fields.get(CHILD_FIELD, "{}")}']
-    parts += [f'"{t}":[{",".join(values)}]' for t, values in by_type.items()]
+    return {t: f'"{t}":[{",".join(values)}]' for t, values in by_type.items()}
+
+
+def case_from_fields(case_id: str, fields: Mapping[str, str]) -> Case | None:
+    """Parse a stored facts hash; one pydantic parse of one JSON document is far cheaper than 200."""
+    if not fields.keys() - {REVISION_FIELD}:
+        return None
+    arrays = _fact_arrays(fields)
+    parts = [f'"case_id":{json.dumps(case_id)}', f'"child":{fields.get(CHILD_FIELD, "{}")}', *arrays.values()]
     parsed = Case.model_validate_json("{" + ",".join(parts) + "}")
-    return assemble_case(case_id, parsed.child, ((t, f) for t in by_type for f in getattr(parsed, t)))
+    return assemble_case(case_id, parsed.child, ((t, f) for t in arrays for f in getattr(parsed, t)))
 
 
 def records_from_fields(case_id: str, fields: Mapping[str, str]) -> CaseFacts:
     """A stored facts hash as records (records.case_from_stored), for evaluation: no model is
     built and nothing is validated again, which costs a third of case_from_fields."""
-    from rules_engine import records
+    from rules_engine import records  # as in stored_facts
 
-    by_type: dict[str, list[str]] = {}
-    for field, value in fields.items():
-        fact_type = field.split(":", 1)[0]
-        if fact_type in FACT_TYPES:  # a type dropped from the model since it was stored is ignored
-            by_type.setdefault(fact_type, []).append(value)
-    parsed = json.loads("{" + ",".join(f'"{t}":[{",".join(values)}]' for t, values in by_type.items()) + "}")
+    parsed = json.loads("{" + ",".join(_fact_arrays(fields).values()) + "}")
     return records.case_from_stored(case_id, json.loads(fields.get(CHILD_FIELD, "{}")), parsed)
 
 
