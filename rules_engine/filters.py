@@ -2,8 +2,9 @@
 
 Field types come from the fact model's annotations: Literal codes are text with a fixed
 set of allowed values, bool is true/false, int/float are numbers, tuples are lists, and
-dates may only be tested against None. Predicates are built from small closures; the
-author's text is never passed to eval or exec.
+dates may only be tested against None. Each filter compiles to a FactFilter built from
+small closures, in two forms: a test of one fact and a mask over a list of facts (see
+compiled.FactFilter). The author's text is never passed to eval or exec.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import functools
 import operator
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from rules_engine.compiled import COMPARISONS, FLIPPED, FactPredicate
+from rules_engine.compiled import COMPARISONS, FLIPPED, FactFilter
 from rules_engine.conditions import (
     BOOLEAN_NAMES,
     COMPARE_OPS,
@@ -126,17 +128,17 @@ class FilterCompiler:
         self.parameters = parameters
         self.fact_type = fact_type
 
-    def compile(self) -> FactPredicate | None:
+    def compile(self) -> FactFilter | None:
         predicate = self._predicate(self.parsed.tree)
         return None if self.parsed.errors else predicate
 
-    def _predicate(self, node: ast.expr) -> FactPredicate | None:
+    def _predicate(self, node: ast.expr) -> FactFilter | None:
         if isinstance(node, ast.BoolOp):
             parts = [self._predicate(value) for value in node.values]
             if any(p is None for p in parts):
                 return None
             join = _both if isinstance(node.op, ast.And) else _either
-            return functools.reduce(join, typing.cast(list[FactPredicate], parts))
+            return functools.reduce(join, typing.cast(list[FactFilter], parts))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self._predicate(node.operand)
             return None if inner is None else _negate(inner)
@@ -144,25 +146,24 @@ class FilterCompiler:
             tests = [self._compare(left, op, right) for left, op, right in comparisons(node)]
             if any(t is None for t in tests):
                 return None
-            return functools.reduce(_both, typing.cast(list[FactPredicate], tests))
+            return functools.reduce(_both, typing.cast(list[FactFilter], tests))
         if isinstance(node, ast.Call):
             self.parsed.error("flagged() can only be used in rule conditions", node)
             return None
         value = self._value(node)
         if isinstance(value, _Field):
             if value.type.kind == "boolean":
-                getter = operator.attrgetter(value.name)
-                return lambda fact: bool(getter(fact))
+                return _truthy(value.name)
             kind = _KIND_WORDS[value.type.kind]
             self.parsed.error(f"{value.name} is {kind}, not true or false; compare it with a value", node)
             return None
         if isinstance(value, bool):
-            return (lambda fact: True) if value else (lambda fact: False)
+            return _always(value)
         if not isinstance(value, _Invalid):
             self.parsed.error(f"a filter must be true or false, not {type_word(value)}", node)
         return None
 
-    def _compare(self, left_node: ast.expr, op_node: ast.cmpop, right_node: ast.expr) -> FactPredicate | None:
+    def _compare(self, left_node: ast.expr, op_node: ast.cmpop, right_node: ast.expr) -> FactFilter | None:
         left, right = self._value(left_node), self._value(right_node)
         if isinstance(left, _Invalid) or isinstance(right, _Invalid):
             return None
@@ -182,10 +183,7 @@ class FilterCompiler:
             return None
         if not self._check_value(left, op, right, right_node):
             return None
-        getter, test, constant = operator.attrgetter(left.name), COMPARISONS[op], right
-        if op in ("<", "<=", ">", ">=") and left.type.nullable:
-            return lambda fact: (value := getter(fact)) is not None and test(value, constant)
-        return lambda fact: test(getter(fact), constant)
+        return _comparison(left.name, op, right, skip_none=op in ("<", "<=", ">", ">=") and left.type.nullable)
 
     def _check_value(self, field: _Field, op: str, value: _Value, node: ast.expr) -> bool:
         kind = field.type.kind
@@ -220,7 +218,7 @@ class FilterCompiler:
 
     def _membership(
         self, left: _Value, op: str, right: _Value, left_node: ast.expr, right_node: ast.expr
-    ) -> FactPredicate | None:
+    ) -> FactFilter | None:
         negate = op == "not in"
         if isinstance(right, _Field) and right.type.kind == "list":
             # "16A" in factors
@@ -229,9 +227,8 @@ class FilterCompiler:
                 return None
             if not self._check_code(right, left, left_node):
                 return None
-            getter, code = operator.attrgetter(right.name), left
-            test: FactPredicate = lambda fact: code in getter(fact)  # noqa: E731
-            return _negate(test) if negate else test
+            holds = _holds(right.name, left)
+            return _negate(holds) if negate else holds
         if isinstance(left, _Field) and isinstance(right, tuple):
             # agency in ["POLICE", "HEALTH"]
             if left.type.kind not in ("text", "number"):
@@ -240,9 +237,8 @@ class FilterCompiler:
             for item, value in zip(typing.cast(ast.List, right_node).elts, right, strict=True):
                 if not self._check_value(left, "==", value, item):
                     return None
-            getter, allowed = operator.attrgetter(left.name), frozenset(right)
-            test = lambda fact: getter(fact) in allowed  # noqa: E731
-            return _negate(test) if negate else test
+            member = _one_of(left.name, frozenset(right))
+            return _negate(member) if negate else member
         self.parsed.error(f"use '{op}' as 'field {op} [values]' or '\"CODE\" {op} list_field'", right_node)
         return None
 
@@ -285,13 +281,60 @@ def _show(value: object) -> str:
     return f"{type_word(value)} {value!r}" if isinstance(value, str | int | float) else type_word(value)
 
 
-def _both(first: FactPredicate, second: FactPredicate) -> FactPredicate:
-    return lambda fact: first(fact) and second(fact)
+# --- FactFilter builders: each gives the test of one fact and the mask over many, which agree ---
 
 
-def _either(first: FactPredicate, second: FactPredicate) -> FactPredicate:
-    return lambda fact: first(fact) or second(fact)
+def _truthy(name: str) -> FactFilter:
+    getter = operator.attrgetter(name)
+    return FactFilter(lambda fact: bool(getter(fact)), lambda facts: map(operator.truth, map(getter, facts)))
 
 
-def _negate(inner: FactPredicate) -> FactPredicate:
-    return lambda fact: not inner(fact)
+def _always(value: bool) -> FactFilter:
+    return FactFilter(lambda fact: value, lambda facts: repeat(value, len(facts)))
+
+
+def _comparison(name: str, op: str, constant: Any, *, skip_none: bool) -> FactFilter:
+    """`field <op> constant`; with `skip_none`, an empty field fails (an order test of None)."""
+    getter, test = operator.attrgetter(name), COMPARISONS[op]
+    if skip_none:
+
+        def masked(facts: Sequence[Any]) -> list[bool]:
+            return [value is not None and test(value, constant) for value in map(getter, facts)]
+
+        return FactFilter(lambda fact: (value := getter(fact)) is not None and test(value, constant), masked)
+    return FactFilter(
+        lambda fact: test(getter(fact), constant), lambda facts: map(test, map(getter, facts), repeat(constant))
+    )
+
+
+def _holds(name: str, code: str) -> FactFilter:
+    """`"CODE" in list_field`."""
+    getter = operator.attrgetter(name)
+    return FactFilter(
+        lambda fact: code in getter(fact), lambda facts: map(operator.contains, map(getter, facts), repeat(code))
+    )
+
+
+def _one_of(name: str, allowed: frozenset[Any]) -> FactFilter:
+    """`field in [values]`."""
+    getter = operator.attrgetter(name)
+    return FactFilter(lambda fact: getter(fact) in allowed, lambda facts: map(allowed.__contains__, map(getter, facts)))
+
+
+# Every mask yields bools, so & and | combine them element by element.
+def _both(first: FactFilter, second: FactFilter) -> FactFilter:
+    return FactFilter(
+        lambda fact: first.test(fact) and second.test(fact),
+        lambda facts: map(operator.and_, first.mask(facts), second.mask(facts)),
+    )
+
+
+def _either(first: FactFilter, second: FactFilter) -> FactFilter:
+    return FactFilter(
+        lambda fact: first.test(fact) or second.test(fact),
+        lambda facts: map(operator.or_, first.mask(facts), second.mask(facts)),
+    )
+
+
+def _negate(inner: FactFilter) -> FactFilter:
+    return FactFilter(lambda fact: not inner.test(fact), lambda facts: map(operator.not_, inner.mask(facts)))

@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any
 
 from rules_engine import calendar
-from rules_engine.compiled import CompiledMeasure, FactPredicate, MeasureKind, MeasureValue, Window
+from rules_engine.compiled import CompiledMeasure, FactPredicate, MeasureKind, MeasureValue, Window, fact_mask
 from rules_engine.evaluation import EvidenceItem
 from rules_engine.facts import CaseFacts, facts_of
 
@@ -91,7 +91,7 @@ class CaseIndex:
                 found = base
             else:
                 # Filtering the sorted facts keeps their order: one sort per date field, not per filter.
-                kept = list(map(where, base.facts))
+                kept = list(fact_mask(where)(base.facts))
                 found = Series(list(compress(base.facts, kept)), list(compress(base.ordinals, kept)))
             self._series[key] = found
         return found
@@ -245,7 +245,7 @@ def _latest(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
     series, _, end = located
     start = max(0, end - measure.last)
     matching = measure.matching
-    value = end - start if matching is None else sum(1 for f in series.facts[start:end] if matching(f))
+    value = end - start if matching is None else sum(fact_mask(matching)(series.facts[start:end]))
     return value, (series.facts, start, end)
 
 

@@ -6,8 +6,11 @@ import datetime as dt
 
 import pytest
 
-from rules_engine.compiled import BoolOp, Compare, Const, Expr, FlaggedRef, MeasureRef, Not
+from rules_engine import records, wire
+from rules_engine.compiled import BoolOp, Compare, Const, Expr, FactFilter, FlaggedRef, MeasureRef, Not
+from rules_engine.compiler import compile_ruleset
 from rules_engine.conditions import ParameterValue, RuleConditionCompiler, parse_condition
+from rules_engine.config import BUNDLED_RULESETS
 from rules_engine.errors import CompileError, SourcePosition
 from rules_engine.facts import (
     MEASURABLE_FACT_TYPES,
@@ -16,8 +19,10 @@ from rules_engine.facts import (
     Concern,
     Referral,
     SchoolAttendance,
+    facts_of,
 )
 from rules_engine.filters import FieldType, FilterCompiler, fact_fields
+from rules_engine.synth import LONG_TIMELINE_END, sized_case
 
 MEASURES = ("concerns_12m", "visits_3m")
 PARAMETERS: dict[str, ParameterValue] = {"threshold": 5, "enabled": True, "interval": "10 working days"}
@@ -192,3 +197,40 @@ def test_number_fields_and_parameters() -> None:
 def test_filter_errors(fact_type: str, text: str, column: int, message: str) -> None:
     errors = where_errors(fact_type, text)
     assert any(c == column and message in m for c, m in errors), errors
+
+
+def _bundled_filters() -> list[tuple[str, str, FactFilter]]:
+    """Every filter of the bundled rulesets: (fact type, source text, compiled filter)."""
+    found = []
+    for directory in sorted(p for p in BUNDLED_RULESETS.iterdir() if (p / "ruleset.yaml").exists()):
+        for m in compile_ruleset(directory).measures:
+            for fact_type, text, compiled in (
+                (m.fact_type, m.where_text, m.where),
+                (m.followup_type, m.followup_where_text, m.followup_where),
+                (m.fact_type, m.matching_text, m.matching),
+            ):
+                if isinstance(compiled, FactFilter):
+                    found.append((fact_type, text, compiled))
+    return found
+
+
+MASK_CASES = [
+    ("concerns", 'agency != "ANONYMOUS" and (significant_harm or category in ["NEGLECT"])'),
+    ("assessments", '"16A" in factors and completed_on is not None'),
+    ("referrals", "decided_on == None and not no_further_action"),
+    ("allocations", "worker_id not in ['w1'] and false"),
+    ("school_attendance", "attendance_percent < threshold or true"),
+    ("concerns", 'not (agency in ["POLICE", "GP"] or "x" in household_member_ids)'),
+]
+
+
+def test_filter_masks_agree_with_the_test_of_each_fact() -> None:
+    """Measures filter through the mask; every filter must select what its one-fact test does."""
+    case = records.case_from_proto(wire.case_from_json(sized_case(2_000)), LONG_TIMELINE_END)
+    filters = [(t, text, where(t, text)) for t, text in MASK_CASES] + _bundled_filters()
+    assert len(filters) > 20
+    for fact_type, text, compiled in filters:
+        assert isinstance(compiled, FactFilter)
+        facts = facts_of(case, fact_type)
+        assert list(compiled.mask(facts)) == [compiled(f) for f in facts], text
+        assert all(type(kept) is bool for kept in compiled.mask(facts)), text
