@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from rules_engine.compiled import Severity
 from rules_engine.facts import Case, CaseFacts
@@ -66,9 +66,11 @@ class Acknowledgement:
     snooze_until: dt.date | None = None
 
 
-@dataclass(frozen=True)
-class FlagRecord:
-    """The remembered lifecycle of one rule's flag for one case and ruleset."""
+class FlagRecord(NamedTuple):
+    """The remembered lifecycle of one rule's flag for one case and ruleset.
+
+    A named tuple, like DecisionFlag: every call builds one per flag, and a frozen dataclass
+    costs three times as much to build (its __init__ sets each field through object.__setattr__)."""
 
     ruleset: str
     rule_id: str
@@ -100,8 +102,7 @@ class FlagStates:
         return tuple(r.rule_id for r in self.raised if r.state is FlagState.NEW)
 
 
-@dataclass(frozen=True)
-class DecisionFlag:
+class DecisionFlag(NamedTuple):
     rule_id: str
     state: FlagState
     severity: Severity

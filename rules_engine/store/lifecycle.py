@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -52,14 +51,14 @@ def seen(prev: FlagRecord | None, sighting: FlagSighting, ruleset: str, now: dt.
         state, ack = FlagState.NEW, None
     else:
         state = FlagState.ACKNOWLEDGED if ack.snooze_until is None else FlagState.SNOOZED
-    # Built directly rather than by dataclasses.replace: this runs for every flag of every call.
+    # Built directly rather than by _replace: this runs for every flag of every call.
     severity = sighting.severity
     return FlagRecord(prev.ruleset, prev.rule_id, state, severity, prev.first_raised, now, prev.raised, None, ack)
 
 
 def resolved(prev: FlagRecord, now: dt.datetime) -> FlagRecord:
     """The record of a flag that stopped holding; its acknowledgement ends with the episode."""
-    return dataclasses.replace(prev, state=FlagState.RESOLVED, resolved_at=now, acknowledgement=None)
+    return prev._replace(state=FlagState.RESOLVED, resolved_at=now, acknowledgement=None)
 
 
 def check_acknowledgement(practitioner_id: str, reason_code: str, snooze_until: dt.date | None, today: dt.date) -> None:
@@ -76,7 +75,7 @@ def acknowledged(
 ) -> FlagRecord:
     ack = Acknowledgement(practitioner_id, reason_code, now, prev.severity, snooze_until)
     state = FlagState.ACKNOWLEDGED if snooze_until is None else FlagState.SNOOZED
-    return dataclasses.replace(prev, state=state, acknowledgement=ack)
+    return prev._replace(state=state, acknowledgement=ack)
 
 
 def decision_flags(states: FlagStates) -> tuple[DecisionFlag, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rules_engine.compiled import Severity
 from rules_engine.errors import CaseChangedError, FlagNotFoundError
 from rules_engine.facts import Case, CaseFacts, Child, Fact
 from rules_engine.store import lifecycle
@@ -18,6 +20,7 @@ from rules_engine.store.base import (
     DEFAULT_SETTINGS,
     CaseStore,
     ChronologyEntry,
+    DecisionFlag,
     DecisionRecord,
     FlagRecord,
     FlagSighting,
@@ -35,6 +38,44 @@ log = logging.getLogger(__name__)
 # Cases the embedded store keeps at most (each with its facts, flags and decision index).
 MAX_CASES = 100_000
 
+# A decision as the log keeps it: strings, numbers and a datetime in plain tuples. The garbage
+# collector stops tracking such tuples, so a full log (100,000 decisions by default) adds nothing
+# to a collection; as DecisionRecords with their flags it held 1.5 million tracked objects and a
+# full collection took half a second. Flags are shared: a ruleset has few (rule, state, severity).
+_PackedFlag = tuple[str, str, int]
+_Packed = tuple[str, dt.datetime, str, str, str, str, tuple[_PackedFlag, ...]]
+_SHARED_FLAGS: dict[_PackedFlag, _PackedFlag] = {}
+MAX_SHARED_FLAGS = 10_000  # rules x states x severities of the loaded rulesets, with room for reloads
+
+
+def _shared(flag: DecisionFlag) -> _PackedFlag:
+    key = (flag.rule_id, flag.state.value, int(flag.severity))
+    found = _SHARED_FLAGS.get(key)
+    if found is None:
+        if len(_SHARED_FLAGS) >= MAX_SHARED_FLAGS:
+            _SHARED_FLAGS.clear()
+        found = _SHARED_FLAGS[key] = key
+    return found
+
+
+def _pack(record: DecisionRecord) -> _Packed:
+    flags = tuple([_shared(f) for f in record.flags])
+    return (
+        record.decision_id,
+        record.time,
+        record.case_id,
+        record.ruleset,
+        record.ruleset_version,
+        record.input_digest,
+        flags,
+    )
+
+
+def _unpack(packed: _Packed) -> DecisionRecord:
+    decision_id, time, case_id, ruleset, version, digest, flags = packed
+    decision_flags = tuple(DecisionFlag(rule_id, FlagState(state), Severity(level)) for rule_id, state, level in flags)
+    return DecisionRecord(decision_id, time, case_id, ruleset, version, digest, decision_flags)
+
 
 @dataclass
 class _CaseState:
@@ -42,7 +83,7 @@ class _CaseState:
     child: Child = field(default_factory=Child)
     facts: dict[str, Fact] = field(default_factory=dict)
     flags: dict[tuple[str, str], FlagRecord] = field(default_factory=dict)
-    decisions: deque[DecisionRecord] = field(default_factory=deque)
+    decisions: deque[_Packed] = field(default_factory=deque)
     revision: int = 0  # merges that changed the facts or the child
 
 
@@ -63,7 +104,7 @@ class MemoryStore(CaseStore):
         self._cases: OrderedDict[str, _CaseState] = OrderedDict()
         self._max_cases = max_cases
         self.evicted = 0
-        self._log: deque[tuple[float, DecisionRecord]] = deque()
+        self._log: deque[tuple[float, _Packed]] = deque()
 
     def merge_case(
         self,
@@ -149,11 +190,11 @@ class MemoryStore(CaseStore):
         with self._lock:
             self._trim_log()
             if case_id is None:
-                newest = [record for _, record in reversed(self._log)]
+                newest = [packed for _, packed in itertools.islice(reversed(self._log), limit)]
             else:
                 state = self._live(case_id)
-                newest = list(reversed(state.decisions)) if state else []
-            return newest[:limit]
+                newest = list(itertools.islice(reversed(state.decisions), limit)) if state else []
+        return [_unpack(packed) for packed in newest]
 
     def chronology(self, case_id: str) -> list[ChronologyEntry]:
         with self._lock:
@@ -228,10 +269,11 @@ class MemoryStore(CaseStore):
         return FlagStates(tuple(out), tuple(gone))
 
     def _append(self, record: DecisionRecord) -> None:
-        self._log.append((self._clock(), record))
+        packed = _pack(record)
+        self._log.append((self._clock(), packed))
         self._trim_log()
         state = self._touch(record.case_id)
-        state.decisions.append(record)
+        state.decisions.append(packed)
         while len(state.decisions) > self.settings.case_decision_maxlen:
             state.decisions.popleft()
 

@@ -1,7 +1,11 @@
-"""What only the in-memory store does: a bound on the cases it keeps."""
+"""What only the in-memory store does: a bound on the cases it keeps, a decision log the GC skips."""
 
 from __future__ import annotations
 
+import gc
+
+from rules_engine.compiled import Severity
+from rules_engine.store.base import DecisionFlag, DecisionRecord, FlagSighting, FlagState
 from rules_engine.store.memory import MemoryStore
 from tests.store.helpers import NOW, case, concern
 
@@ -18,3 +22,20 @@ def test_past_its_bound_the_least_recently_written_case_is_forgotten() -> None:
     assert stored is not None and {c.id for c in stored.concerns} == {"c1", "c2"}
     assert store.load_case("c") is not None
     assert store.evicted == 1
+
+
+def test_a_full_decision_log_is_left_out_of_garbage_collections() -> None:
+    """A long-running in-memory worker keeps up to 100,000 decisions: tracked objects would make
+    every full collection walk them all (half a second at 100,000), stalling calls meanwhile."""
+    store = MemoryStore()
+    sightings = [FlagSighting(f"R{i}", Severity.HIGH) for i in range(12)]
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(2_000):
+        record = DecisionRecord(f"d{i}", NOW, f"case-{i % 10}", "rs", "v1", "0" * 64)
+        store.record_evaluation(record.case_id, "rs", sightings, record, now=NOW)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 500  # the ten cases' flag records, not the log
+    newest = store.decisions(limit=1)[0]
+    assert newest.decision_id == "d1999" and newest.time == NOW
+    assert newest.flags[0] == DecisionFlag("R0", FlagState.ONGOING, Severity.HIGH)

@@ -179,7 +179,7 @@ def _flag(rule_id: str, severity: Severity = Severity.MEDIUM, **changes: Any) ->
         evidence=(SHARED, EvidenceItem("visits", "v1", dt.date(2024, 2, 3))),
         evidence_count=2,
     )
-    return dataclasses.replace(flag, **changes)
+    return flag._replace(**changes)
 
 
 def _record(rule_id: str, state: FlagState, **changes: Any) -> FlagRecord:
@@ -192,7 +192,7 @@ def _record(rule_id: str, state: FlagState, **changes: Any) -> FlagRecord:
         last_seen=NOW,
         raised=(NOW - dt.timedelta(days=3),),
     )
-    return dataclasses.replace(record, **changes)
+    return record._replace(**changes)
 
 
 def _evaluation(*flags: ExplainedFlag, **changes: Any) -> Evaluation:
