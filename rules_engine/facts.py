@@ -26,11 +26,13 @@ from rules_engine.codes import (
 )
 
 # Pseudonymous ids: short, printable, no whitespace. Anything longer is not an id. Ids
-# outside the case (case ids, practitioners, withdrawn facts) are checked with ID_RE.
+# outside the case (case ids, practitioners, withdrawn facts) are checked with ID_RE.fullmatch:
+# Python's `$` also matches before a final newline, so "abc\n" would pass `^...$` with .match
+# (pydantic's regex engine, which checks ID_PATTERN, ends `$` at the end of the text).
 ID_CHARACTERS = "A-Za-z0-9._:/@-"  # the inside of a regular expression's character class
 ID_MAX_LENGTH = 128
 ID_PATTERN = f"^[{ID_CHARACTERS}]+$"
-ID_RE = re.compile(f"^[{ID_CHARACTERS}]{{1,{ID_MAX_LENGTH}}}$")
+ID_RE = re.compile(f"[{ID_CHARACTERS}]{{1,{ID_MAX_LENGTH}}}")
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 

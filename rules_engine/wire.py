@@ -403,7 +403,7 @@ _ID = facts.ID_RE  # ids become Redis key parts
 
 def case_id_from_text(text: str, path: str = "case_id") -> str:
     """A request's case id, checked as a fact id is; raise CaseError when it is not one."""
-    if not _ID.match(text):
+    if not _ID.fullmatch(text):
         description = "required" if not text else "only letters, digits and . _ : / @ - are allowed (1-128)"
         raise CaseError([FieldViolation(path, description)])
     return text
@@ -417,7 +417,7 @@ def withdrawn_from_proto(refs: Sequence[pb.FactRef], path: str = "withdrawn") ->
     for i, ref in enumerate(refs):
         if ref.fact_type not in facts.FACT_TYPES:
             violations.append(FieldViolation(f"{path}[{i}].fact_type", f"unknown fact type {ref.fact_type[:40]!r}"))
-        if not _ID.match(ref.fact_id):
+        if not _ID.fullmatch(ref.fact_id):
             violations.append(FieldViolation(f"{path}[{i}].fact_id", "required" if not ref.fact_id else "not an id"))
     if violations:
         raise CaseError(_capped(violations))

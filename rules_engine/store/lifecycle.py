@@ -19,7 +19,7 @@ from rules_engine.store.base import (
 
 # Pseudonymous ids as in facts.Id; a space or a long string is a name or free text, so refuse it.
 _ID = ID_RE
-_CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
+_CODE = re.compile(r"[A-Z0-9_]{1,64}")  # with fullmatch: `$` would allow a final newline
 
 
 def check_ruleset(ruleset: str) -> None:
@@ -62,9 +62,9 @@ def resolved(prev: FlagRecord, now: dt.datetime) -> FlagRecord:
 
 
 def check_acknowledgement(practitioner_id: str, reason_code: str, snooze_until: dt.date | None, today: dt.date) -> None:
-    if not _ID.match(practitioner_id):
+    if not _ID.fullmatch(practitioner_id):
         raise AcknowledgementError("practitioner_id must be a pseudonymous id (letters, digits, ._:/@-)")
-    if not _CODE.match(reason_code):
+    if not _CODE.fullmatch(reason_code):
         raise AcknowledgementError("reason_code must be a code (A-Z, 0-9, _), not free text")
     if snooze_until is not None and snooze_until <= today:
         raise AcknowledgementError(f"snooze_until {snooze_until} must be after today ({today})")

@@ -213,6 +213,8 @@ def test_acknowledge_refuses_unknown_or_resolved_flags(store: CaseStore) -> None
         ("sw-1", "spoke to mum, fine", None),
         ("sw-1", "SEEN", 0),
         ("", "SEEN", None),
+        ("sw-1\n", "SEEN", None),  # Python's `$` alone would let a final newline through
+        ("sw-1", "SEEN\n", None),
     ],
 )
 def test_acknowledge_refuses_names_free_text_and_past_snoozes(

@@ -387,3 +387,16 @@ def test_any_case_converts_or_raises_case_error(document: dict[str, Any]) -> Non
         assert all(v.field.startswith("case") for v in exc.violations)
     else:
         assert case.case_id == message.case_id
+
+
+@pytest.mark.parametrize("text", ["case-1\n", "case-1\r\n", "\ncase-1", "case 1", "", "x" * 129])
+def test_ids_outside_the_case_are_refused_with_a_trailing_newline_too(text: str) -> None:
+    """Python's `$` matches before a final newline; an id with one must still be refused."""
+    with pytest.raises(CaseError):
+        wire.case_id_from_text(text)
+    with pytest.raises(CaseError):
+        wire.withdrawn_from_proto([pb.FactRef(fact_type="concerns", fact_id=text)])
+
+
+def test_ids_outside_the_case_accept_every_id_character() -> None:
+    assert wire.case_id_from_text("Ab9._:/@-" + "x" * 119) == "Ab9._:/@-" + "x" * 119
