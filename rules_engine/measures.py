@@ -4,7 +4,8 @@
 window with a bisect over date ordinals. Windows and deadlines follow
 `rules_engine.calendar`: a window covers `window_start < fact_date <= as_of`, and facts
 dated after `as_of` never count. A fact whose measured date field is empty is skipped
-by that measure.
+by that measure. Facts of one date are ordered by id, so that "the last 2 visits" and the
+evidence a flag lists depend on the facts alone, never on the order a request sent them in.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _new_tuple = tuple.__new__
 
 
 class Series:
-    """One fact type's facts that pass a filter, sorted by one date field (empty dates dropped)."""
+    """One fact type's facts that pass a filter, sorted by one date field then id (empty dates dropped)."""
 
     __slots__ = ("facts", "ordinals")
 
@@ -103,7 +104,8 @@ class CaseIndex:
             date_of = attrgetter(date_field)
             facts = self.facts(fact_type)
             dated = facts if date_field == "date" else [f for f in facts if date_of(f) is not None]
-            ordered = sorted(dated, key=date_of)
+            # Ids are unique within a fact type (records and models both check), so this order is total.
+            ordered = sorted(dated, key=attrgetter(date_field, "id"))
             found = self._bases[key] = Series(ordered, [date_of(f).toordinal() for f in ordered])
         return found
 
@@ -154,7 +156,8 @@ def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -
 
 
 def evidence_items(measure: CompiledMeasure, facts: Sequence[Any], limit: int) -> tuple[EvidenceItem, ...]:
-    """The newest `limit` of a measure's evidence facts as items, most recent first."""
+    """The newest `limit` of a measure's evidence facts (in series order) as items, most recent
+    first: by date, then id, both descending."""
     fact_type, read = measure.fact_type, attrgetter("id", measure.date_field)
     recent = facts[max(len(facts) - limit, 0) :]
     # tuple.__new__ rather than the named tuple's own __new__, a Python function: flags build

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rules_engine.compiler import compile_ruleset
 from rules_engine.evaluator import PreparedRuleset
-from rules_engine.facts import Case
+from rules_engine.facts import FACT_TYPES, Case
 
 STARTER = Path(__file__).resolve().parents[2] / "rulesets" / "starter"
 AS_OF = dt.date(2025, 6, 30)
@@ -149,3 +149,38 @@ def test_a_flag_lists_its_newest_facts_and_counts_them_all(engines: tuple[Prepar
     flag = flags["cumulative-concerns"]
     assert flag.evidence_count == 30
     assert [e.fact_id for e in flag.evidence] == [f"c{i:02d}" for i in range(20)]
+
+
+def _reordered(case: Case) -> Case:
+    """The same facts, each list in reverse order."""
+    lists = {name: tuple(reversed(getattr(case, name))) for name in FACT_TYPES}
+    return case.model_copy(update=lists)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=cases)
+def test_the_order_facts_arrive_in_changes_nothing(
+    engines: tuple[PreparedRuleset, PreparedRuleset], case: Case
+) -> None:
+    with_engine, _ = engines
+    assert with_engine.evaluate(_reordered(case), AS_OF) == with_engine.evaluate(case, AS_OF)
+
+
+def test_the_last_visits_on_one_day_are_taken_in_id_order_whatever_the_request_order() -> None:
+    """Three visits on the latest day, one with the child seen alone: "the last 2" are the same two
+    however the request lists them (it used to follow the request order, so the flag did too)."""
+    prepared = PreparedRuleset(compile_ruleset(STARTER.parent / "safeguarding"))
+    visits = [
+        {"id": f"v{i}", "date": AS_OF - dt.timedelta(days=3), "child_seen": True, "seen_alone": i == 1}
+        for i in (1, 2, 3)
+    ]
+    try:
+        values = set()
+        for order in ((0, 1, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)):
+            case = Case.model_validate({"case_id": "c", "visits": [visits[i] for i in order]})
+            outcome = prepared.evaluate(case, AS_OF)
+            values.add((outcome.measures["seen_alone_at_last_visits"], tuple(f.rule_id for f in outcome.flags)))
+        assert len(values) == 1, values
+        assert next(iter(values))[0] == 0  # v3 and v2, in id order the last two, were not seen alone
+    finally:
+        prepared.close()
