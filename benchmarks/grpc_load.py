@@ -275,7 +275,7 @@ class LoadRun:
     server: str
     clients: int
     streams: int
-    rate_per_client: int | None
+    rate_per_client: float | None
     seconds: float
     requests: int
     succeeded: int
@@ -340,7 +340,7 @@ def h2load(
     clients: int,
     streams: int,
     expected_response_bytes: int,
-    rate_per_client: int | None = None,
+    rate_per_client: float | None = None,
 ) -> LoadRun:
     """Run h2load for `seconds`; latencies from its per-request log.
 
@@ -356,7 +356,7 @@ def h2load(
         total = rate_per_client * clients
         spread_ms = max(1, round(1000 / total))
         timing = ["-n", str(round(total * seconds)), "-r", "1", "--rate-period", f"{spread_ms}ms"]
-        timing += ["--rps", str(rate_per_client)]
+        timing += ["--rps", f"{rate_per_client:g}"]
     with tempfile.NamedTemporaryFile(prefix="h2load-", suffix=".log") as log_file:
         command = [
             H2LOAD,
