@@ -91,9 +91,9 @@ def explain(
             found = evidence_cache[name] = (facts, evidence_items(spec, facts, MAX_EVIDENCE))
         if found[0]:
             sources.append(found)
+    recent: Sequence[EvidenceItem]
     if len(sources) == 1:  # the usual case: one measure's facts, each once, newest first already
-        facts, items = sources[0]
-        recent = items
+        facts, recent = sources[0]
         count = len(facts)
     else:
         behind: set[int] = set()  # the facts behind the flag, by identity (the index holds each once)
