@@ -3,9 +3,10 @@
 Serialized protobuf messages concatenate into their merge, and a repeated field keeps the
 order of its elements. So a Flag is encoded as the part that comes from its rule (serialized
 once and cached) followed by the part that changes every call, and the response as its
-scalar fields followed by the framed flags. Protobuf encodes every field; only the framing
-of embedded messages (tag, length, payload) is written here. The bytes parse to a message
-equal to `wire.evaluation_to_proto`'s, though fields may come in a different order.
+scalar fields followed by the framed flags. Protobuf encodes every field but the three
+strings of an evidence item; only those and the framing of embedded messages (tag, length,
+payload) are written here. The bytes parse to a message equal to `wire.evaluation_to_proto`'s,
+though fields may come in a different order.
 """
 
 from __future__ import annotations
@@ -264,20 +265,16 @@ _cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_en
 
 def _evidence_element(item: EvidenceItem) -> bytes:
     """One Flag.evidence element, framed: three string fields, written as protobuf would (a
-    field left empty is left out), since setting and serializing a message per item cost three
-    times as much. The fact type and date parts repeat across items and are cached."""
+    field left empty is left out); setting and serializing a message per item cost twice as
+    much. The fact type and date parts repeat across items and are cached."""
     fact_type, fact_id, day = item
-    field_bytes = _string_field(_FACT_ID_TAG, fact_id.encode()) if fact_id else b""
-    return _framed(_EVIDENCE_TAG, b"".join((_fact_type_field(fact_type), field_bytes, _date_field(day))))
-
-
-def _string_field(tag: bytes, value: bytes) -> bytes:
-    return _framed(tag, value)
+    id_field = _framed(_FACT_ID_TAG, fact_id.encode()) if fact_id else b""
+    return _framed(_EVIDENCE_TAG, b"".join((_fact_type_field(fact_type), id_field, _date_field(day))))
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _fact_type_field(fact_type: str) -> bytes:
-    return _string_field(_FACT_TYPE_TAG, fact_type.encode()) if fact_type else b""
+    return _framed(_FACT_TYPE_TAG, fact_type.encode()) if fact_type else b""
 
 
 # Evidence dates may be dates or, later, their ISO text. Dates alone say nothing about a case
@@ -285,4 +282,4 @@ def _fact_type_field(fact_type: str) -> bytes:
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _date_field(day: dt.date | str) -> bytes:
     text = day if isinstance(day, str) else day.isoformat()
-    return _string_field(_DATE_TAG, text.encode()) if text else b""
+    return _framed(_DATE_TAG, text.encode()) if text else b""

@@ -70,7 +70,7 @@ class FlagRecord(NamedTuple):
     """The remembered lifecycle of one rule's flag for one case and ruleset.
 
     A named tuple, like DecisionFlag: every call builds one per flag, and a frozen dataclass
-    costs three times as much to build (its __init__ sets each field through object.__setattr__)."""
+    costs twice as much to build (its __init__ sets each field through object.__setattr__)."""
 
     ruleset: str
     rule_id: str
