@@ -363,14 +363,28 @@ _STORED_READERS = {name: _dict_reader(model) for name, model in facts.FACT_TYPES
 _read_child = _dict_reader(facts.Child)
 
 
-def case_from_stored(case_id: str, child: Any, stored: Mapping[str, Sequence[Any]]) -> facts.CaseFacts:
+def case_from_stored(
+    case_id: str,
+    child: Any,
+    stored: Mapping[str, Sequence[Any]],
+    held: Mapping[str, Sequence[Any]] | None = None,
+) -> facts.CaseFacts:
     """Records from stored facts already parsed from JSON (dicts by fact type), each type in
-    (date, id) order as the stores answer; the stores validated every fact on the way in."""
+    (date, id) order as the stores answer; the stores validated every fact on the way in.
+
+    `held`: facts of the case already in hand as records, by type (those a merge just stored),
+    joined to the parsed ones; `child` may then be a record too.
+    """
     lists = {}
     for name, reader in _STORED_READERS.items():
         found = stored.get(name)
-        lists[name] = tuple(sorted(map(reader, found), key=_BY_DATE)) if found else _EMPTY
-    record: facts.CaseFacts = CaseRecord(case_id=case_id, child=_read_child(child), **lists)
+        known = held.get(name) if held else None
+        if known:
+            lists[name] = tuple(sorted([*known, *map(reader, found or ())], key=_BY_DATE))
+        else:
+            lists[name] = tuple(sorted(map(reader, found), key=_BY_DATE)) if found else _EMPTY
+    child_record = child if isinstance(child, ChildRecord) else _read_child(child)
+    record: facts.CaseFacts = CaseRecord(case_id=case_id, child=child_record, **lists)
     return record
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from rules_engine.compiled import Severity
@@ -113,6 +113,24 @@ def records_from_fields(case_id: str, fields: Mapping[str, str]) -> CaseFacts:
 
     parsed = json.loads("{" + ",".join(_fact_arrays(fields).values()) + "}")
     return records.case_from_stored(case_id, json.loads(fields.get(CHILD_FIELD, "{}")), parsed)
+
+
+def merged_records(
+    case_id: str, sent: CaseFacts, withdrawn: Collection[tuple[str, str]], rest: Mapping[str, str]
+) -> CaseFacts:
+    """The stored case after a merge, as records: the facts just sent, which the store now holds
+    exactly as sent, joined to `rest`, the stored fields the merge did not set. Only `rest` is
+    parsed, so resending a whole case parses nothing."""
+    from rules_engine import records  # as in stored_facts
+
+    held = records.of(sent) if isinstance(sent, Case) else sent
+    gone = set(withdrawn)  # a fact sent and withdrawn in one request ends withdrawn
+    lists = {
+        t: [f for f in getattr(held, t) if (t, f.id) not in gone] if gone else getattr(held, t) for t in FACT_TYPES
+    }
+    child = held.child if has_data(held.child) else json.loads(rest.get(CHILD_FIELD, "{}"))
+    parsed = json.loads("{" + ",".join(_fact_arrays(rest).values()) + "}")
+    return records.case_from_stored(case_id, child, parsed, lists)
 
 
 def fields_digest(case_id: str, fields: Mapping[str, str]) -> str:

@@ -52,6 +52,7 @@ from rules_engine.store.codec import (
     fields_digest,
     flag_from_json,
     has_data,
+    merged_records,
     records_from_fields,
     revision_of,
     stored_facts,
@@ -158,11 +159,18 @@ class RedisStore(CaseStore):
         upserts = stored_facts(incoming)
         if has_data(incoming.child):
             upserts.append((CHILD_FIELD, child_json(incoming.child)))
-        args: list[str | int] = [*self._common_args(), len(upserts)]
-        args += [part for pair in upserts for part in pair]
-        args += [fact_field(t, i) for t, i in withdrawn]
+        deleted = [fact_field(t, i) for t, i in withdrawn]
+        args: list[str | int] = [*self._common_args(), len(upserts), *(part for pair in upserts for part in pair)]
+        args += deleted
+        # The reply holds the stored fields the merge did not set: the rest the caller has.
         flat = self._run(self._merge, self.case_keys(case_id), args)
-        return _stored_case(case_id, flat)
+        rest = dict(zip(flat[::2], flat[1::2], strict=True))
+        fields = dict(upserts)
+        for field in deleted:
+            fields.pop(field, None)
+        fields.update(rest)
+        case = merged_records(case_id, incoming, withdrawn, rest)
+        return StoredCase(case, revision_of(rest), fields_digest(case_id, fields))
 
     def load_case(self, case_id: str) -> Case | None:
         with self._reach():

@@ -39,25 +39,34 @@ end
 """
 
 # ARGV[5]: how many field/value pairs follow to set; the rest are fields to delete.
+# The reply is the facts hash without the fields just set, which the caller sent and so already
+# has: a caller resending a whole case (the usual way) gets back only the revision.
 MERGE = (
     _PRELUDE
     + f"local REVISION = '{REVISION_FIELD}'\n"
     + """
 local last = 5 + 2 * tonumber(ARGV[5])
--- The revision counts merges that changed something: resending a fact must not make a
--- concurrent evaluation of the same facts stale (see RECORD).
-local changed = false
-for i = 6, last, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then changed = true; break end
+-- Only the fields whose text differs are written. The revision counts merges that changed
+-- something: resending a fact must not make a concurrent evaluation of the same facts stale
+-- (see RECORD). Batches of 1000: unpack() of thousands of values would overflow Lua's C stack.
+local sent, changes, changed = {}, {}, false
+for first = 6, last, 2000 do
+  local names = {}
+  for i = first, math.min(first + 1998, last - 1), 2 do names[#names + 1] = ARGV[i] end
+  local current = redis.call('HMGET', KEYS[1], unpack(names))
+  for j = 1, #names do
+    local value = ARGV[first + 2 * j - 1]
+    sent[names[j]] = true
+    if current[j] ~= value then
+      changes[#changes + 1] = names[j]; changes[#changes + 1] = value
+    end
+  end
 end
--- In batches: unpack() of thousands of values would overflow Lua's C stack.
+for first = 1, #changes, 1000 do
+  redis.call('HSET', KEYS[1], unpack(changes, first, math.min(first + 999, #changes)))
+  changed = true
+end
 local batch = {}
-for i = 6, last do
-  batch[#batch + 1] = ARGV[i]
-  if #batch == 1000 then redis.call('HSET', KEYS[1], unpack(batch)); batch = {} end
-end
-if #batch > 0 then redis.call('HSET', KEYS[1], unpack(batch)) end
-batch = {}
 for i = last + 1, #ARGV do
   batch[#batch + 1] = ARGV[i]
   if #batch == 1000 then
@@ -68,7 +77,14 @@ end
 if #batch > 0 and redis.call('HDEL', KEYS[1], unpack(batch)) > 0 then changed = true end
 if changed then redis.call('HINCRBY', KEYS[1], REVISION, 1) end
 refresh()
-return redis.call('HGETALL', KEYS[1])
+local reply = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if not sent[flat[i]] then
+    reply[#reply + 1] = flat[i]; reply[#reply + 1] = flat[i + 1]
+  end
+end
+return reply
 """
 )
 

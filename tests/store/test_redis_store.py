@@ -14,12 +14,15 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from rules_engine import records
 from rules_engine.compiled import Severity
 from rules_engine.errors import StoreUnavailableError
+from rules_engine.facts import Child
 from rules_engine.store import StoreSettings
+from rules_engine.store.codec import case_from_fields, fields_digest, revision_of
 from rules_engine.store.redis import RedisStore
 from tests.store.conftest import RedisServer, free_port
-from tests.store.helpers import CASE, NOW, case, concern, decision, flags
+from tests.store.helpers import CASE, NOW, big_case, case, concern, decision, flags
 
 
 @pytest.fixture
@@ -207,3 +210,34 @@ def test_time_is_stored_as_given(rstore: RedisStore) -> None:
     rstore.record_flags(CASE, "rs", flags(("R1", Severity.HIGH)), now=when)
     [entry] = rstore.chronology(CASE)
     assert entry.date == dt.date(2025, 6, 1)
+
+
+def test_a_merge_returns_what_was_stored_though_redis_sends_back_only_what_was_not_sent(
+    rstore: RedisStore, raw: redis.Redis
+) -> None:
+    """The merge reply leaves out the fields just set; the case and digest must still be the whole
+    stored case's, as reading the hash back gives them."""
+    born = Child(birth_date=dt.date(2016, 4, 1))
+    rstore.merge_case(CASE, case(concern("a", 1), concern("b", 2), child=born), now=NOW)
+    steps = [
+        (case(concern("b", 2, agency="HEALTH"), concern("c", 3)), []),  # one changed, one new, "a" kept
+        (records.of(case(concern("c", 3))), [("concerns", "a")]),  # records, a withdrawal
+        (case(concern("d", 3)), [("concerns", "d")]),  # sent and withdrawn at once: withdrawn
+        (big_case(60), []),
+        (case(), []),  # nothing sent: everything comes back
+    ]
+    for incoming, withdrawn in steps:
+        merged = rstore.merge_case(CASE, incoming, withdrawn, now=NOW)
+        fields = raw.hgetall(rstore.case_keys(CASE)[0])
+        assert records.of(merged.case) == records.of(case_from_fields(CASE, fields))
+        assert merged.digest == fields_digest(CASE, fields)
+        assert merged.revision == revision_of(fields)
+
+
+def test_resending_a_stored_case_writes_nothing(rstore: RedisStore, raw: redis.Redis) -> None:
+    big = big_case(100)
+    first = rstore.merge_case(CASE, big, now=NOW)
+    before = raw.info("commandstats")["cmdstat_hset"]["calls"]  # the first merge wrote every fact
+    again = rstore.merge_case(CASE, records.of(big), now=NOW)
+    assert raw.info("commandstats")["cmdstat_hset"]["calls"] == before
+    assert again.revision == first.revision and again.digest == first.digest
