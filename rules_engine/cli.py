@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rules_engine.config import BUNDLED_RULESETS, DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_THREADS, Settings
+from rules_engine.config import (
+    BUNDLED_RULESETS,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_PORT,
+    DEFAULT_THREADS,
+    MAX_FACTS,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from rules_engine.engine import Engine
@@ -133,7 +140,12 @@ def serve(
         int, typer.Option(envvar="RULES_ENGINE_MAX_MESSAGE_BYTES", min=1024, help="Largest request or response.")
     ] = 16 * 1024 * 1024,
     max_batch: Annotated[int, typer.Option(envvar="RULES_ENGINE_MAX_BATCH", min=1, help="Cases per batch.")] = 1_000,
-    max_facts: Annotated[int, typer.Option(envvar="RULES_ENGINE_MAX_FACTS", min=1, help="Facts per case.")] = 10_000,
+    max_facts: Annotated[
+        int,
+        typer.Option(
+            envvar="RULES_ENGINE_MAX_FACTS", min=1, max=MAX_FACTS, help=f"Facts per case (at most {MAX_FACTS:,})."
+        ),
+    ] = MAX_FACTS,
     max_string_chars: Annotated[
         int, typer.Option(envvar="RULES_ENGINE_MAX_STRING_CHARS", min=16, help="Longest text field of a request.")
     ] = 256,

@@ -9,6 +9,9 @@ from pathlib import Path
 BUNDLED_RULESETS = Path(__file__).resolve().parent.parent / "rulesets"
 
 DEFAULT_PORT = 50051
+# Facts per case the API accepts at most, all types together: the case schema's own bound.
+# The max_facts setting may lower it, not raise it.
+MAX_FACTS = 10_000
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_THREADS = 8
 
@@ -55,7 +58,7 @@ class Settings:
     # Request limits (limits.py); each breach is INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
     max_message_bytes: int = 16 * 1024 * 1024
     max_batch: int = 1_000
-    max_facts: int = 10_000
+    max_facts: int = MAX_FACTS
     max_string_chars: int = 256
     max_concurrent_rpcs: int = 64
 

@@ -22,7 +22,7 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from rules_engine.config import Settings
+from rules_engine.config import MAX_FACTS, Settings
 from rules_engine.facts import FACT_TYPES
 from rules_engine.interceptors import WrappingInterceptor
 from rules_engine.security import SERVICE_PREFIX, guarded
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 # anything big enough to threaten the process.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 1_000
-MAX_FACTS = 10_000
 MAX_STRING_CHARS = 256
 # Calls one process works on at once; beyond this gRPC answers RESOURCE_EXHAUSTED at once
 # rather than queueing behind the thread pool (the caller retries another replica).

@@ -30,6 +30,7 @@ from pydantic.fields import FieldInfo
 
 from rules_engine import facts, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine.config import MAX_FACTS
 from rules_engine.filters import FieldType, fact_fields
 
 # One id per line: "\n" is not an id character, so a line count shows no id held one.
@@ -281,7 +282,7 @@ def _column_passes(field: _Field, column: Sequence[Any], dates: _DateSink | None
 def _fact_reader(name: str, model: type[BaseModel]) -> _Reader:
     descriptor = case_pb2.Case.DESCRIPTOR.fields_by_name[name].message_type
     assert descriptor is not None
-    return _reader(descriptor, model, wire.MAX_FACTS)
+    return _reader(descriptor, model, MAX_FACTS)
 
 
 _READERS: dict[str, _Reader] = {name: _fact_reader(name, model) for name, model in facts.FACT_TYPES.items()}
@@ -312,7 +313,7 @@ def _records(message: case_pb2.Case, today: dt.date) -> facts.CaseFacts:
             lists[name] = _EMPTY
             continue
         total += len(messages)
-        if total > wire.MAX_FACTS:
+        if total > MAX_FACTS:
             raise _Rejected
         rows = reader.read(messages)
         _check(rows, reader, dates)

@@ -23,12 +23,12 @@ from pydantic import BaseModel, ValidationError
 from rules_engine import facts
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine.config import MAX_FACTS
 from rules_engine.errors import CaseError, FieldViolation
 from rules_engine.evaluation import Evaluation, ExplainedFlag, RulesetStatus
 from rules_engine.evaluation import UndeterminedRule as DomainUndetermined
 from rules_engine.store import ChronologyEntry, DecisionRecord, FlagRecord, FlagState
 
-MAX_FACTS = 10_000  # per case, all fact types together
 MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member ids)
 MAX_VIOLATIONS = 50  # beyond this the caller learns the count, not every path
 MAX_FUTURE = 366  # days: a date more than a year after today is a typo, not a plan

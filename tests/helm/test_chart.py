@@ -234,6 +234,7 @@ def test_every_default_value_is_described_by_the_schema(chart: helm.Chart) -> No
         ({"config": {"workers": "all"}}, "a word other than auto"),
         ({"config": {"limits": {"maxMessageBytes": 100}}}, "a message limit under the server's minimum"),
         ({"config": {"limits": {"maxStringChars": 8}}}, "a string limit under the server's minimum"),
+        ({"config": {"limits": {"maxFacts": 20_000}}}, "a fact limit above what a case may hold"),
         ({"config": {"limits": {"maxBatch": "many"}}}, "a limit that is no integer"),
         ({"config": {"limits": {"maxRequests": 5}}}, "an unknown limit"),
         ({"tls": {"enabled": True}}, "TLS without a Secret"),
@@ -911,7 +912,7 @@ LIMIT_ENV = {
     "RULES_ENGINE_MAX_CONCURRENT_RPCS": "32",
     "RULES_ENGINE_MAX_MESSAGE_BYTES": "33554432",
     "RULES_ENGINE_MAX_BATCH": "500",
-    "RULES_ENGINE_MAX_FACTS": "20000",
+    "RULES_ENGINE_MAX_FACTS": "5000",
     "RULES_ENGINE_MAX_STRING_CHARS": "512",
 }
 

@@ -241,3 +241,15 @@ def test_resending_a_stored_case_writes_nothing(rstore: RedisStore, raw: redis.R
     again = rstore.merge_case(CASE, records.of(big), now=NOW)
     assert raw.info("commandstats")["cmdstat_hset"]["calls"] == before
     assert again.revision == first.revision and again.digest == first.digest
+
+
+def test_merges_larger_than_one_script_batch_round_trip(rstore: RedisStore, raw: redis.Redis) -> None:
+    """The merge script compares and writes in batches of 1,000 facts; 2,500 take three."""
+    big = big_case(2_500)
+    first = rstore.merge_case(CASE, big, now=NOW)
+    changed = records.of(big)._replace(concerns=(*records.of(big).concerns[1:], records.of(concern("new", 2))))
+    second = rstore.merge_case(CASE, changed, now=NOW)
+    fields = raw.hgetall(rstore.case_keys(CASE)[0])
+    assert len(fields) == 2_500 + 1 + 1 + 1  # the facts, "new", the child and the revision
+    assert records.of(second.case) == records.of(case_from_fields(CASE, fields))
+    assert second.revision == first.revision + 1 and second.digest == fields_digest(CASE, fields)
