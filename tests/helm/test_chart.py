@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from kubernetes_validate import utils as kv_utils
 
 from tests.certs import Authority
+from tests.serve_process import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "rules-engine"
@@ -1033,9 +1033,4 @@ def test_rendered_tls_pod_serves_and_its_probes_pass(chart: helm.Chart, tmp_path
         # Two workers write their metrics under the tmp volume, in the directory the server made.
         assert any((paths["/tmp"] / "metrics").glob("*.db"))
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=60)
