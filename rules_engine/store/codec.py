@@ -125,9 +125,9 @@ def merged_records(
 
     held = records.of(sent) if isinstance(sent, Case) else sent
     gone = set(withdrawn)  # a fact sent and withdrawn in one request ends withdrawn
-    lists = {
-        t: [f for f in getattr(held, t) if (t, f.id) not in gone] if gone else getattr(held, t) for t in FACT_TYPES
-    }
+    # By id, the last one sent winning as in the hash: requests are checked for duplicate ids,
+    # but a case built in code is not.
+    lists = {t: list({f.id: f for f in getattr(held, t) if (t, f.id) not in gone}.values()) for t in FACT_TYPES}
     child = held.child if has_data(held.child) else json.loads(rest.get(CHILD_FIELD, "{}"))
     parsed = json.loads("{" + ",".join(_fact_arrays(rest).values()) + "}")
     return records.case_from_stored(case_id, child, parsed, lists)

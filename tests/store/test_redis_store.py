@@ -223,6 +223,7 @@ def test_a_merge_returns_what_was_stored_though_redis_sends_back_only_what_was_n
         (case(concern("b", 2, agency="HEALTH"), concern("c", 3)), []),  # one changed, one new, "a" kept
         (records.of(case(concern("c", 3))), [("concerns", "a")]),  # records, a withdrawal
         (case(concern("d", 3)), [("concerns", "d")]),  # sent and withdrawn at once: withdrawn
+        (case(concern("e", 3), concern("e", 4)), []),  # one id twice (only code builds that): the last
         (big_case(60), []),
         (case(), []),  # nothing sent: everything comes back
     ]
