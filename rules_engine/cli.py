@@ -149,6 +149,28 @@ def serve(
     max_string_chars: Annotated[
         int, typer.Option(envvar="RULES_ENGINE_MAX_STRING_CHARS", min=16, help="Longest text field of a request.")
     ] = 256,
+    retention_days: Annotated[
+        int,
+        typer.Option(
+            envvar="RULES_ENGINE_RETENTION_DAYS", min=1, help="Days a case's stored state is kept after its last write."
+        ),
+    ] = Settings.retention_days,
+    decision_log_max_entries: Annotated[
+        int | None,
+        typer.Option(
+            envvar="RULES_ENGINE_DECISION_LOG_MAX_ENTRIES",
+            min=1,
+            help="Decisions the log keeps (unset: 1,000,000 in Redis, 100,000 in memory).",
+        ),
+    ] = None,
+    decision_log_max_age_days: Annotated[
+        int | None,
+        typer.Option(
+            envvar="RULES_ENGINE_DECISION_LOG_MAX_AGE_DAYS",
+            min=1,
+            help="Days the log keeps a decision (unset: no limit).",
+        ),
+    ] = None,
 ) -> None:
     """Run the gRPC service on the rulesets in a directory."""
     from rules_engine.logs import configure_logging
@@ -176,6 +198,9 @@ def serve(
         max_batch=max_batch,
         max_facts=max_facts,
         max_string_chars=max_string_chars,
+        retention_days=retention_days,
+        decision_log_max_entries=decision_log_max_entries,
+        decision_log_max_age_days=decision_log_max_age_days,
     )
     from rules_engine.security import TransportConfigError, check_transport, warn_if_open
 

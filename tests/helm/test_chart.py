@@ -235,6 +235,7 @@ def test_every_default_value_is_described_by_the_schema(chart: helm.Chart) -> No
         ({"config": {"limits": {"maxMessageBytes": 100}}}, "a message limit under the server's minimum"),
         ({"config": {"limits": {"maxStringChars": 8}}}, "a string limit under the server's minimum"),
         ({"config": {"limits": {"maxFacts": 20_000}}}, "a fact limit above what a case may hold"),
+        ({"config": {"caseState": {"retentionDays": 0}}}, "no retention at all"),
         ({"config": {"limits": {"maxBatch": "many"}}}, "a limit that is no integer"),
         ({"config": {"limits": {"maxRequests": 5}}}, "an unknown limit"),
         ({"tls": {"enabled": True}}, "TLS without a Secret"),
@@ -914,6 +915,9 @@ LIMIT_ENV = {
     "RULES_ENGINE_MAX_BATCH": "500",
     "RULES_ENGINE_MAX_FACTS": "5000",
     "RULES_ENGINE_MAX_STRING_CHARS": "512",
+    "RULES_ENGINE_RETENTION_DAYS": "2190",
+    "RULES_ENGINE_DECISION_LOG_MAX_ENTRIES": "200000",
+    "RULES_ENGINE_DECISION_LOG_MAX_AGE_DAYS": "400",
 }
 
 

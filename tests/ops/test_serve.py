@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import grpc
+import redis
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
 from tests.ops.helpers import fetch, flagged_case, parse, promtool_check, request, value
-from tests.redis_server import free_port
-from tests.serve_process import wait_serving
+from tests.redis_server import RedisServer, free_port
+from tests.serve_process import serve, wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "SECRET-NAME-MARKER"
@@ -56,3 +57,26 @@ def test_serve_logs_json_and_exposes_every_workers_metrics(tmp_path: Path) -> No
     assert {"ruleset loaded", "case evaluated", "stopped"} <= events
     [evaluated] = [line for line in lines if line["event"] == "case evaluated"]
     assert evaluated["decision_id"] == response.decision_id
+
+
+def test_retention_and_decision_log_bound_are_set_from_the_command_line(redis_server: RedisServer) -> None:
+    """Operators set how long derived state is kept (their data protection policy's retention)."""
+    port = free_port()
+    url = redis_server.url.removesuffix("/0") + "/9"  # a database of its own: the log key is shared
+    args = ["--retention-days", "30", "--decision-log-max-entries", "100", "--redis-url", url]
+    args += ["--rulesets", str(ROOT / "rulesets"), "--metrics-port", "0", "--workers", "1"]
+    with serve(port, *args), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.RulesEngineServiceStub(channel)
+        stored = request(flagged_case("case-retention"))
+        stored.use_stored_history = True
+        stub.Evaluate(stored, timeout=10)
+        for i in range(300):
+            stub.Evaluate(request(flagged_case(f"case-{i}")), timeout=10)
+    client = redis.Redis.from_url(url)
+    try:
+        # Trimmed (the default bound is 1,000,000); Redis trims whole stream nodes of 100 entries.
+        assert 100 <= client.xlen("re:decisions") < 300
+        ttls = [client.pttl(key) for key in client.scan_iter("re:{case-retention}*")]
+    finally:
+        client.close()
+    assert len(ttls) == 3 and all(29 * 86_400_000 < ttl <= 30 * 86_400_000 for ttl in ttls)
