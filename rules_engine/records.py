@@ -45,11 +45,8 @@ class _Dates(dict[str, Any]):
     """Date text -> datetime.date, parsed once per process; "" -> None, bad text -> _BAD_DATE."""
 
     def __missing__(self, text: str) -> Any:
-        # As wire does: fromisoformat alone would also take 20240102 and week dates.
-        if len(text) != 10 or text[4] != "-" or text[7] != "-":
-            return _BAD_DATE
         try:
-            day = dt.date.fromisoformat(text)
+            day = wire.iso_day(text)
         except ValueError:
             return _BAD_DATE
         if len(self) >= MAX_CACHED_DATES:

@@ -46,6 +46,13 @@ def enum_codes(descriptor: Any) -> dict[int, str]:
     return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
 
 
+def iso_day(text: str) -> dt.date:
+    """A YYYY-MM-DD date, or ValueError: fromisoformat alone would also take 20240102 and week dates."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError(text)
+    return dt.date.fromisoformat(text)
+
+
 def _at(where: str, index: int, name: str) -> str:
     return f"{where}.{name}" if index < 0 else f"{where}[{index}].{name}"
 
@@ -150,11 +157,8 @@ class _Walk:
         self.add(path, f"more than {limit} items")
 
     def date(self, text: str, where: str, index: int, name: str) -> dt.date | None:
-        # fromisoformat alone would also take 20240102 and week dates; the API says YYYY-MM-DD.
         try:
-            if len(text) != 10 or text[4] != "-" or text[7] != "-":
-                raise ValueError
-            day = dt.date.fromisoformat(text)
+            day = iso_day(text)
         except ValueError:
             self.add(_at(where, index, name), "not a date (YYYY-MM-DD)")
             return None

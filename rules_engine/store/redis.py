@@ -164,7 +164,7 @@ class RedisStore(CaseStore):
         args += deleted
         # The reply holds the stored fields the merge did not set: the rest the caller has.
         flat = self._run(self._merge, self.case_keys(case_id), args)
-        rest = dict(zip(flat[::2], flat[1::2], strict=True))
+        rest = _pairs(flat)
         fields = dict(upserts)
         for field in deleted:
             fields.pop(field, None)
@@ -322,5 +322,10 @@ class RedisStore(CaseStore):
 
 def _stored_case(case_id: str, flat: list[str]) -> StoredCase:
     """A case from a flat HGETALL reply of its facts hash."""
-    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    fields = _pairs(flat)
     return StoredCase(records_from_fields(case_id, fields), revision_of(fields), fields_digest(case_id, fields))
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A flat field, value, field, value... reply as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
