@@ -34,7 +34,6 @@ from rules_engine.response_encoding import EncodedEvaluateResponse, encode_respo
 
 log = logging.getLogger(__name__)
 
-
 MAX_BATCH = 1_000
 # Status trailers share grpc's 8 KiB default metadata limit on the client: a case with
 # thousands of bad fields must still come back as INVALID_ARGUMENT, not as a transport error.

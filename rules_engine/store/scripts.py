@@ -66,15 +66,9 @@ for first = 1, #changes, 1000 do
   redis.call('HSET', KEYS[1], unpack(changes, first, math.min(first + 999, #changes)))
   changed = true
 end
-local batch = {}
-for i = last + 1, #ARGV do
-  batch[#batch + 1] = ARGV[i]
-  if #batch == 1000 then
-    if redis.call('HDEL', KEYS[1], unpack(batch)) > 0 then changed = true end
-    batch = {}
-  end
+for first = last + 1, #ARGV, 1000 do
+  if redis.call('HDEL', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV))) > 0 then changed = true end
 end
-if #batch > 0 and redis.call('HDEL', KEYS[1], unpack(batch)) > 0 then changed = true end
 if changed then redis.call('HINCRBY', KEYS[1], REVISION, 1) end
 refresh()
 local reply = {}
