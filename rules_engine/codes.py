@@ -108,3 +108,10 @@ Relationship = Literal[
     "OTHER_ADULT",
     "OTHER_CHILD",
 ]
+
+# Who a concern is about: this child (the default), a sibling in the same sibling group, or
+# the whole household. Concerns about a sibling are not the child's own.
+ConcernSubject = Literal["CHILD", "SIBLING", "HOUSEHOLD"]
+
+# A case transferred in from, or out to, another local authority.
+TransferDirection = Literal["IN", "OUT"]

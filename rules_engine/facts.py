@@ -14,6 +14,7 @@ from rules_engine.codes import (
     AssessmentFactor,
     ClosureReason,
     ConcernCategory,
+    ConcernSubject,
     ConferenceKind,
     EngagementKind,
     PlanCategory,
@@ -22,6 +23,7 @@ from rules_engine.codes import (
     RecordKind,
     ReferralSource,
     Relationship,
+    TransferDirection,
     WorkerChangeReason,
 )
 
@@ -55,6 +57,11 @@ class Concern(Fact):
     category: ConcernCategory = "OTHER"
     significant_harm: bool = False
     household_member_ids: tuple[Id, ...] = ()
+    # None: not recorded, which is not the same as not seen.
+    child_seen: bool | None = None
+    subject: ConcernSubject = "CHILD"
+    # The sibling, when subject is SIBLING (not required: not every system records which one).
+    subject_child_id: Id | None = None
 
 
 class Referral(Fact):
@@ -63,6 +70,8 @@ class Referral(Fact):
     decided_on: dt.date | None = None
     no_further_action: bool = False
     primary_need: PrimaryNeed | None = None
+    # Not checked against the case's assessments: the assessment may arrive in a later call.
+    assessment_id: Id | None = None
 
 
 class Assessment(Fact):
@@ -152,6 +161,37 @@ class HouseholdMember(Fact):
     end_date: dt.date | None = None
 
 
+class RecordedFactor(Fact):
+    """A parental or household factor (CIN census factor code) recorded outside an assessment."""
+
+    end_fields = ("end_date",)
+    factor: AssessmentFactor
+    agency: Agency
+    end_date: dt.date | None = None
+
+
+class Appointment(Fact):
+    """An appointment offered, attended or not: the denominator of a missed-appointment rate."""
+
+    agency: Agency = "HEALTH"
+    attended: bool = False
+    was_not_brought: bool = False
+
+
+class PlanReview(Fact):
+    """A child-in-need or looked-after review (child protection reviews are conferences)."""
+
+    plan_id: Id | None = None
+    plan_kind: PlanKind
+
+
+class Transfer(Fact):
+    """The case moved in from, or out to, another local authority."""
+
+    direction: TransferDirection
+    history_received: bool = False
+
+
 class ConferenceAgencyFact(Fact):
     """Derived: one agency's part in one conference (id `conference-id/AGENCY`, conference date)."""
 
@@ -192,6 +232,10 @@ class Case(_Model):
     closures: tuple[Closure, ...] = ()
     record_updates: tuple[RecordUpdate, ...] = ()
     household_members: tuple[HouseholdMember, ...] = ()
+    recorded_factors: tuple[RecordedFactor, ...] = ()
+    appointments: tuple[Appointment, ...] = ()
+    plan_reviews: tuple[PlanReview, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
 
 
 class ChildFacts(Protocol):
@@ -236,6 +280,10 @@ FACT_TYPES: dict[str, type[Fact]] = {
     "closures": Closure,
     "record_updates": RecordUpdate,
     "household_members": HouseholdMember,
+    "recorded_factors": RecordedFactor,
+    "appointments": Appointment,
+    "plan_reviews": PlanReview,
+    "transfers": Transfer,
 }
 
 # Fact types derived from nested records, available to measures like any other.

@@ -75,6 +75,7 @@ def ids_valid(ids: Sequence[str]) -> bool:
 
 # What a field holds, for the column checks.
 _ID, _ID_LIST, _CODE, _CODE_LIST, _DATE, _PERCENT, _FREE = "id", "id list", "code", "code list", "date", "%", ""
+_OPTIONAL_ID = "optional id"  # an id that may be absent (a referral's assessment): None when empty
 
 
 class _Field(typing.NamedTuple):
@@ -135,7 +136,7 @@ def _classify(name: str, info: FieldInfo, field_type: FieldType | None) -> _Fiel
     if field_type.kind == "list":
         return _Field(name, _ID_LIST if is_id else _CODE_LIST, frozenset(codes or ()))
     if is_id:
-        return _Field(name, _ID, required=True)
+        return _Field(name, _ID, required=True) if required else _Field(name, _OPTIONAL_ID)
     allowed: frozenset[Any] = frozenset(codes or ())
     default = _default(info)
     if not required and default is None:
@@ -185,7 +186,7 @@ def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> 
             expressions.append(f"(m.{name} if m.HasField({name!r}) else {_default(info)!r})")
         elif field.check in (_CODE, _ID) and _default(info) is not None:
             expressions.append(f"(m.{name} or {_default(info)!r})")
-        elif field.check == _CODE:
+        elif field.check in (_CODE, _OPTIONAL_ID):
             expressions.append(f"(m.{name} or None)")
         else:
             expressions.append(f"m.{name}")
@@ -257,6 +258,8 @@ def _column_passes(field: _Field, column: Sequence[Any], dates: _DateSink | None
     check = field.check
     if check == _ID:
         return ids_valid(column)
+    if check == _OPTIONAL_ID:
+        return ids_valid([value for value in column if value is not None])
     if check == _CODE:
         return field.allowed.issuperset(column)
     if check == _DATE:

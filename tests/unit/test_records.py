@@ -61,7 +61,26 @@ def _full_case() -> case_pb2.Case:
     conference.agencies.add(agency="POLICE", attended=True)
     conference.agencies.add(agency="GP", invited=False, report_due_on="2024-05-18", report_received_on="2024-05-22")
     message.missed_appointments.add(id="m9", date="2024-06-03")  # agency left to its default
+    _add_new_facts(message)
     return message
+
+
+def _add_new_facts(message: case_pb2.Case) -> None:
+    """The facts added for slow-burn patterns, each field both set and left to its default."""
+    message.concerns.add(
+        id="c-sib", date="2024-02-02", agency="SCHOOL_NURSE", child_seen=False, subject="SIBLING",
+        subject_child_id="sib-2",
+    )  # fmt: skip
+    message.concerns.add(id="c-seen", date="2024-02-03", agency="GP", child_seen=True, subject="HOUSEHOLD")
+    message.referrals.add(id="r-a9", date="2024-02-04", assessment_id="a-later")
+    message.recorded_factors.add(id="f1", date="2024-01-05", factor="3B", agency="POLICE", end_date="2024-07-01")
+    message.recorded_factors.add(id="f2", date="2024-01-06", factor="4B", agency="MENTAL_HEALTH")
+    message.appointments.add(id="ap1", date="2024-03-01", agency="GP", attended=True)
+    message.appointments.add(id="ap2", date="2024-03-02", was_not_brought=True)  # agency left to its default
+    message.plan_reviews.add(id="pr1", date="2024-04-01", plan_id="p1", plan_kind=case_pb2.PLAN_KIND_CHILD_IN_NEED)
+    message.plan_reviews.add(id="pr2", date="2024-04-02", plan_kind=case_pb2.PLAN_KIND_LOOKED_AFTER)
+    message.transfers.add(id="t1", date="2023-12-01", direction="IN", history_received=True)
+    message.transfers.add(id="t2", date="2024-08-01", direction="OUT")
 
 
 def _outcome(case_from: Any, message: case_pb2.Case) -> Any:
@@ -126,6 +145,21 @@ _BREAKS: list[tuple[str, Any]] = [
     ("percent over 100", lambda m: setattr(m.school_attendance[0], "attendance_percent", 100.5)),
     ("percent NaN", lambda m: setattr(m.school_attendance[0], "attendance_percent", math.nan)),
     ("bad worker id", lambda m: setattr(m.allocations[0], "worker_id", "")),
+    ("unknown subject", lambda m: setattr(m.concerns[-1], "subject", "COUSIN")),
+    ("bad subject child id", lambda m: setattr(m.concerns[-2], "subject_child_id", "sib 2")),
+    ("long assessment id", lambda m: setattr(m.referrals[-1], "assessment_id", "a" * 129)),
+    ("unknown factor", lambda m: setattr(m.recorded_factors[0], "factor", "99Z")),
+    ("missing factor agency", lambda m: setattr(m.recorded_factors[1], "agency", "")),
+    ("factor ends before recorded", lambda m: setattr(m.recorded_factors[0], "end_date", "2023-01-01")),
+    ("bad factor end date", lambda m: setattr(m.recorded_factors[1], "end_date", "2024-02-30")),
+    ("unknown appointment agency", lambda m: setattr(m.appointments[0], "agency", "DENTIST")),
+    ("future appointment", lambda m: setattr(m.appointments[1], "date", "2029-01-01")),
+    ("duplicate appointment id", lambda m: setattr(m.appointments[1], "id", "ap1")),
+    ("unspecified plan kind", lambda m: setattr(m.plan_reviews[1], "plan_kind", 0)),
+    ("unknown plan kind", lambda m: setattr(m.plan_reviews[0], "plan_kind", 9)),
+    ("bad plan id", lambda m: setattr(m.plan_reviews[0], "plan_id", "p\n1")),
+    ("unknown direction", lambda m: setattr(m.transfers[0], "direction", "SIDEWAYS")),
+    ("missing direction", lambda m: setattr(m.transfers[1], "direction", "")),
 ]
 
 
@@ -174,6 +208,11 @@ def _mutate(message: case_pb2.Case, rng: random.Random) -> None:
             "CHRONOLOGY",
             "THREAT_TO_STAFF",
             "PARTNER_OF_PARENT",
+            "SIBLING",
+            "HOUSEHOLD",
+            "CHILD",
+            "IN",
+            "OUT",
             "2023-03-01",
             "2024-02-29",
             "2023-02-29",

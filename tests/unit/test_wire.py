@@ -28,7 +28,7 @@ def _rich_case() -> case_pb2.Case:
     c = case_pb2.Case(case_id="case-1", child=case_pb2.Child(birth_date="2016-03-04"))
     c.concerns.add(
         id="c1", date="2024-05-01", agency="POLICE", category="DOMESTIC_ABUSE", significant_harm=True,
-        household_member_ids=["h1"],
+        household_member_ids=["h1"], child_seen=False, subject="SIBLING", subject_child_id="sib-2",
     )  # fmt: skip
     c.referrals.add(
         id="r1",
@@ -37,6 +37,7 @@ def _rich_case() -> case_pb2.Case:
         decided_on="2024-05-03",
         no_further_action=True,
         primary_need="N1",
+        assessment_id="a1",
     )
     c.assessments.add(id="a1", date="2024-05-04", completed_on="2024-06-01", factors=["1B", "3B"], child_seen=True)
     c.strategy_discussions.add(id="s1", date="2024-05-05", agencies=["POLICE", "HEALTH"], section47_started=True)
@@ -60,6 +61,10 @@ def _rich_case() -> case_pb2.Case:
     c.closures.add(id="cl1", date="2024-12-01", reason="RC8")
     c.record_updates.add(id="u1", date="2024-06-05", kind="CHRONOLOGY")
     c.household_members.add(id="h1", date="2024-01-01", relationship="PARTNER_OF_PARENT", adult=False)
+    c.recorded_factors.add(id="f1", date="2024-04-01", factor="3B", agency="POLICE", end_date="2024-09-01")
+    c.appointments.add(id="ap1", date="2024-06-03", agency="GP", attended=False, was_not_brought=True)
+    c.plan_reviews.add(id="pr1", date="2024-08-01", plan_id="p1", plan_kind=case_pb2.PLAN_KIND_CHILD_IN_NEED)
+    c.transfers.add(id="t1", date="2024-01-02", direction="IN", history_received=True)
     return c
 
 
@@ -76,8 +81,17 @@ def test_rich_case_converts_field_by_field() -> None:
     assert case.child.birth_date == dt.date(2016, 3, 4)
     assert case.concerns[0].model_dump() == {
         "id": "c1", "date": dt.date(2024, 5, 1), "agency": "POLICE", "category": "DOMESTIC_ABUSE",
-        "significant_harm": True, "household_member_ids": ("h1",),
+        "significant_harm": True, "household_member_ids": ("h1",), "child_seen": False, "subject": "SIBLING",
+        "subject_child_id": "sib-2",
     }  # fmt: skip
+    assert case.referrals[0].assessment_id == "a1"
+    assert case.recorded_factors[0].model_dump() == {
+        "id": "f1", "date": dt.date(2024, 4, 1), "factor": "3B", "agency": "POLICE", "end_date": dt.date(2024, 9, 1),
+    }  # fmt: skip
+    assert (case.appointments[0].agency, case.appointments[0].attended) == ("GP", False)
+    assert case.appointments[0].was_not_brought is True
+    assert (case.plan_reviews[0].plan_id, case.plan_reviews[0].plan_kind) == ("p1", "CHILD_IN_NEED")
+    assert (case.transfers[0].direction, case.transfers[0].history_received) == ("IN", True)
     assert case.referrals[0].decided_on == dt.date(2024, 5, 3)
     assert case.assessments[0].factors == ("1B", "3B")
     assert case.conferences[0].kind == "INITIAL"
@@ -100,7 +114,14 @@ def test_empty_strings_are_absent() -> None:
     case = wire.case_from_proto(message, TODAY)
 
     assert (case.referrals[0].decided_on, case.referrals[0].source) == (None, None)
+    assert case.referrals[0].assessment_id is None
     assert case.concerns[0].category == "OTHER"
+    # Not recorded is not "not seen"; an empty subject is this child.
+    assert (case.concerns[0].child_seen, case.concerns[0].subject, case.concerns[0].subject_child_id) == (
+        None,
+        "CHILD",
+        None,
+    )
     assert case.child.birth_date is None
 
 
@@ -350,7 +371,20 @@ def test_ruleset_status_to_proto() -> None:
 
 _STRINGS = st.one_of(
     st.sampled_from(
-        ["", "2024-01-01", "2024-02-30", "2099-01-01", "c1", "POLICE", "NEGLECT", "1A", "MOTHER", "x" * 200]
+        [
+            "",
+            "2024-01-01",
+            "2024-02-30",
+            "2099-01-01",
+            "c1",
+            "POLICE",
+            "NEGLECT",
+            "1A",
+            "MOTHER",
+            "SIBLING",
+            "IN",
+            "x" * 200,
+        ]
     ),
     st.text(max_size=12),
 )

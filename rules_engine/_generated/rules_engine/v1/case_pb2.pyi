@@ -94,6 +94,10 @@ class Case(_message.Message):
     CLOSURES_FIELD_NUMBER: _builtins.int
     RECORD_UPDATES_FIELD_NUMBER: _builtins.int
     HOUSEHOLD_MEMBERS_FIELD_NUMBER: _builtins.int
+    RECORDED_FACTORS_FIELD_NUMBER: _builtins.int
+    APPOINTMENTS_FIELD_NUMBER: _builtins.int
+    PLAN_REVIEWS_FIELD_NUMBER: _builtins.int
+    TRANSFERS_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Pseudonymous case id from the calling system; required."""
     @_builtins.property
@@ -132,6 +136,14 @@ class Case(_message.Message):
     def record_updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordUpdate]: ...
     @_builtins.property
     def household_members(self) -> _containers.RepeatedCompositeFieldContainer[Global___HouseholdMember]: ...
+    @_builtins.property
+    def recorded_factors(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordedFactor]: ...
+    @_builtins.property
+    def appointments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Appointment]: ...
+    @_builtins.property
+    def plan_reviews(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanReview]: ...
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transfer]: ...
     def __init__(
         self,
         *,
@@ -153,10 +165,14 @@ class Case(_message.Message):
         closures: _abc.Iterable[Global___Closure] | None = ...,
         record_updates: _abc.Iterable[Global___RecordUpdate] | None = ...,
         household_members: _abc.Iterable[Global___HouseholdMember] | None = ...,
+        recorded_factors: _abc.Iterable[Global___RecordedFactor] | None = ...,
+        appointments: _abc.Iterable[Global___Appointment] | None = ...,
+        plan_reviews: _abc.Iterable[Global___PlanReview] | None = ...,
+        transfers: _abc.Iterable[Global___Transfer] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["child", b"child"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "assessments", b"assessments", "case_id", b"case_id", "child", b"child", "closures", b"closures", "concerns", b"concerns", "conferences", b"conferences", "core_groups", b"core_groups", "engagement_events", b"engagement_events", "household_members", b"household_members", "missed_appointments", b"missed_appointments", "plans", b"plans", "record_updates", b"record_updates", "referrals", b"referrals", "school_attendance", b"school_attendance", "section47_enquiries", b"section47_enquiries", "strategy_discussions", b"strategy_discussions", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "appointments", b"appointments", "assessments", b"assessments", "case_id", b"case_id", "child", b"child", "closures", b"closures", "concerns", b"concerns", "conferences", b"conferences", "core_groups", b"core_groups", "engagement_events", b"engagement_events", "household_members", b"household_members", "missed_appointments", b"missed_appointments", "plan_reviews", b"plan_reviews", "plans", b"plans", "record_updates", b"record_updates", "recorded_factors", b"recorded_factors", "referrals", b"referrals", "school_attendance", b"school_attendance", "section47_enquiries", b"section47_enquiries", "strategy_discussions", b"strategy_discussions", "transfers", b"transfers", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -196,6 +212,9 @@ class Concern(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     SIGNIFICANT_HARM_FIELD_NUMBER: _builtins.int
     HOUSEHOLD_MEMBER_IDS_FIELD_NUMBER: _builtins.int
+    CHILD_SEEN_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    SUBJECT_CHILD_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     date: _builtins.str
     agency: _builtins.str
@@ -204,6 +223,16 @@ class Concern(_message.Message):
     """Category code, e.g. NEGLECT, PHYSICAL_ABUSE, DOMESTIC_ABUSE."""
     significant_harm: _builtins.bool
     """The concern suggests the child is suffering or likely to suffer significant harm."""
+    child_seen: _builtins.bool
+    """The child was seen when the concern was responded to; unset means not
+    recorded (neither seen nor unseen), so presence is tracked.
+    """
+    subject: _builtins.str
+    """Who the concern is about: CHILD (this child; the default when empty),
+    SIBLING (a brother or sister in the same sibling group) or HOUSEHOLD.
+    """
+    subject_child_id: _builtins.str
+    """Pseudonymous id of the sibling when subject is SIBLING; may be empty."""
     @_builtins.property
     def household_member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of household members named in the concern."""
@@ -217,12 +246,17 @@ class Concern(_message.Message):
         category: _builtins.str = ...,
         significant_harm: _builtins.bool = ...,
         household_member_ids: _abc.Iterable[_builtins.str] | None = ...,
+        child_seen: _builtins.bool | None = ...,
+        subject: _builtins.str = ...,
+        subject_child_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_child_seen", b"_child_seen", "child_seen", b"child_seen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "category", b"category", "date", b"date", "household_member_ids", b"household_member_ids", "id", b"id", "significant_harm", b"significant_harm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_child_seen", b"_child_seen", "agency", b"agency", "category", b"category", "child_seen", b"child_seen", "date", b"date", "household_member_ids", b"household_member_ids", "id", b"id", "significant_harm", b"significant_harm", "subject", b"subject", "subject_child_id", b"subject_child_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__child_seen: _TypeAlias = _typing.Literal["child_seen"]  # noqa: Y015
+    _WhichOneofArgType__child_seen: _TypeAlias = _typing.Literal["_child_seen", b"_child_seen"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__child_seen) -> _WhichOneofReturnType__child_seen | None: ...
 
 Global___Concern: _TypeAlias = Concern  # noqa: Y015
 
@@ -238,6 +272,7 @@ class Referral(_message.Message):
     DECIDED_ON_FIELD_NUMBER: _builtins.int
     NO_FURTHER_ACTION_FIELD_NUMBER: _builtins.int
     PRIMARY_NEED_FIELD_NUMBER: _builtins.int
+    ASSESSMENT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     date: _builtins.str
     source: _builtins.str
@@ -248,6 +283,10 @@ class Referral(_message.Message):
     """The referral led to no further action."""
     primary_need: _builtins.str
     """CIN census primary need code N0 to N9."""
+    assessment_id: _builtins.str
+    """Id of the assessment the referral led to; empty when none. The assessment
+    need not be in the same request (it may be sent later).
+    """
     def __init__(
         self,
         *,
@@ -257,10 +296,11 @@ class Referral(_message.Message):
         decided_on: _builtins.str = ...,
         no_further_action: _builtins.bool = ...,
         primary_need: _builtins.str = ...,
+        assessment_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "decided_on", b"decided_on", "id", b"id", "no_further_action", b"no_further_action", "primary_need", b"primary_need", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessment_id", b"assessment_id", "date", b"date", "decided_on", b"decided_on", "id", b"id", "no_further_action", b"no_further_action", "primary_need", b"primary_need", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -777,3 +817,150 @@ class HouseholdMember(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__adult) -> _WhichOneofReturnType__adult | None: ...
 
 Global___HouseholdMember: _TypeAlias = HouseholdMember  # noqa: Y015
+
+@_typing.final
+class RecordedFactor(_message.Message):
+    """A parental or household factor recorded outside an assessment, e.g. domestic
+    abuse reported by the police.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    FACTOR_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    date: _builtins.str
+    """Date the factor was recorded."""
+    factor: _builtins.str
+    """CIN census factor code, as in Assessment.factors, e.g. 1B, 3B, 4B."""
+    agency: _builtins.str
+    """Agency that recorded it, e.g. POLICE, HEALTH."""
+    end_date: _builtins.str
+    """Date it was recorded as no longer present; empty while current."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        factor: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "date", b"date", "end_date", b"end_date", "factor", b"factor", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordedFactor: _TypeAlias = RecordedFactor  # noqa: Y015
+
+@_typing.final
+class Appointment(_message.Message):
+    """An appointment offered to the child, attended or not (a rate of missed
+    appointments needs its denominator; MissedAppointment stays for systems that
+    record only the missed ones).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    ATTENDED_FIELD_NUMBER: _builtins.int
+    WAS_NOT_BROUGHT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    date: _builtins.str
+    agency: _builtins.str
+    """Agency providing the appointment, e.g. HEALTH, GP; HEALTH when empty."""
+    attended: _builtins.bool
+    """The child attended."""
+    was_not_brought: _builtins.bool
+    """The child was not brought by their parent or carer."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        attended: _builtins.bool = ...,
+        was_not_brought: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "attended", b"attended", "date", b"date", "id", b"id", "was_not_brought", b"was_not_brought"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Appointment: _TypeAlias = Appointment  # noqa: Y015
+
+@_typing.final
+class PlanReview(_message.Message):
+    """A child-in-need or looked-after review (child protection reviews are
+    conferences of kind REVIEW).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    PLAN_KIND_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    date: _builtins.str
+    plan_id: _builtins.str
+    """Id of the plan reviewed; empty when not known. The plan need not be in the
+    same request.
+    """
+    plan_kind: Global___PlanKind.ValueType
+    """Kind of plan reviewed; required."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        plan_kind: Global___PlanKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "id", b"id", "plan_id", b"plan_id", "plan_kind", b"plan_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanReview: _TypeAlias = PlanReview  # noqa: Y015
+
+@_typing.final
+class Transfer(_message.Message):
+    """The case moved in from, or out to, another local authority."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    HISTORY_RECEIVED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    date: _builtins.str
+    """Date of the transfer."""
+    direction: _builtins.str
+    """IN (from another authority) or OUT (to another authority)."""
+    history_received: _builtins.bool
+    """The case history was received from the other authority (transfers in)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        history_received: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "direction", b"direction", "history_received", b"history_received", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transfer: _TypeAlias = Transfer  # noqa: Y015

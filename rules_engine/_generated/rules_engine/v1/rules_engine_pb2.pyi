@@ -894,7 +894,10 @@ class ChronologyEntry(_message.Message):
     fact_id: _builtins.str
     """The fact's id, or the flag's rule id."""
     code: _builtins.str
-    """Agency, kind, source, reason or relationship code; a flag's severity name."""
+    """The fact's agency, kind, source, reason or relationship code (a recorded
+    factor's factor, a plan review's plan kind, a transfer's direction); a
+    flag's severity name.
+    """
     ruleset: _builtins.str
     """For flags: the ruleset that raised it."""
     def __init__(
