@@ -78,6 +78,14 @@ class Window(NamedTuple):
         unit = self.unit.replace("_", " ")
         return f"{self.amount} {unit[:-1] if self.amount == 1 else unit}"
 
+    def in_base_units(self) -> tuple[int, Literal["months", "days"]] | None:
+        """The window in months (months, years) or days (days, weeks); None for working days."""
+        if self.unit in ("months", "years"):
+            return self.amount * (12 if self.unit == "years" else 1), "months"
+        if self.unit in ("days", "weeks"):
+            return self.amount * (7 if self.unit == "weeks" else 1), "days"
+        return None
+
 
 class MeasureKind(Enum):
     COUNT = "count"  # facts of a type within a window, optionally filtered
@@ -88,6 +96,17 @@ class MeasureKind(Enum):
     OPEN = "open"  # matching facts started by as_of and not ended by it (end_field empty or later)
     LATEST = "latest"  # of the `last` latest facts matching `where`, how many match `matching`
     AGE = "age"  # the child's age in whole years at as_of (Case.child.birth_date)
+    RATE = "rate"  # facts per year over the window (or the whole history), from the first fact on
+    TREND = "trend"  # facts in the last window minus facts in the window before it
+    PERIODS = "periods"  # of the periods the window is cut into, how many hold at least `at_least` facts
+    LONGEST_GAP = "longest_gap"  # the longest run of days without a fact, up to as_of
+    LONGEST_OPEN = "longest_open"  # days the longest-open fact has been open at as_of
+    SUM = "sum"  # other measures added up
+    RATIO = "ratio"  # one measure as a percentage of another
+
+
+# Kinds whose value is computed from other measures' values, not from facts.
+DERIVED_KINDS = frozenset({MeasureKind.SUM, MeasureKind.RATIO})
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,24 @@ class CompiledMeasure:
     last: int = 0
     matching: FactPredicate | None = None
     matching_text: str = ""
+    # LATEST: the field whose values group the facts; the value is the highest group's count.
+    group_by: str = ""
+    # COUNT, DISTINCT: a fact counts when it overlaps the window: dated on or before as_of,
+    # and `end_field` empty or after the window start.
+    overlaps: bool = False
+    # COUNT: only facts dated after the latest `since_type` fact (passing `since_where`,
+    # placed by `since_date_field`) dated on or before as_of; all facts when there is none.
+    since_type: str = ""
+    since_where: FactPredicate | None = None
+    since_where_text: str = ""
+    since_date_field: str = "date"
+    # PERIODS: the window is cut into slices of `period` counted back from as_of; a slice
+    # counts when it holds at least `at_least` facts.
+    period: Window | None = None
+    at_least: int = 1
+    # SUM: the measures added up; RATIO: (numerator, denominator). Compiled measures, not
+    # names, so a value can be computed on demand; the compiler orders them before their users.
+    inputs: tuple[CompiledMeasure, ...] = ()
     # When the case has no fact of `fact_type` at all, the value is missing (None) rather
     # than 0: absence of data is not evidence of safety.
     missing_when_absent: bool = False

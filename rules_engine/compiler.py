@@ -27,7 +27,7 @@ from rules_engine.compiled import (
 from rules_engine.conditions import ParameterValue, RuleConditionCompiler, parse_condition, suggest
 from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileErrors, SourcePosition
 from rules_engine.loader import load_ruleset, rule_file_paths
-from rules_engine.measure_compiler import MeasureCompiler
+from rules_engine.measure_compiler import MeasureCompiler, link_derived
 from rules_engine.schema import MeasureSpec, RulesetHeader, RuleSpec
 from rules_engine.source import SourceMap
 from rules_engine.validator import Located, RuleFile, validate_file
@@ -233,7 +233,10 @@ class _RulesetCompiler:
             self.errors.extend(compiler.errors)
             if measure is not None:
                 compiled.append(measure)
-        return compiled
+        specs = {name: (entry.path, entry.source_map, spec) for name, (entry, spec) in self.measure_specs.items()}
+        linked, errors = link_derived(compiled, specs, self.broken)
+        self.errors.extend(errors)
+        return linked
 
     # --- rules -----------------------------------------------------------------------------
 

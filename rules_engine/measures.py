@@ -17,12 +17,13 @@ from itertools import compress
 from operator import attrgetter
 from typing import Any
 
-from rules_engine import calendar
+from rules_engine import calendar, long_measures
 from rules_engine.compiled import CompiledMeasure, FactPredicate, MeasureKind, MeasureValue, Window, fact_mask
 from rules_engine.evaluation import EvidenceItem
 from rules_engine.facts import CaseFacts, facts_of
 
 _new_tuple = tuple.__new__
+_UNMEASURED = object()
 
 
 class Series:
@@ -123,13 +124,15 @@ def build_index(case: CaseFacts) -> CaseIndex:
 class _At:
     """One evaluation's moment: `as_of`, its ordinal and the window starts already found."""
 
-    __slots__ = ("as_of", "index", "starts", "today")
+    __slots__ = ("as_of", "index", "starts", "today", "values")
 
     def __init__(self, index: CaseIndex, as_of: dt.date) -> None:
         self.index = index
         self.as_of = as_of
         self.today = as_of.toordinal()
         self.starts: dict[Window, int] = {}
+        # Values measured so far: sums and ratios read their inputs here.
+        self.values: dict[str, MeasureValue] = {}
 
     def start(self, window: Window) -> int:
         found = self.starts.get(window)
@@ -137,11 +140,21 @@ class _At:
             found = self.starts[window] = calendar.window_start(self.as_of, window).toordinal()
         return found
 
+    def value_of(self, measure: CompiledMeasure) -> MeasureValue:
+        """A measure's value at this moment: measured already, or now (a sum's input)."""
+        found = self.values.get(measure.name, _UNMEASURED)
+        if found is _UNMEASURED:
+            found = self.values[measure.name] = _measure(measure, self)
+        return found  # type: ignore[return-value]
+
 
 def compute_measures(measures: Sequence[CompiledMeasure], index: CaseIndex, as_of: dt.date) -> dict[str, MeasureValue]:
     """Every measure's value at `as_of`: an int, or None when it cannot be measured."""
     at = _At(index, as_of)
-    return {m.name: _measure(m, at) for m in measures}
+    values = at.values
+    for m in measures:
+        values[m.name] = _measure(m, at)
+    return values
 
 
 def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -> Sequence[Any]:
@@ -152,12 +165,16 @@ def evidence_facts(measure: CompiledMeasure, index: CaseIndex, as_of: dt.date) -
         _measure(measure, _At(index, as_of))
         span = index.evidence[key]
     facts, start, end = span
+    if type(facts) is long_measures.Combined:
+        return facts  # a sum's or ratio's evidence is all of it, and slicing would lose its parts
     return facts[start:end]
 
 
 def evidence_items(measure: CompiledMeasure, facts: Sequence[Any], limit: int) -> tuple[EvidenceItem, ...]:
     """The newest `limit` of a measure's evidence facts (in series order) as items, most recent
     first: by date, then id, both descending."""
+    if type(facts) is long_measures.Combined:
+        return facts.items(limit)
     fact_type, read = measure.fact_type, attrgetter("id", measure.date_field)
     recent = facts[max(len(facts) - limit, 0) :]
     # tuple.__new__ rather than the named tuple's own __new__, a Python function: flags build
@@ -209,6 +226,11 @@ def _count(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
     if (located := _located(measure, at)) is None:
         return None, _NO_EVIDENCE
     series, start, end = located
+    if measure.overlaps:
+        counted = long_measures.overlapping(measure, at, series, start, end)
+        return len(counted), (counted, 0, len(counted))
+    if measure.since_type:
+        start = max(start, long_measures.after_latest(measure, at, series))
     return end - start, (series.facts, start, end)
 
 
@@ -217,7 +239,8 @@ def _distinct(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
         return None, _NO_EVIDENCE
     series, start, end = located
     read = attrgetter(measure.field)
-    counted = [f for f in series.facts[start:end] if read(f) is not None]
+    inside = long_measures.overlapping(measure, at, series, start, end) if measure.overlaps else series.facts[start:end]
+    counted = [f for f in inside if read(f) is not None]
     return len(set(map(read, counted))), (counted, 0, len(counted))
 
 
@@ -246,6 +269,8 @@ def _latest(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
     if (located := _located(measure, at)) is None or not located[2]:
         return None, _NO_EVIDENCE  # no fact to look at: undetermined, not "none of them"
     series, _, end = located
+    if measure.group_by:
+        return long_measures.latest_by_group(measure, series, end)
     start = max(0, end - measure.last)
     matching = measure.matching
     value = end - start if matching is None else sum(fact_mask(matching)(series.facts[start:end]))
@@ -260,6 +285,19 @@ def _overdue_facts(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Sp
     return len(found), (found, 0, len(found))
 
 
+def _over_located(
+    compute: Callable[[CompiledMeasure, _At, Series, int, int], tuple[MeasureValue, _Span]],
+) -> Callable[[CompiledMeasure, _At], tuple[MeasureValue, _Span]]:
+    """A long-horizon kind over the facts `_located` finds (missing when it finds none)."""
+
+    def measured(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+        if (located := _located(measure, at)) is None:
+            return None, _NO_EVIDENCE
+        return compute(measure, at, *located)
+
+    return measured
+
+
 _KINDS: dict[MeasureKind, Callable[[CompiledMeasure, _At], tuple[MeasureValue, _Span]]] = {
     MeasureKind.AGE: _age,
     MeasureKind.COUNT: _count,
@@ -269,6 +307,13 @@ _KINDS: dict[MeasureKind, Callable[[CompiledMeasure, _At], tuple[MeasureValue, _
     MeasureKind.OPEN: _open_facts,
     MeasureKind.LATEST: _latest,
     MeasureKind.OVERDUE: _overdue_facts,
+    MeasureKind.RATE: _over_located(long_measures.rate),
+    MeasureKind.TREND: _over_located(long_measures.trend),
+    MeasureKind.PERIODS: _over_located(long_measures.periods),
+    MeasureKind.LONGEST_GAP: _over_located(long_measures.longest_gap),
+    MeasureKind.LONGEST_OPEN: _over_located(long_measures.longest_open),
+    MeasureKind.SUM: long_measures.sum_of,
+    MeasureKind.RATIO: long_measures.ratio,
 }
 
 

@@ -22,7 +22,23 @@ IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _WINDOW = re.compile(r"\s*(\d{1,4})\s+(working\s+days?|days?|weeks?|months?|years?)\s*", re.IGNORECASE)
 
-MeasureKindName = Literal["count", "distinct", "days_since", "working_days_since", "overdue", "open", "latest", "age"]
+MeasureKindName = Literal[
+    "count",
+    "distinct",
+    "days_since",
+    "working_days_since",
+    "overdue",
+    "open",
+    "latest",
+    "age",
+    "rate",
+    "trend",
+    "periods",
+    "longest_gap",
+    "longest_open",
+    "sum",
+    "ratio",
+]
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
 
 
@@ -118,6 +134,21 @@ class MeasureSpec(_Spec):
     last: Annotated[int, Field(ge=1, le=100)] | Identifier | None = None
     # ... and the filter counted among them.
     matching: Annotated[str, Field(max_length=MAX_CONDITION_CHARS)] | None = None
+    # latest: `last` and `matching` apply within each group of facts sharing this field's value.
+    group_by: str | None = None
+    # count, distinct: a fact counts when its period (date to end field) overlaps the window.
+    overlaps: bool = False
+    # count: only facts dated after the latest fact of this type (passing since_latest_where).
+    since_latest: str | None = None
+    since_latest_where: Annotated[str, Field(max_length=MAX_CONDITION_CHARS)] | None = None
+    since_latest_date_field: str | None = None
+    # periods: the slice the window is cut into, and the facts a slice needs to count.
+    period: Duration | None = None
+    at_least: Annotated[int, Field(ge=1, le=1000)] | Identifier | None = None
+    # sum: the measures added up; ratio: numerator and denominator (measure names).
+    measures: Annotated[list[Identifier], Field(min_length=1, max_length=50)] | None = None
+    numerator: Identifier | None = None
+    denominator: Identifier | None = None
     missing_when_absent: bool = False
 
 
