@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -22,7 +23,9 @@ from rules_engine.config import (
 )
 
 if TYPE_CHECKING:
+    from rules_engine._generated.rules_engine.v1 import case_pb2
     from rules_engine.engine import Engine
+    from rules_engine.facts import Case
     from rules_engine.registry import Gate, Registry
 
 app = typer.Typer(
@@ -230,6 +233,22 @@ def check(directory: Annotated[Path, typer.Argument(help="A rulesets directory o
     typer.echo("ok")
 
 
+def read_case_file(case_file: Path) -> tuple[case_pb2.Case, Case]:
+    """A case file as proto3 JSON of `Case`, or of an EvaluateRequest (its `case`); exit 2 when unreadable."""
+    from rules_engine import wire
+    from rules_engine.errors import CaseError
+
+    try:
+        document = json.loads(case_file.read_text(encoding="utf-8"))
+        if isinstance(document, dict) and isinstance(document.get("case"), dict):
+            document = document["case"]
+        message = wire.case_from_json(document)
+        return message, wire.case_from_proto(message, dt.date.today())
+    except (OSError, ValueError, CaseError) as exc:
+        typer.echo(f"{case_file}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command("eval")
 def eval_case(
     case_file: Annotated[Path, typer.Argument(help="Case as proto3 JSON (what grpcurl sends).")],
@@ -239,18 +258,13 @@ def eval_case(
 ) -> None:
     """Evaluate one case and print the flags as JSON (the same JSON as the gRPC response)."""
     from rules_engine import wire
-    from rules_engine.errors import CaseError, RulesEngineError
+    from rules_engine.errors import RulesEngineError
 
+    message, case = read_case_file(case_file)
     try:
-        document = json.loads(case_file.read_text(encoding="utf-8"))
-        message = wire.case_from_json(document)
-        case = wire.case_from_proto(message, dt.date.today())
         moment = wire.parse_as_of(as_of)
-    except (OSError, ValueError) as exc:
-        typer.echo(f"{case_file}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except CaseError as exc:
-        typer.echo(f"{case_file}: {exc}", err=True)
+    except ValueError as exc:
+        typer.echo(f"--as-of: {exc}", err=True)
         raise typer.Exit(2) from exc
     engine, registry = _engine(rulesets)
     try:
@@ -294,6 +308,10 @@ def decisions(
 from rules_engine import policy_cli  # noqa: E402
 
 policy_cli.register(app)
+# replay lives in replay_cli.py.
+from rules_engine import replay_cli  # noqa: E402
+
+replay_cli.register(app)
 
 
 @app.command()
@@ -302,20 +320,32 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same cases.")] = 1,
     as_of: Annotated[str, typer.Option("--as-of", help="Date the cases run up to (YYYY-MM-DD); default today.")] = "",
     output: Annotated[Path | None, typer.Option("--output", help="File to write; default stdout.")] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family",
+            help="slow-burn or control: whole life courses, one JSON line each "
+            '{"case", "family", "shape", "visible_on", "start", "end", "params"} (--as-of is ignored).',
+        ),
+    ] = None,
 ) -> None:
     """Write seeded synthetic cases as JSON lines in the proto3 JSON form of Case."""
+    from rules_engine import lifecourse
     from rules_engine.synth import write_jsonl
 
+    if family is not None and family not in lifecourse.FAMILIES:
+        typer.echo(f"--family: one of {', '.join(lifecourse.FAMILIES)}", err=True)
+        raise typer.Exit(2)
     try:
         day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
     except ValueError as exc:
         typer.echo(f"--as-of: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if output is None:
-        write_jsonl(sys.stdout, cases, seed, day)
-        return
-    with output.open("w", encoding="utf-8") as out:
-        write_jsonl(out, cases, seed, day)
+    with output.open("w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as out:
+        if family is None:
+            write_jsonl(out, cases, seed, day)
+        else:
+            lifecourse.write_jsonl(out, family, cases, seed)
 
 
 def main() -> None:

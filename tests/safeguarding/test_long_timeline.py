@@ -1,13 +1,14 @@
-"""A long-running case modelled on the Essex review, replayed month by month."""
+"""A long-running case modelled on the Essex review, replayed month by month as it stood each month."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from rules_engine import wire
 from rules_engine.evaluator import PreparedRuleset
 from rules_engine.facts import Case
+from rules_engine.replay import replay, replay_steps
 from rules_engine.synth import LONG_TIMELINE_END, LONG_TIMELINE_START, long_timeline_case
-from tests.safeguarding._replay import build, month_ends, replay
 
 PATTERN = "long-running-pattern"
 
@@ -32,17 +33,15 @@ def pattern_visible(case: Case, as_of: dt.date) -> bool:
 
 
 def test_long_timeline_pattern_raised_within_12_months(safeguarding: PreparedRuleset) -> None:
-    case = build(long_timeline_case(), LONG_TIMELINE_END)
+    case = wire.case_from_proto(wire.case_from_json(long_timeline_case()), LONG_TIMELINE_END)
     agencies = {c.agency for c in case.concerns}
     workers = {a.worker_id for a in case.allocations}
     assert 150 <= len(case.concerns) <= 260 and len(agencies) >= 4 and len(workers) >= 12
     assert not case.record_updates
 
-    first_raised: dict[str, dt.date] = {}
-    for as_of, outcome in replay(safeguarding, case, LONG_TIMELINE_START, LONG_TIMELINE_END):
-        for flag in outcome.flags + outcome.shadow_flags:
-            first_raised.setdefault(flag.rule_id, as_of)
-    visible = next(d for d in month_ends(LONG_TIMELINE_START, LONG_TIMELINE_END) if pattern_visible(case, d))
+    months = replay_steps(LONG_TIMELINE_START, LONG_TIMELINE_END, "month")
+    first_raised = replay(safeguarding, case, months).first_fired()
+    visible = next(d for d in months if pattern_visible(case, d))
 
     print(f"\n{len(case.concerns)} concerns from {len(agencies)} agencies, {len(workers)} workers")
     print(f"pattern visible in the facts: {visible}")
