@@ -5,7 +5,17 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from rules_engine.compiled import BoolOp, Compare, CompiledRuleset, Expr, FlaggedRef, MeasureRef, Not
+from rules_engine.compiled import (
+    BoolOp,
+    Compare,
+    CompiledMeasure,
+    CompiledRuleset,
+    Expr,
+    FlaggedRef,
+    MeasureKind,
+    MeasureRef,
+    Not,
+)
 from rules_engine.ruletest import RuleTestRun
 
 _OPS = {
@@ -20,9 +30,43 @@ _OPS = {
 }
 
 
+def measure_words(measure: CompiledMeasure) -> str:
+    """What a measure counts, in plain words, for a measure its author did not describe."""
+    facts = measure.fact_type.replace("_", " ")
+    if measure.where_text:
+        facts += f" where {measure.where_text}"
+    within = f" in the last {measure.window}" if measure.window is not None else ""
+    names = " + ".join(m.name for m in measure.inputs)
+    kind = measure.kind
+    if kind is MeasureKind.COUNT and measure.overlaps:
+        return f"{facts} open at any time{within}"
+    if kind is MeasureKind.COUNT and measure.since_type:
+        return f"{facts}{within} since the latest of {measure.since_type.replace('_', ' ')}"
+    if kind is MeasureKind.DISTINCT:
+        held = " open at any time" if measure.overlaps else ""
+        return f"different {measure.field.replace('_', ' ')} values of {facts}{held}{within}"
+    if kind is MeasureKind.LATEST and measure.group_by:
+        return (
+            f"the most, for any one {measure.group_by.replace('_', ' ')}, of its last {measure.last} {facts} "
+            f"where {measure.matching_text}"
+        )
+    words = {
+        MeasureKind.COUNT: f"{facts}{within}",
+        MeasureKind.RATE: f"{facts} per year{within or ' since the first'}",
+        MeasureKind.TREND: f"{facts} in the last {measure.window} less those in the {measure.window} before",
+        MeasureKind.PERIODS: f"periods of {measure.period} in the last {measure.window} with at least "
+        f"{measure.at_least} {facts}",
+        MeasureKind.LONGEST_GAP: f"the longest time in days between {facts}{within}, up to now",
+        MeasureKind.LONGEST_OPEN: f"days the longest-open of {facts} has been open",
+        MeasureKind.SUM: names,
+        MeasureKind.RATIO: f"{names.replace(' + ', ' as a percentage of ')}",
+    }
+    return words.get(kind, measure.name)
+
+
 def plain_words(expr: Expr, ruleset: CompiledRuleset) -> str:
     """`concerns_12m >= 5` -> "Concerns recorded in the last 12 months is at least 5"."""
-    descriptions = {m.name: m.description or m.name for m in ruleset.measures}
+    descriptions = {m.name: m.description or measure_words(m) for m in ruleset.measures}
     titles = {r.id: r.title for r in ruleset.rules}
 
     def words(node: Expr, nested: bool = False) -> str:

@@ -27,10 +27,11 @@ def format_value(value: MeasureValue | str) -> str:
         return "unknown"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.1f}"
     if isinstance(value, float):
-        return str(int(value))
+        # Rates carry 2 decimals and ratios 1: show what was measured, without trailing zeros
+        # (4.0 a year reads "4", 33.3% reads "33.3", 2.35 a year is not rounded to 2.4).
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
     return str(value)
 
 

@@ -331,7 +331,8 @@ def derived_inputs(spec: MeasureSpec) -> list[tuple[str, str]]:
     if spec.kind == "sum":
         return [(name, f"measures[{i}]") for i, name in enumerate(spec.measures or ())]
     if spec.kind == "ratio":
-        return [(spec.numerator or "", "numerator"), (spec.denominator or "", "denominator")]
+        named = [(spec.numerator, "numerator"), (spec.denominator, "denominator")]
+        return [(name, key) for name, key in named if name is not None]
     return []
 
 
