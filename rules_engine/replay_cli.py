@@ -73,7 +73,8 @@ def replay(
     finally:
         registry.close()
     print_table(result, step)
-    typer.echo(f"replayed in {time.perf_counter() - started:.1f} s")
+    seconds = time.perf_counter() - started
+    typer.echo(f"{len(result.steps)} evaluations in {seconds:.1f} s, compiling the rulesets included")
     if plot is not None:
         from rules_engine.replay_plot import save_timeline
 
