@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -319,20 +320,32 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same cases.")] = 1,
     as_of: Annotated[str, typer.Option("--as-of", help="Date the cases run up to (YYYY-MM-DD); default today.")] = "",
     output: Annotated[Path | None, typer.Option("--output", help="File to write; default stdout.")] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family",
+            help="slow-burn or control: whole life courses, one JSON line each "
+            '{"case", "family", "shape", "visible_on", "start", "end", "params"} (--as-of is ignored).',
+        ),
+    ] = None,
 ) -> None:
     """Write seeded synthetic cases as JSON lines in the proto3 JSON form of Case."""
+    from rules_engine import lifecourse
     from rules_engine.synth import write_jsonl
 
+    if family is not None and family not in lifecourse.FAMILIES:
+        typer.echo(f"--family: one of {', '.join(lifecourse.FAMILIES)}", err=True)
+        raise typer.Exit(2)
     try:
         day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
     except ValueError as exc:
         typer.echo(f"--as-of: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if output is None:
-        write_jsonl(sys.stdout, cases, seed, day)
-        return
-    with output.open("w", encoding="utf-8") as out:
-        write_jsonl(out, cases, seed, day)
+    with output.open("w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as out:
+        if family is None:
+            write_jsonl(out, cases, seed, day)
+        else:
+            lifecourse.write_jsonl(out, family, cases, seed)
 
 
 def main() -> None:
