@@ -41,7 +41,9 @@ def measure_words(measure: CompiledMeasure) -> str:
     if kind is MeasureKind.COUNT and measure.overlaps:
         return f"{facts} open at any time{within}"
     if kind is MeasureKind.COUNT and measure.since_type:
-        return f"{facts}{within} since the latest of {measure.since_type.replace('_', ' ')}"
+        since = measure.since_type.replace("_", " ")
+        dated = "" if measure.since_date_field == "date" else f" by {measure.since_date_field.replace('_', ' ')}"
+        return f"{facts}{within} after the latest of the {since}{dated}"
     if kind is MeasureKind.DISTINCT:
         held = " open at any time" if measure.overlaps else ""
         return f"different {measure.field.replace('_', ' ')} values of {facts}{held}{within}"

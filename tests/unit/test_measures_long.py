@@ -12,6 +12,7 @@ import pytest
 
 from rules_engine.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
 from rules_engine.compiler import compile_ruleset
+from rules_engine.docs import measure_words
 from rules_engine.errors import RuleFileError, RuleFileErrors, SourcePosition
 from rules_engine.evaluator import PreparedRuleset
 from rules_engine.explainer import format_value
@@ -714,3 +715,11 @@ def test_compiled_order_puts_inputs_first(tmp_path: Path) -> None:
     by_name = {m.name: m for m in ruleset.measures}
     assert [m.name for m in by_name["all"].inputs] == ["hostility", "share"]
     assert by_name["share"].inputs[1] is by_name["hostility"]
+
+
+def test_plain_words_for_measures_without_a_description() -> None:
+    assert measure_words(SINCE) == "concerns after the latest of the assessments by completed on"
+    assert measure_words(RATE) == "concerns per year in the last 5 years"
+    assert measure_words(HOSTILITY) == "threats + refused"
+    assert measure_words(SHARE) == "not_seen as a percentage of all_visits"
+    assert measure_words(PERIODS) == "periods of 12 months in the last 5 years with at least 2 concerns"
