@@ -1,4 +1,4 @@
-"""Command line for policy teams: test, schema, diff and docs (registered on the main app by cli.py)."""
+"""Command line for policy teams: test, schema, diff, docs and evaluate-catalogue (registered on the main app by cli.py)."""
 
 from __future__ import annotations
 
@@ -120,9 +120,40 @@ def docs(
             typer.echo(str(path))
 
 
+def evaluate_catalogue(
+    ruleset: Annotated[Path, typer.Option("--ruleset", help="The ruleset directory to evaluate.")] = Path(
+        "rulesets/safeguarding"
+    ),
+    slow_burn: Annotated[int, typer.Option("--slow-burn", min=0, help="Slow-burn life courses to generate.")] = 200,
+    controls: Annotated[int, typer.Option("--controls", min=0, help="Control life courses to generate.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for the life courses.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes replaying the courses.")] = 2,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the Markdown report here.")] = None,
+    notes: Annotated[
+        Path | None, typer.Option("--notes", help="A Markdown file appended to the report (reviewers' notes).")
+    ] = None,
+) -> None:
+    """Replay generated slow-burn and control life courses month by month and report how the catalogue does."""
+    import shlex
+    import sys
+
+    from rules_engine.catalogue_eval import iter_lines, run
+    from rules_engine.catalogue_report import render
+
+    _, summary = run(ruleset, slow_burn, controls, seed, workers)
+    for line in iter_lines(summary):
+        typer.echo(line)
+    if output is not None:
+        command = "rules-engine evaluate-catalogue " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        text = notes.read_text(encoding="utf-8") if notes is not None else ""
+        output.write_text(render(summary, command.strip(), text), encoding="utf-8")
+        typer.echo(str(output))
+
+
 def register(app: typer.Typer) -> None:
     """Add the policy-team commands to `app`."""
     app.command("test")(test)
     app.command("diff")(diff)
     app.command("schema")(schema)
     app.command("docs")(docs)
+    app.command("evaluate-catalogue")(evaluate_catalogue)
