@@ -76,12 +76,12 @@ class CourseResult:
 
 # --- one course --------------------------------------------------------------------------------
 
-_prepared: PreparedRuleset | None = None
+# Each worker process prepares the ruleset once; the courses it is handed reuse it.
+_WORKER: dict[str, PreparedRuleset] = {}
 
 
 def _init_worker(ruleset_dir: str) -> None:
-    global _prepared
-    _prepared = PreparedRuleset(compile_ruleset(Path(ruleset_dir)), use_engine=False)
+    _WORKER["prepared"] = PreparedRuleset(compile_ruleset(Path(ruleset_dir)), use_engine=False)
 
 
 def evaluate_course(prepared: PreparedRuleset, course: LifeCourse) -> CourseResult:
@@ -114,9 +114,7 @@ def evaluate_course(prepared: PreparedRuleset, course: LifeCourse) -> CourseResu
 
 
 def _evaluate_in_worker(course: LifeCourse) -> CourseResult:
-    if _prepared is None:
-        raise RuntimeError("worker not initialised")
-    return evaluate_course(_prepared, course)
+    return evaluate_course(_WORKER["prepared"], course)
 
 
 def evaluate_courses(ruleset_dir: Path, courses: Sequence[LifeCourse], workers: int = 1) -> list[CourseResult]:
@@ -218,9 +216,7 @@ def summarise(ruleset: CompiledRuleset, slow_burn: list[CourseResult], controls:
     return summary
 
 
-def run(
-    ruleset_dir: Path, slow_burn: int, controls: int, seed: int, workers: int
-) -> tuple[CompiledRuleset, Summary]:
+def run(ruleset_dir: Path, slow_burn: int, controls: int, seed: int, workers: int) -> tuple[CompiledRuleset, Summary]:
     """Generate the families, replay every course and summarise."""
     compiled = compile_ruleset(ruleset_dir)
     slow = list(families("slow-burn", slow_burn, seed))
@@ -242,8 +238,9 @@ def iter_lines(summary: Summary) -> Iterator[str]:
     if visible:
         yield (
             f"  {PATTERN_RULE} within 12 months of visibility: {len(in_time)}/{len(visible)} "
-            f"({100 * len(in_time) / len(visible):.1f}%); median lag {lag_months(statistics.median(lags) if lags else None)}"
-            f" months, 90th percentile {lag_months(percentile(lags, 0.9))} months"
+            f"({100 * len(in_time) / len(visible):.1f}%); "
+            f"median lag {lag_months(statistics.median(lags) if lags else None)} months, "
+            f"90th percentile {lag_months(percentile(lags, 0.9))} months"
         )
     serious = summary.controls_with_serious
     clean = len(summary.controls) - len(serious)

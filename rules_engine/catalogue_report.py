@@ -11,8 +11,8 @@ from rules_engine.catalogue_eval import (
     PATTERN_RULE,
     CourseResult,
     Summary,
-    percentile,
     lag_months,
+    percentile,
 )
 
 
@@ -47,7 +47,8 @@ def _lines(summary: Summary, command: str, notes: str) -> Iterator[str]:
     yield "| --- | ---: |"
     yield f"| slow-burn courses | {len(slow)} |"
     yield f"| with the pattern visible | {len(visible)} |"
-    yield f"| {PATTERN_RULE} (C1) raised within 12 months of visibility | {len(in_time)} ({_pct(len(in_time), len(visible))}) |"
+    share = _pct(len(in_time), len(visible))
+    yield f"| {PATTERN_RULE} (C1) raised within 12 months of visibility | {len(in_time)} ({share}) |"
     never = sum(1 for c in visible if c.first(PATTERN_RULE) is None)
     early = sum(1 for lag in lags if lag < 0)
     yield f"| C1 never raised | {never} |"
@@ -62,7 +63,7 @@ def _lines(summary: Summary, command: str, notes: str) -> Iterator[str]:
     yield f"| alert burden on slow-burn courses (for contrast) | {summary.burden(slow):.2f} |"
     yield ""
     yield "Lag counts days from the month end on which the pattern became visible to the month end on which "
-    yield f"C1 was first raised; \"within 12 months\" is at most {LAG_LIMIT_DAYS} days. A negative lag means C1 was"
+    yield f'C1 was first raised; "within 12 months" is at most {LAG_LIMIT_DAYS} days. A negative lag means C1 was'
     yield "raised before the generator's definition of visibility was met."
     yield ""
     yield from _late(visible)
@@ -105,7 +106,8 @@ def _themes(summary: Summary) -> Iterator[str]:
     yield "| theme | slow burn | median lag | controls |"
     yield "| --- | ---: | ---: | ---: |"
     for t in summary.themes:
-        yield f"| {t.theme} | {100 * t.slow_burn_share:.1f}% | {lag_months(t.median_lag_days)} | {100 * t.control_share:.1f}% |"
+        lag = lag_months(t.median_lag_days)
+        yield f"| {t.theme} | {100 * t.slow_burn_share:.1f}% | {lag} | {100 * t.control_share:.1f}% |"
     yield ""
 
 
@@ -159,5 +161,6 @@ def _serious(summary: Summary) -> Iterator[str]:
     for course in found:
         for f in course.serious:
             why = f.explanation.replace("|", "\\|")
-            yield f"| {course.case_id} | {course.shape} | {f.rule_id} | {f.severity.name.lower()} | {f.first} | {f.steps_live} | {why} |"
+            cells = (course.case_id, course.shape, f.rule_id, f.severity.name.lower(), f.first, f.steps_live, why)
+            yield "| " + " | ".join(map(str, cells)) + " |"
     yield ""
