@@ -122,7 +122,7 @@ def evaluate_courses(ruleset_dir: Path, courses: Sequence[LifeCourse], workers: 
     if workers <= 1:
         _init_worker(str(ruleset_dir))
         return [_evaluate_in_worker(c) for c in courses]
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
     with context.Pool(workers, initializer=_init_worker, initargs=(str(ruleset_dir),)) as pool:
         return pool.map(_evaluate_in_worker, courses, chunksize=4)
 

@@ -193,28 +193,28 @@ class MeasureCompiler:
     def _followup(self) -> tuple[str, FactPredicate | None, str]:
         """An overdue measure's follow-up: fact type, filter and date field."""
         spec = self.spec
-        if spec.followup is None:
-            return "", None, "date"
-        followup_type = self._fact_type(spec.followup, "followup")
-        if followup_type is None:
-            return "", None, "date"
-        fields = _FIELD_MODELS[followup_type]
-        where = self._filter(spec.followup_where, "followup_where", followup_type)
-        date = self._field_of(followup_type, fields, spec.followup_date_field, "followup_date_field", ("date",))
-        return followup_type, where, date or "date"
+        return self._other_facts(spec.followup, "followup", spec.followup_where, spec.followup_date_field)
 
     def _since_latest(self) -> tuple[str, FactPredicate | None, str]:
         """A count's `since_latest` facts: fact type, filter and date field."""
         spec = self.spec
-        if spec.since_latest is None:
+        return self._other_facts(
+            spec.since_latest, "since_latest", spec.since_latest_where, spec.since_latest_date_field
+        )
+
+    def _other_facts(
+        self, fact_type: str | None, key: str, where: str | None, date_field: str | None
+    ) -> tuple[str, FactPredicate | None, str]:
+        """A second fact type a measure reads (`key`, with `key_where` and `key_date_field`):
+        its name, filter and date field; ("", None, "date") when not given or unknown."""
+        if fact_type is None:
             return "", None, "date"
-        since_type = self._fact_type(spec.since_latest, "since_latest")
-        if since_type is None:
+        found = self._fact_type(fact_type, key)
+        if found is None:
             return "", None, "date"
-        fields = _FIELD_MODELS[since_type]
-        where = self._filter(spec.since_latest_where, "since_latest_where", since_type)
-        date = self._field_of(since_type, fields, spec.since_latest_date_field, "since_latest_date_field", ("date",))
-        return since_type, where, date or "date"
+        predicate = self._filter(where, f"{key}_where", found)
+        date = self._field_of(found, _FIELD_MODELS[found], date_field, f"{key}_date_field", ("date",))
+        return found, predicate, date or "date"
 
     def _period(self, window: Window | None) -> Window | None:
         """A periods measure's `period`, which must cut its window into whole periods."""
