@@ -91,7 +91,9 @@ EngagementKind = Literal[
     "DECLINED_SERVICE",
 ]
 
-# CIN census closure reasons.
+# CIN census closure reasons: RC1 adopted, RC2 died, RC3 child arrangements order, RC4 special
+# guardianship order, RC5 moved to another local authority, RC6 to adult social care, RC7 services
+# ceased (no longer in need), RC8 closed after assessment with no further action, RC9 to early help.
 ClosureReason = Literal["RC1", "RC2", "RC3", "RC4", "RC5", "RC6", "RC7", "RC8", "RC9"]
 
 RecordKind = Literal["CHRONOLOGY", "CASE_SUMMARY"]

@@ -164,7 +164,7 @@ class _Generator:
         b.allocate([(plan_start, self.worker(), "NEW_CASE")], end)
         if self.slips(0.3):
             b.add("schoolAttendance", plan_start + self.days(20, 60), attendancePercent=self.rng.randint(82, 99))
-        b.add("closures", end, reason="RC9" if self.slips(0.5) else "RC1")
+        b.add("closures", end, reason="RC9" if self.slips(0.5) else "RC7")
         return b.build()
 
     def child_in_need(self) -> CaseJson:
@@ -182,7 +182,7 @@ class _Generator:
         self.school(b, start, end)
         if self.slips(0.08):
             b.add("missedAppointments", start + self.days(20, 300))
-        b.add("closures", end, reason=self.rng.choice(("RC1", "RC2", "RC8", "RC9")))
+        b.add("closures", end, reason=self.rng.choice(("RC7", "RC8", "RC9")))
         return b.build()
 
     def school(self, b: CaseBuilder, start: dt.date, end: dt.date) -> None:
@@ -235,7 +235,7 @@ class _Generator:
         if self.slips(0.05):
             b.add("engagementEvents", start + self.days(10, 200), kind="THREAT_TO_STAFF")
         self.school(b, start, end)
-        b.add("closures", end + self.days(20, 200), reason=self.rng.choice(("RC1", "RC2", "RC3")))
+        b.add("closures", end + self.days(20, 200), reason=self.rng.choice(("RC7", "RC3", "RC4")))
         return b.build()
 
     def conference(self, b: CaseBuilder, day: dt.date, kind: str, notice: int) -> None:
@@ -432,7 +432,7 @@ def control_case() -> CaseJson:
         chron += dt.timedelta(days=30)
     for month in range(0, 26, 4):
         b.add("schoolAttendance", start + dt.timedelta(days=30 * month + 20), attendancePercent=95)
-    b.add("closures", cin_end, reason="RC2")
+    b.add("closures", cin_end, reason="RC7")  # services ceased: no longer in need
     return b.build()
 
 
