@@ -1,8 +1,10 @@
 """A second opinion on the safeguarding catalogue (issue 13), from cases written without reading
 the rules or the project's generators (see `second_opinion.py`).
 
-The tests assert only that every case is valid and replays; the figures are printed for the lead
-to judge (run with `-s`):
+Every case must be valid and replay; the issue's targets are asserted (C1 within 12 months of
+visibility on 95% of the slow burns, no high or critical flag on 95% of the controls, no rule on
+more than half of them, and each watched rule raised on the Agnes-shaped timeline); the figures
+are printed (run with `-s`):
 
 - the Agnes-shaped 18-year timeline: the first month each rule fired, beside the dates from
   which each feature of the review's shape is present in the facts;
@@ -86,6 +88,7 @@ def test_agnes_timeline(prepared: PreparedRuleset) -> None:
             f"  {h.rule_id:<46} {h.severity.name:<8} {h.first_fired}  {stopped!s:<10} {episodes:>3} {h.steps_live:>4}"
         )
     print(f"rules that never fired: {sorted(known - {h.rule_id for h in result.rules})}")
+    assert all(result.rule(rule_id) is not None for rule_id in WATCHED), WATCHED
 
 
 def test_slow_burn_courses(prepared: PreparedRuleset) -> None:
@@ -144,6 +147,9 @@ def test_slow_burn_courses(prepared: PreparedRuleset) -> None:
     )
     for row in rows:
         print(row)
+    # Issue 13's target, on courses the rules were not written beside.
+    assert visible >= 0.95 * SLOW_BURNS
+    assert hits >= 0.95 * visible, misses
 
 
 def _course_row(prepared: PreparedRuleset, case: Case, course: Course, result: Replay) -> str:
@@ -198,6 +204,8 @@ def test_control_courses(prepared: PreparedRuleset) -> None:
     for line in severe:
         print(line)
     print(f"alert burden: {live_steps / steps:.2f} live flags per case per month")
+    assert CONTROLS - len(severe_cases) >= 0.95 * CONTROLS, severe
+    assert max(fired_in.values(), default=0) <= CONTROLS / 2, fired_in.most_common(3)
     print("each rule's share of controls (fired at any step):")
     for rule_id, n in fired_in.most_common():
         kinds = ", ".join(f"{kind} {k}" for kind, k in sorted(fired_kinds[rule_id].items()))
