@@ -9,10 +9,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from rules_engine.cli_common import load_engine, read_case_file
 from rules_engine.config import (
     BUNDLED_RULESETS,
     DEFAULT_METRICS_PORT,
@@ -21,12 +22,6 @@ from rules_engine.config import (
     MAX_FACTS,
     Settings,
 )
-
-if TYPE_CHECKING:
-    from rules_engine._generated.rules_engine.v1 import case_pb2
-    from rules_engine.engine import Engine
-    from rules_engine.facts import Case
-    from rules_engine.registry import Gate, Registry
 
 app = typer.Typer(
     name="rules-engine",
@@ -62,23 +57,6 @@ def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
 
 
 # Heavy imports (grpc, durable-rules) wait until a command needs them, so --help stays fast.
-def _engine(rulesets: Path, use_engine: bool = True, gate: Gate | None = None) -> tuple[Engine, Registry]:
-    from rules_engine.compiler import compile_ruleset
-    from rules_engine.engine import Engine
-    from rules_engine.metrics import record_reload
-    from rules_engine.registry import Registry
-
-    registry = Registry(rulesets, compile_ruleset, use_engine=use_engine, gate=gate, on_reload=record_reload)
-    results = registry.reload()
-    refused = [r for r in results if r.outcome == "refused"]
-    for result in refused:
-        typer.echo(result.error, err=True)
-    if not registry.names():
-        typer.echo(f"no valid ruleset under {rulesets}", err=True)
-        raise typer.Exit(1)
-    return Engine(registry), registry
-
-
 @app.command()
 def serve(
     rulesets: RulesetsOption = BUNDLED_RULESETS,
@@ -233,22 +211,6 @@ def check(directory: Annotated[Path, typer.Argument(help="A rulesets directory o
     typer.echo("ok")
 
 
-def read_case_file(case_file: Path) -> tuple[case_pb2.Case, Case]:
-    """A case file as proto3 JSON of `Case`, or of an EvaluateRequest (its `case`); exit 2 when unreadable."""
-    from rules_engine import wire
-    from rules_engine.errors import CaseError
-
-    try:
-        document = json.loads(case_file.read_text(encoding="utf-8"))
-        if isinstance(document, dict) and isinstance(document.get("case"), dict):
-            document = document["case"]
-        message = wire.case_from_json(document)
-        return message, wire.case_from_proto(message, dt.date.today())
-    except (OSError, ValueError, CaseError) as exc:
-        typer.echo(f"{case_file}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
 @app.command("eval")
 def eval_case(
     case_file: Annotated[Path, typer.Argument(help="Case as proto3 JSON (what grpcurl sends).")],
@@ -266,7 +228,7 @@ def eval_case(
     except ValueError as exc:
         typer.echo(f"--as-of: {exc}", err=True)
         raise typer.Exit(2) from exc
-    engine, registry = _engine(rulesets)
+    engine, registry = load_engine(rulesets)
     try:
         evaluation = engine.evaluate(case, moment, ruleset or None, wire.case_message_digest(message))
     except RulesEngineError as exc:

@@ -7,13 +7,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rules_engine.case_index import build_index
 from rules_engine.compiled import CompiledRule, CompiledRuleset, MeasureValue
 from rules_engine.errors import EvaluationError
 from rules_engine.evaluation import ExplainedFlag, UndeterminedRule
 from rules_engine.explainer import EvidenceCacheEntry, cited_measures, explain
 from rules_engine.facts import CaseFacts
 from rules_engine.matching import RuleMatcher
-from rules_engine.measures import build_index, compute_measures
+from rules_engine.measures import compute_measures
 from rules_engine.reference import ReferenceEvaluator, Truth
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,10 @@ import string
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from rules_engine.case_index import CaseIndex
 from rules_engine.compiled import CompiledMeasure, CompiledRule, MeasureValue
 from rules_engine.evaluation import EvidenceItem, ExplainedFlag
-from rules_engine.measures import CaseIndex, evidence_facts, evidence_items
+from rules_engine.measures import evidence_facts, evidence_items
 from rules_engine.reference import Truth
 
 # A flag lists its most recent facts and counts the rest: twenty is enough to see the

@@ -6,62 +6,31 @@ its last conferences, the longest time a child went unseen. Windows follow
 `rules_engine.calendar` as in `measures`: a window covers `window_start < fact_date <= as_of`.
 `measures` finds each measure's facts (its series and the positions in its window up to
 as_of) and hands them here; each function returns the value and the facts behind it.
+Sums and ratios measure their inputs through `At.value_of`, so this module and `measures`
+both build on `case_index` without importing each other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import heapq
 from bisect import bisect_right
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rules_engine import calendar
+from rules_engine.case_index import NO_EVIDENCE, At, Combined, Series, Span
 from rules_engine.compiled import CompiledMeasure, MeasureValue, Window, fact_mask
-from rules_engine.evaluation import EvidenceItem
-
-if TYPE_CHECKING:
-    from rules_engine.measures import Series, _At
 
 # A rate is per year of 365.25 days, so leap years neither add nor take a fraction.
 DAYS_PER_YEAR = 365.25
-_Span = tuple[Sequence[Any], int, int]
-_NO_EVIDENCE: _Span = ((), 0, 0)
-_NEWEST_FIRST = attrgetter("date", "fact_type", "fact_id")
-
-
-class Combined(list[Any]):
-    """The facts behind a sum or ratio: the union of its inputs' evidence, each fact once.
-
-    A list, so flags count and merge it like any measure's facts; it keeps each input's own
-    facts (`parts`) because only the input knows the fact type and date field of its facts.
-    """
-
-    __slots__ = ("parts",)
-
-    def __init__(self, parts: list[tuple[CompiledMeasure, Sequence[Any]]]) -> None:
-        # By identity: the index holds each fact once, and two inputs may count the same one.
-        union = {id(f): f for _, facts in parts for f in facts}
-        super().__init__(union.values())
-        self.parts = parts
-
-    def items(self, limit: int) -> tuple[EvidenceItem, ...]:
-        """The newest `limit` facts as evidence items, most recent first."""
-        from rules_engine.measures import evidence_items  # measures imports this module
-
-        newest: dict[tuple[str, str], EvidenceItem] = {}
-        for measure, facts in self.parts:
-            for item in evidence_items(measure, facts, limit):
-                newest.setdefault((item.fact_type, item.fact_id), item)
-        return tuple(heapq.nlargest(limit, newest.values(), key=_NEWEST_FIRST))
 
 
 # --- options of count, distinct and latest ---------------------------------------------------
 
 
-def overlapping(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int) -> list[Any]:
+def overlapping(measure: CompiledMeasure, at: At, series: Series, start: int, end: int) -> list[Any]:
     """The facts whose period overlaps the window: dated on or before as_of, and either dated
     inside the window or ended (end field) after its start, or not ended at all."""
     if measure.window is None:
@@ -72,7 +41,7 @@ def overlapping(measure: CompiledMeasure, at: _At, series: Series, start: int, e
     return before + series.facts[start:end]
 
 
-def after_latest(measure: CompiledMeasure, at: _At, series: Series) -> int:
+def after_latest(measure: CompiledMeasure, at: At, series: Series) -> int:
     """The position of the first fact dated after the latest `since_latest` fact on or before
     as_of; 0 when there is none, so every fact counts."""
     anchors = at.index.series(
@@ -82,7 +51,7 @@ def after_latest(measure: CompiledMeasure, at: _At, series: Series) -> int:
     return bisect_right(series.ordinals, anchors.ordinals[found - 1]) if found else 0
 
 
-def latest_by_group(measure: CompiledMeasure, series: Series, end: int) -> tuple[MeasureValue, _Span]:
+def latest_by_group(measure: CompiledMeasure, series: Series, end: int) -> tuple[MeasureValue, Span]:
     """`latest` within each group of facts sharing the `group_by` value: the highest count.
 
     Ties go to the group with the most recent fact, whose last facts are the evidence.
@@ -95,7 +64,7 @@ def latest_by_group(measure: CompiledMeasure, series: Series, end: int) -> tuple
         if key is not None:
             groups.setdefault(key, []).append(i)
     if not groups:
-        return None, _NO_EVIDENCE
+        return None, NO_EVIDENCE
     matching, last = measure.matching, measure.last
     best, behind = (-1, -1), []
     for positions in groups.values():
@@ -109,12 +78,12 @@ def latest_by_group(measure: CompiledMeasure, series: Series, end: int) -> tuple
 # --- kinds over facts ------------------------------------------------------------------------
 
 
-def rate(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int) -> tuple[MeasureValue, _Span]:
+def rate(measure: CompiledMeasure, at: At, series: Series, start: int, end: int) -> tuple[MeasureValue, Span]:
     """Facts per year, to 2 decimals: the count in the window (or the whole history) over the
     years from the later of the window start and the series' first fact up to as_of, never
     less than one year, so a first month's burst is not read as a yearly rate."""
     if end == start:
-        return 0.0, _NO_EVIDENCE
+        return 0.0, NO_EVIDENCE
     since = series.ordinals[0]
     if measure.window is not None:
         since = max(since, at.start(measure.window))
@@ -122,7 +91,7 @@ def rate(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int
     return round((end - start) / years, 2), (series.facts, start, end)
 
 
-def trend(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int) -> tuple[MeasureValue, _Span]:
+def trend(measure: CompiledMeasure, at: At, series: Series, start: int, end: int) -> tuple[MeasureValue, Span]:
     """The count in the last window minus the count in the window before it (both counted
     back from as_of: the earlier one ends where the later one starts)."""
     window = measure.window
@@ -132,7 +101,7 @@ def trend(measure: CompiledMeasure, at: _At, series: Series, start: int, end: in
     return (end - start) - (start - before), (series.facts, before, end)
 
 
-def periods(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int) -> tuple[MeasureValue, _Span]:
+def periods(measure: CompiledMeasure, at: At, series: Series, start: int, end: int) -> tuple[MeasureValue, Span]:
     """How many of the periods the window is cut into, counted back from as_of, hold at least
     `at_least` facts; the evidence is the facts of those periods."""
     if measure.window is None or measure.period is None:
@@ -165,14 +134,14 @@ def period_starts(as_of: dt.date, window: Window, period: Window) -> tuple[int, 
     )
 
 
-def longest_gap(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int) -> tuple[MeasureValue, _Span]:
+def longest_gap(measure: CompiledMeasure, at: At, series: Series, start: int, end: int) -> tuple[MeasureValue, Span]:
     """The longest run of days between consecutive facts, the trailing run from the latest
     fact to as_of included; with a window, only its days count (a gap that began before it is
     cut at its start). None when no fact is dated on or before as_of. The evidence is the
     facts on either side of the gap (the latest fact alone for the trailing run); of equal
     gaps, the most recent."""
     if not end:
-        return None, _NO_EVIDENCE
+        return None, NO_EVIDENCE
     ordinals, today = series.ordinals, at.today
     floor = at.start(measure.window) if measure.window is not None else 0
     first = max(start - 1, 0)  # the last fact before the window bounds the first gap inside it
@@ -189,7 +158,7 @@ def longest_gap(measure: CompiledMeasure, at: _At, series: Series, start: int, e
     return best, (series.facts, best_at - 1, best_at + 1)
 
 
-def longest_open(measure: CompiledMeasure, at: _At, series: Series, start: int, end: int) -> tuple[MeasureValue, _Span]:
+def longest_open(measure: CompiledMeasure, at: At, series: Series, start: int, end: int) -> tuple[MeasureValue, Span]:
     """Days the longest-open fact has been open at as_of (started on or before it, end field
     empty or after it); 0 when none is open. Facts are in date order: the first open one is
     the longest open."""
@@ -198,35 +167,37 @@ def longest_open(measure: CompiledMeasure, at: _At, series: Series, start: int, 
         finished = ended(facts[i])
         if finished is None or finished > as_of:
             return at.today - series.ordinals[i], (facts, i, i + 1)
-    return 0, _NO_EVIDENCE
+    return 0, NO_EVIDENCE
 
 
 # --- kinds over other measures ---------------------------------------------------------------
 
 
-def sum_of(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+def sum_of(measure: CompiledMeasure, at: At) -> tuple[MeasureValue, Span]:
     """The inputs added up; None when any is missing. Floats (rates) are kept to 2 decimals."""
     values = [at.value_of(m) for m in measure.inputs]
     if any(v is None for v in values):
-        return None, _NO_EVIDENCE
+        return None, NO_EVIDENCE
     total = sum(v for v in values if v is not None)
     return (round(total, 2) if isinstance(total, float) else total), _combined(measure, at)
 
 
-def ratio(measure: CompiledMeasure, at: _At) -> tuple[MeasureValue, _Span]:
+def ratio(measure: CompiledMeasure, at: At) -> tuple[MeasureValue, Span]:
     """100 * numerator / denominator, to 1 decimal; None when either is missing or the denominator is 0."""
     numerator, denominator = (at.value_of(m) for m in measure.inputs)
     if numerator is None or denominator is None or denominator == 0:
-        return None, _NO_EVIDENCE
+        return None, NO_EVIDENCE
     return round(100 * numerator / denominator, 1), _combined(measure, at)
 
 
-def _combined(measure: CompiledMeasure, at: _At) -> _Span:
-    from rules_engine.measures import evidence_facts  # measures imports this module
-
+def _combined(measure: CompiledMeasure, at: At) -> Span:
+    """The union of the inputs' evidence; `value_of` has just measured each input at this
+    moment, noting its evidence in the index."""
+    evidence, today = at.index.evidence, at.today
     parts: list[tuple[CompiledMeasure, Sequence[Any]]] = []
     for source in measure.inputs:
-        facts = evidence_facts(source, at.index, at.as_of)
-        parts.extend(facts.parts if type(facts) is Combined else [(source, facts)])
+        facts, start, end = evidence[source.name, today]
+        # A sum's or ratio's evidence is all of it, and slicing would lose its parts.
+        parts.extend(facts.parts if type(facts) is Combined else [(source, facts[start:end])])
     combined = Combined(parts)
     return combined, 0, len(combined)

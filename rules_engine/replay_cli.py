@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from rules_engine.cli_common import load_engine, read_case_file
 from rules_engine.config import BUNDLED_RULESETS
 
 PLOT_SUFFIXES = (".svg", ".png", ".html")
@@ -38,7 +39,6 @@ def replay(
 ) -> None:
     """Evaluate a case as it stood at each step of its history; print when each rule first fired,
     when it stopped and how many steps it was live; optionally draw the timeline."""
-    from rules_engine.cli import _engine, read_case_file
     from rules_engine.errors import RulesEngineError
     from rules_engine.replay import STEPS, default_span, print_table, replay_steps
     from rules_engine.replay import replay as run_replay
@@ -63,7 +63,7 @@ def replay(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     started = time.perf_counter()
-    _, registry = _engine(rulesets)
+    _, registry = load_engine(rulesets)
     try:
         with registry.lease(ruleset or None) as prepared:
             result = run_replay(prepared, case, days)

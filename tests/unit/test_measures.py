@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_engine.calendar import deadline, default_calendar, window_start
+from rules_engine.case_index import build_index
 from rules_engine.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
 from rules_engine.errors import SourcePosition
 from rules_engine.evaluation import EvidenceItem
@@ -25,7 +26,7 @@ from rules_engine.facts import (
     Visit,
     facts_of,
 )
-from rules_engine.measures import build_index, compute_measures, measure_evidence
+from rules_engine.measures import compute_measures, measure_evidence
 
 D = dt.date
 POS = SourcePosition("t.yaml", 1, 1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rules_engine.case_index import build_index
 from rules_engine.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
 from rules_engine.compiler import compile_ruleset
 from rules_engine.docs import measure_words
@@ -26,7 +27,7 @@ from rules_engine.facts import (
     EngagementEvent,
     Visit,
 )
-from rules_engine.measures import build_index, compute_measures, measure_evidence
+from rules_engine.measures import compute_measures, measure_evidence
 
 D = dt.date
 K = MeasureKind
