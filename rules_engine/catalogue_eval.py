@@ -152,6 +152,7 @@ class Summary:
     slow_burn: list[CourseResult]
     controls: list[CourseResult]
     themes: list[ThemeFigure] = field(default_factory=list)
+    seed: int = 0  # the life courses' seed, so the report can be reproduced
 
     # slow burn
     @property
@@ -222,7 +223,9 @@ def run(ruleset_dir: Path, slow_burn: int, controls: int, seed: int, workers: in
     slow = list(families("slow-burn", slow_burn, seed))
     ordinary = list(families("control", controls, seed))
     results = evaluate_courses(ruleset_dir, slow + ordinary, workers)
-    return compiled, summarise(compiled, results[: len(slow)], results[len(slow) :])
+    summary = summarise(compiled, results[: len(slow)], results[len(slow) :])
+    summary.seed = seed
+    return compiled, summary
 
 
 def lag_months(days: float | None) -> str:

@@ -34,7 +34,8 @@ def _lines(summary: Summary, command: str, notes: str) -> Iterator[str]:
     yield f"```bash\n{command}\n```"
     yield ""
     yield (
-        f"Ruleset `{summary.ruleset}` version `{summary.version}`. Each generated life course is replayed at "
+        f"Ruleset `{summary.ruleset}` version `{summary.version}`, life courses of seed {summary.seed}. "
+        "Each generated life course is replayed at "
         "every month end from its first fact to its end, as it stood on that day (`rules-engine replay`). "
         "Slow-burn courses carry the date their pattern became visible, defined by the generator from the "
         "facts alone (`rules_engine/lifecourse.py`); controls are ordinary, well-managed work. Flags only "
@@ -62,7 +63,7 @@ def _lines(summary: Summary, command: str, notes: str) -> Iterator[str]:
     yield f"| alert burden on controls (live flags per case per month) | {summary.burden(controls):.2f} |"
     yield f"| alert burden on slow-burn courses (for contrast) | {summary.burden(slow):.2f} |"
     yield ""
-    yield "Lag counts days from the month end on which the pattern became visible to the month end on which "
+    yield "Lag counts days from the month end on which the pattern became visible to the month end on which"
     yield f'C1 was first raised; "within 12 months" is at most {LAG_LIMIT_DAYS} days. A negative lag means C1 was'
     yield "raised before the generator's definition of visibility was met."
     yield ""
