@@ -18,6 +18,7 @@ from rules_engine.evaluation import Evaluation, RulesetStatus
 from rules_engine.facts import Case, CaseFacts
 from rules_engine.registry import Registry
 from rules_engine.store import (
+    CaseDeletion,
     CaseStore,
     ChronologyEntry,
     DecisionRecord,
@@ -124,32 +125,35 @@ class Engine:
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
     ) -> Evaluation:
-        """Merge into the stored case and evaluate the whole history: two store round trips.
+        """Evaluate the stored case with `case` merged in and `withdrawn` removed; write only on success.
 
-        Raises StoreUnavailableError when the store is down, CaseChangedError when other writers kept
-        changing the case through MAX_RECORD_ATTEMPTS evaluations.
+        Two store round trips: read_merged reads the stored case and merges in memory, writing
+        nothing; the evaluation runs; commit_evaluation writes the merged facts, the flag lifecycle
+        and the decision in one atomic step, guarded by the revision that was read. A failure at any
+        point before that step leaves the store as it was. Raises StoreUnavailableError when the
+        store is down, CaseChangedError when other writers kept changing the case through
+        MAX_RECORD_ATTEMPTS evaluations.
         """
         moment = as_of or self._clock()
-        stored = self.store.merge_case(case.case_id, case, withdrawn, now=self._clock())
         for attempt in range(MAX_RECORD_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
-            evaluation = self._evaluate(stored.case, moment, ruleset)
+            merged = self.store.read_merged(case.case_id, case, withdrawn)
+            evaluation = self._evaluate(merged.stored.case, moment, ruleset)
             try:
-                states = self.store.record_evaluation(
-                    case.case_id,
+                states = self.store.commit_evaluation(
+                    merged,
                     evaluation.ruleset,
                     _sightings(evaluation),
-                    self._decision(evaluation, stored.digest),
+                    self._decision(evaluation, merged.stored.digest),
                     moment,
-                    revision=stored.revision,
                 )
-            except CaseChangedError as exc:
-                # Recording this view would resolve flags the newer facts may hold.
-                stored = exc.current
+            except CaseChangedError:
+                # Another writer changed the facts since they were read: recording this view could
+                # resolve flags the newer facts hold, so read again and evaluate the current case.
                 continue
             return _with_states(evaluation, states)
-        raise CaseChangedError(stored)
+        raise CaseChangedError(merged.stored)
 
     def record_facts(self, case: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
         return self.store.merge_case(case.case_id, case, withdrawn, now=self._clock()).case
@@ -175,6 +179,20 @@ class Engine:
             snooze_until=snooze_until,
             now=self._clock(),
         )
+
+    def delete_case(self, case_id: str) -> CaseDeletion:
+        """Forget everything stored for a case; logged with the case id and counts only."""
+        deleted = self.store.delete_case(case_id)
+        log.info(
+            "case deleted",
+            extra={
+                "case_id": case_id,
+                "facts": deleted.facts,
+                "flags": deleted.flags,
+                "decisions": deleted.decisions,
+            },
+        )
+        return deleted
 
     def chronology(self, case_id: str) -> list[ChronologyEntry]:
         return self.store.chronology(case_id)

@@ -38,6 +38,9 @@ CONTEXT_FIELDS = frozenset(
         "error_type",
         "flags",
         "shadow_flags",
+        # Counts of what DeleteCase removed.
+        "facts",
+        "decisions",
         "cases",
         "errors",
         "operation",

@@ -145,6 +145,24 @@ class StoredCase:
     digest: str
 
 
+@dataclass(frozen=True)
+class MergedCase:
+    """A request merged into the stored case in memory, nothing written: read_merged's answer,
+    which commit_evaluation writes with the evaluation's flags and decision in one step."""
+
+    case_id: str
+    stored: StoredCase  # the merged case, the revision it was read at, the merged case's digest
+    writes: object  # what commit_evaluation must write to the facts, in the store's own form
+
+
+class CaseDeletion(NamedTuple):
+    """What delete_case removed: counts only, for the log (never the facts themselves)."""
+
+    facts: int
+    flags: int
+    decisions: int  # entries of the case's decision index; the shared log keeps its own
+
+
 class CaseStore(Protocol):
     """Remembers cases between requests. Every method may raise StoreUnavailableError."""
 
@@ -194,6 +212,34 @@ class CaseStore(Protocol):
 
         With `revision` (from merge_case), raises CaseChangedError, writing nothing, when a merge has
         changed the case since: the caller evaluates `error.current` and records again.
+        """
+        ...
+
+    def read_merged(self, case_id: str, incoming: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> MergedCase:
+        """The stored case with `incoming` upserted and `withdrawn` removed, as merge_case would
+        store it, but written nowhere: a stored-history Evaluate writes only once it has succeeded."""
+        ...
+
+    def commit_evaluation(
+        self,
+        merged: MergedCase,
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        decision: DecisionRecord,
+        now: dt.datetime,
+    ) -> FlagStates:
+        """Write the merged facts, the flag lifecycle and the decision as one atomic step.
+
+        Raises CaseChangedError, writing nothing, when the facts changed since read_merged read
+        them; any other failure also leaves the case, its lifecycle and the decision log as they were.
+        """
+        ...
+
+    def delete_case(self, case_id: str) -> CaseDeletion:
+        """Forget a case: its facts, flag lifecycle with acknowledgements, and decision index.
+
+        The shared decision log keeps its entries (ids, codes and digests only). Idempotent:
+        a case with nothing stored gives zero counts.
         """
         ...
 

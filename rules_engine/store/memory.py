@@ -18,6 +18,7 @@ from rules_engine.facts import Case, CaseFacts, Child, Fact
 from rules_engine.store import lifecycle
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
+    CaseDeletion,
     CaseStore,
     ChronologyEntry,
     DecisionFlag,
@@ -26,6 +27,7 @@ from rules_engine.store.base import (
     FlagSighting,
     FlagState,
     FlagStates,
+    MergedCase,
     StoredCase,
     StoreSettings,
     case_digest,
@@ -85,6 +87,15 @@ class _CaseState:
     flags: dict[tuple[str, str], FlagRecord] = field(default_factory=dict)
     decisions: deque[_Packed] = field(default_factory=deque)
     revision: int = 0  # merges that changed the facts or the child
+
+
+@dataclass(frozen=True)
+class _Writes:
+    """The merged child and facts read_merged built, which commit_evaluation swaps in whole."""
+
+    child: Child
+    facts: dict[str, Fact]
+    changed: bool
 
 
 class MemoryStore(CaseStore):
@@ -159,6 +170,60 @@ class MemoryStore(CaseStore):
             flags = lifecycle.decision_flags(states)
             self._append(dataclasses.replace(decision, flags=flags))
             return states
+
+    def read_merged(self, case_id: str, incoming: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> MergedCase:
+        incoming = as_case(incoming)
+        with self._lock:
+            state = self._live(case_id)
+            child = state.child if state else Child()
+            facts = dict(state.facts) if state else {}
+            revision = state.revision if state else 0
+        changed = False
+        if has_data(incoming.child) and incoming.child != child:
+            child, changed = incoming.child, True
+        for key, fact in fact_items(incoming):
+            if facts.get(key) != fact:
+                facts[key], changed = fact, True
+        for fact_type, fact_id in withdrawn:
+            if facts.pop(fact_field(fact_type, fact_id), None) is not None:
+                changed = True
+        case = assemble_case(case_id, child, facts.items())
+        return MergedCase(case_id, StoredCase(case, revision, case_digest(case)), _Writes(child, facts, changed))
+
+    def commit_evaluation(
+        self,
+        merged: MergedCase,
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        decision: DecisionRecord,
+        now: dt.datetime,
+    ) -> FlagStates:
+        writes = merged.writes
+        if not isinstance(writes, _Writes):
+            raise TypeError("a MergedCase from another store")
+        lifecycle.check_ruleset(ruleset)
+        with self._lock:
+            current = self._live(merged.case_id)
+            if (current.revision if current else 0) != merged.stored.revision:
+                raise CaseChangedError(merged.stored)
+            # Everything that can fail runs before the first change: the lifecycle and the packed
+            # decision are computed aside, then swapped in by plain assignments.
+            states, updates = self._flag_updates(current.flags if current else {}, ruleset, raised, now)
+            packed = _pack(dataclasses.replace(decision, flags=lifecycle.decision_flags(states)))
+            state = self._touch(merged.case_id)
+            if writes.changed:
+                state.child, state.facts, state.revision = writes.child, writes.facts, state.revision + 1
+            state.flags.update(updates)
+            self._append_packed(state, packed)
+            return states
+
+    def delete_case(self, case_id: str) -> CaseDeletion:
+        with self._lock:
+            state = self._live(case_id)
+            if state is None:
+                return CaseDeletion(0, 0, 0)
+            del self._cases[case_id]
+            return CaseDeletion(len(state.facts) + has_data(state.child), len(state.flags), len(state.decisions))
 
     def acknowledge(
         self,
@@ -252,27 +317,41 @@ class MemoryStore(CaseStore):
     def _record(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
         lifecycle.check_ruleset(ruleset)
         state = self._touch(case_id)
+        states, updates = self._flag_updates(state.flags, ruleset, raised, now)
+        state.flags.update(updates)
+        return states
+
+    def _flag_updates(
+        self,
+        flags: dict[tuple[str, str], FlagRecord],
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        now: dt.datetime,
+    ) -> tuple[FlagStates, dict[tuple[str, str], FlagRecord]]:
+        """The lifecycle after one evaluation, and the records to store; `flags` is left as it was."""
         out = []
+        updates: dict[tuple[str, str], FlagRecord] = {}
         sightings = lifecycle.unique_sightings(raised)
+        cap = self.settings.raised_history
         for sighting in sightings:
             key = (ruleset, sighting.rule_id)
-            cap = self.settings.raised_history
-            record = lifecycle.seen(state.flags.get(key), sighting, ruleset, now, cap)
-            state.flags[key] = record
+            record = updates[key] = lifecycle.seen(flags.get(key), sighting, ruleset, now, cap)
             out.append(record)
         held = {s.rule_id for s in sightings}
         gone = []
-        for (rs, rule_id), record in sorted(state.flags.items()):
-            if rs == ruleset and rule_id not in held and record.state is not FlagState.RESOLVED:
-                state.flags[(rs, rule_id)] = lifecycle.resolved(record, now)
-                gone.append(state.flags[(rs, rule_id)])
-        return FlagStates(tuple(out), tuple(gone))
+        for (rs, rule_id), prev in sorted(flags.items()):
+            if rs == ruleset and rule_id not in held and prev.state is not FlagState.RESOLVED:
+                updates[(rs, rule_id)] = lifecycle.resolved(prev, now)
+                gone.append(updates[(rs, rule_id)])
+        return FlagStates(tuple(out), tuple(gone)), updates
 
     def _append(self, record: DecisionRecord) -> None:
         packed = _pack(record)
+        self._append_packed(self._touch(record.case_id), packed)
+
+    def _append_packed(self, state: _CaseState, packed: _Packed) -> None:
         self._log.append((self._clock(), packed))
         self._trim_log()
-        state = self._touch(record.case_id)
         state.decisions.append(packed)
         while len(state.decisions) > self.settings.case_decision_maxlen:
             state.decisions.popleft()

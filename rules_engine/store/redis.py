@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.backoff import NoBackoff
@@ -31,12 +31,14 @@ from rules_engine.facts import Case, CaseFacts
 from rules_engine.store import lifecycle, scripts
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
+    CaseDeletion,
     CaseStore,
     ChronologyEntry,
     DecisionRecord,
     FlagRecord,
     FlagSighting,
     FlagStates,
+    MergedCase,
     StoredCase,
     StoreSettings,
 )
@@ -125,6 +127,9 @@ class RedisStore(CaseStore):
         self._record = self._client.register_script(scripts.RECORD)
         self._append = self._client.register_script(scripts.APPEND)
         self._acknowledge = self._client.register_script(scripts.ACKNOWLEDGE)
+        self._read = self._client.register_script(scripts.READ)
+        self._commit = self._client.register_script(scripts.COMMIT)
+        self._delete = self._client.register_script(scripts.DELETE)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -171,6 +176,64 @@ class RedisStore(CaseStore):
         fields.update(rest)
         case = merged_records(case_id, incoming, withdrawn, rest)
         return StoredCase(case, revision_of(rest), fields_digest(case_id, fields))
+
+    def read_merged(self, case_id: str, incoming: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> MergedCase:
+        upserts = stored_facts(incoming)
+        if has_data(incoming.child):
+            upserts.append((CHILD_FIELD, child_json(incoming.child)))
+        deleted = [fact_field(t, i) for t, i in withdrawn]
+        args: list[str | int] = [len(upserts), *(part for pair in upserts for part in pair), *deleted]
+        # One read-only script: the stored fields the request did not send, and which sent ones differ.
+        revision, flat, differing = self._run(self._read, self.case_keys(case_id)[:1], args)
+        rest = _pairs(flat)
+        fields = dict(upserts)
+        gone = [field for field in deleted if field in fields or field in rest]
+        for field in gone:
+            fields.pop(field, None)
+            rest.pop(field, None)
+        fields.update(rest)
+        case = merged_records(case_id, incoming, withdrawn, rest)
+        writes = _Writes([upserts[i - 1] for i in differing], gone)
+        return MergedCase(case_id, StoredCase(case, int(revision), fields_digest(case_id, fields)), writes)
+
+    def commit_evaluation(
+        self,
+        merged: MergedCase,
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        decision: DecisionRecord,
+        now: dt.datetime,
+    ) -> FlagStates:
+        writes = merged.writes
+        if not isinstance(writes, _Writes):
+            raise TypeError("a MergedCase from another store")
+        lifecycle.check_ruleset(ruleset)
+        sightings = [[s.rule_id, int(s.severity)] for s in lifecycle.unique_sightings(raised)]
+        fields = decision_fields(decision)
+        del fields["flags"]  # the script writes them from the states it computes
+        args: list[str | int] = [
+            *self._common_args(),
+            ruleset,
+            now.isoformat(),
+            now.date().isoformat(),
+            self.settings.raised_history,
+            compact_json(sightings),
+            merged.stored.revision,
+            len(writes.sets),
+            *(part for pair in writes.sets for part in pair),
+            len(writes.deletes),
+            *writes.deletes,
+            *(part for pair in fields.items() for part in pair),
+        ]
+        reply = self._run(self._commit, [*self.case_keys(merged.case_id), self.log_key], args)
+        if reply[0] == "changed":
+            raise CaseChangedError(merged.stored)
+        raised_out, resolved_out, _ = reply
+        return FlagStates(tuple(flag_from_json(t) for t in raised_out), tuple(flag_from_json(t) for t in resolved_out))
+
+    def delete_case(self, case_id: str) -> CaseDeletion:
+        facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), [])
+        return CaseDeletion(int(facts), int(flags), int(decisions))
 
     def load_case(self, case_id: str) -> Case | None:
         with self._reach():
@@ -318,6 +381,13 @@ class RedisStore(CaseStore):
                 message = f"case store unavailable: Redis at {self._where} replied {reply}"
                 raise StoreUnavailableError(message) from exc
             raise
+
+
+class _Writes(NamedTuple):
+    """What COMMIT writes to the facts hash: the sent pairs that differ, the withdrawn fields held."""
+
+    sets: list[tuple[str, str]]
+    deletes: list[str]
 
 
 def _stored_case(case_id: str, flat: list[str]) -> StoredCase:

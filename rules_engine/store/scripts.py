@@ -24,7 +24,7 @@ local function append(fields)
   end
   args[#args + 1] = '*'
   for _, v in ipairs(fields) do args[#args + 1] = v end
-  redis.call('XADD', unpack(args))
+  local id = redis.call('XADD', unpack(args))
   if ARGV[3] ~= '' then
     local t = redis.call('TIME')
     local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
@@ -35,6 +35,7 @@ local function append(fields)
   args = {KEYS[3], 'MAXLEN', '~', ARGV[4], '*'}
   for _, v in ipairs(fields) do args[#args + 1] = v end
   redis.call('XADD', unpack(args))
+  return id
 end
 """
 
@@ -84,6 +85,84 @@ return reply
 
 _SEVERITY = "{" + ", ".join(f"[{int(s)}] = '{s.name}'" for s in Severity) + "}"
 
+# The flag lifecycle of one evaluation, computed before anything is written: lifecycle(ruleset, now,
+# today, cap, sightings JSON) returns the raised and resolved records' JSON, the flags-hash
+# field/value pairs to set, and the decision's flags JSON. A bad argument (a severity that is not a
+# level) raises here, while nothing is written yet: Redis does not roll back a failed script.
+_LIFECYCLE = (
+    f"local SEVERITY = {_SEVERITY}\n"
+    + """
+local function lifecycle(ruleset, now, today, cap, sightings)
+  local stored = {}
+  local flat = redis.call('HGETALL', KEYS[2])
+  for i = 1, #flat, 2 do
+    local rec = cjson.decode(flat[i + 1])
+    if rec.ruleset == ruleset then stored[rec.rule_id] = rec end
+  end
+  local raised_out, resolved_out, writes, parts, held = {}, {}, {}, {}, {}
+  local function save(out, rec)
+    local text = cjson.encode(rec)
+    writes[#writes + 1] = ruleset .. '/' .. rec.rule_id; writes[#writes + 1] = text
+    out[#out + 1] = text
+    parts[#parts + 1] = '{"rule_id":' .. cjson.encode(rec.rule_id) .. ',"state":"' .. rec.state
+      .. '","severity":"' .. SEVERITY[rec.severity] .. '"}'
+  end
+  for _, s in ipairs(cjson.decode(sightings)) do
+    local rule_id, sev = s[1], s[2]
+    if type(rule_id) ~= 'string' or SEVERITY[sev] == nil then error('bad sighting') end
+    held[rule_id] = true
+    local rec = stored[rule_id]
+    if rec == nil or rec.state == 'RESOLVED' then
+      local raised = {}
+      if rec ~= nil and type(rec.raised) == 'table' then raised = rec.raised end
+      raised[#raised + 1] = now
+      while #raised > cap do table.remove(raised, 1) end
+      rec = {ruleset = ruleset, rule_id = rule_id, state = 'NEW', severity = sev,
+             first_raised = now, last_seen = now, raised = raised}
+    else
+      local ack = rec.ack
+      if ack == nil then
+        rec.state = 'ONGOING'
+      elseif sev > ack.severity or (ack.snooze_until ~= nil and today >= ack.snooze_until) then
+        -- The situation worsened or the snooze ran out: back in front of the practitioner.
+        rec.state = 'NEW'; rec.ack = nil
+      elseif ack.snooze_until == nil then
+        rec.state = 'ACKNOWLEDGED'
+      else
+        rec.state = 'SNOOZED'
+      end
+      rec.severity = sev; rec.last_seen = now; rec.resolved_at = nil
+    end
+    save(raised_out, rec)
+  end
+  local gone = {}
+  for rule_id, rec in pairs(stored) do
+    if not held[rule_id] and rec.state ~= 'RESOLVED' then gone[#gone + 1] = rule_id end
+  end
+  table.sort(gone)
+  for _, rule_id in ipairs(gone) do
+    local rec = stored[rule_id]
+    rec.state = 'RESOLVED'; rec.resolved_at = now; rec.ack = nil
+    save(resolved_out, rec)
+  end
+  return raised_out, resolved_out, writes, '[' .. table.concat(parts, ',') .. ']'
+end
+local function hset_all(key, pairs)
+  for first = 1, #pairs, 1000 do
+    redis.call('HSET', key, unpack(pairs, first, math.min(first + 999, #pairs)))
+  end
+end
+-- Streams are checked before the first write: a wrong type would otherwise fail the XADD after
+-- the hashes were written.
+local function check_streams()
+  for i = 3, #KEYS do
+    local kind = redis.call('TYPE', KEYS[i])['ok']
+    if kind ~= 'none' and kind ~= 'stream' then error('WRONGTYPE ' .. KEYS[i] .. ' is not a stream') end
+  end
+end
+"""
+)
+
 # ARGV[5] ruleset, [6] now (ISO), [7] today (ISO date), [8] episodes kept, [9] sightings JSON
 # [[rule_id, severity], ...], [10] '1' to append a decision, [11] the facts revision evaluated ('' any),
 # [12..] the decision's fields, flags excepted. When the facts changed since that revision nothing is
@@ -91,77 +170,87 @@ _SEVERITY = "{" + ", ".join(f"[{int(s)}] = '{s.name}'" for s in Severity) + "}"
 # flags that the newer facts hold, so the caller evaluates the current facts and records again.
 RECORD = (
     _PRELUDE
-    + f"local SEVERITY = {_SEVERITY}\nlocal REVISION = '{REVISION_FIELD}'\n"
+    + _LIFECYCLE
+    + f"local REVISION = '{REVISION_FIELD}'\n"
     + """
 if ARGV[11] ~= '' and (redis.call('HGET', KEYS[1], REVISION) or '0') ~= ARGV[11] then
   return {'changed', redis.call('HGETALL', KEYS[1])}
 end
-local ruleset, now, today, cap = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local stored = {}
-local flat = redis.call('HGETALL', KEYS[2])
-for i = 1, #flat, 2 do
-  local rec = cjson.decode(flat[i + 1])
-  if rec.ruleset == ruleset then stored[rec.rule_id] = rec end
-end
-local function save(rec)
-  local text = cjson.encode(rec)
-  redis.call('HSET', KEYS[2], ruleset .. '/' .. rec.rule_id, text)
-  return text
-end
-local raised_out, resolved_out, entries, held = {}, {}, {}, {}
-for _, s in ipairs(cjson.decode(ARGV[9])) do
-  local rule_id, sev = s[1], s[2]
-  held[rule_id] = true
-  local rec = stored[rule_id]
-  if rec == nil or rec.state == 'RESOLVED' then
-    local raised = {}
-    if rec ~= nil and type(rec.raised) == 'table' then raised = rec.raised end
-    raised[#raised + 1] = now
-    while #raised > cap do table.remove(raised, 1) end
-    rec = {ruleset = ruleset, rule_id = rule_id, state = 'NEW', severity = sev,
-           first_raised = now, last_seen = now, raised = raised}
-  else
-    local ack = rec.ack
-    if ack == nil then
-      rec.state = 'ONGOING'
-    elseif sev > ack.severity or (ack.snooze_until ~= nil and today >= ack.snooze_until) then
-      -- The situation worsened or the snooze ran out: back in front of the practitioner.
-      rec.state = 'NEW'; rec.ack = nil
-    elseif ack.snooze_until == nil then
-      rec.state = 'ACKNOWLEDGED'
-    else
-      rec.state = 'SNOOZED'
-    end
-    rec.severity = sev; rec.last_seen = now; rec.resolved_at = nil
-  end
-  raised_out[#raised_out + 1] = save(rec)
-  entries[#entries + 1] = {rule_id, rec.state, sev}
-end
-local gone = {}
-for rule_id, rec in pairs(stored) do
-  if not held[rule_id] and rec.state ~= 'RESOLVED' then gone[#gone + 1] = rule_id end
-end
-table.sort(gone)
-for _, rule_id in ipairs(gone) do
-  local rec = stored[rule_id]
-  rec.state = 'RESOLVED'; rec.resolved_at = now; rec.ack = nil
-  resolved_out[#resolved_out + 1] = save(rec)
-  entries[#entries + 1] = {rule_id, 'RESOLVED', rec.severity}
-end
+local raised_out, resolved_out, writes, flags = lifecycle(ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9])
+check_streams()
+hset_all(KEYS[2], writes)
 if ARGV[10] == '1' then
-  local parts = {}
-  for i, e in ipairs(entries) do
-    parts[i] = '{"rule_id":' .. cjson.encode(e[1]) .. ',"state":"' .. e[2]
-      .. '","severity":"' .. SEVERITY[e[3]] .. '"}'
-  end
   local fields = {}
   for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
   fields[#fields + 1] = 'flags'
-  fields[#fields + 1] = '[' .. table.concat(parts, ',') .. ']'
+  fields[#fields + 1] = flags
   append(fields)
 end
 refresh()
 return {raised_out, resolved_out}
+"""
+)
+
+# The read half of a stored-history Evaluate; writes nothing (not even retention). ARGV[1]: how
+# many field/value pairs follow (the facts the request sends); the rest are fields withdrawn.
+# Reply: {revision, <stored fields not sent, flat>, <1-based positions of the sent pairs whose
+# text differs from the stored one>}. The caller merges in memory, evaluates, and sends only the
+# differing pairs to COMMIT, which writes them if the revision still holds.
+READ = (
+    f"local REVISION = '{REVISION_FIELD}'\n"
+    + """
+local last = 1 + 2 * tonumber(ARGV[1])
+local sent, changed = {}, {}
+for first = 2, last, 2000 do
+  local names = {}
+  for i = first, math.min(first + 1998, last - 1), 2 do names[#names + 1] = ARGV[i] end
+  local current = redis.call('HMGET', KEYS[1], unpack(names))
+  for j = 1, #names do
+    sent[names[j]] = true
+    if current[j] ~= ARGV[first + 2 * j - 1] then changed[#changed + 1] = (first - 2) / 2 + j end
+  end
+end
+local rest = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if not sent[flat[i]] then
+    rest[#rest + 1] = flat[i]; rest[#rest + 1] = flat[i + 1]
+  end
+end
+return {redis.call('HGET', KEYS[1], REVISION) or '0', rest, changed}
+"""
+)
+
+# The write half: facts, flag lifecycle and decision in one step, or nothing. ARGV[5] ruleset,
+# [6] now, [7] today, [8] episodes kept, [9] sightings JSON, [10] the revision READ saw, [11] n,
+# [12 .. 11+2n] field/value pairs to set, [12+2n] m, then m fields to delete, then the decision's
+# fields (flags excepted). When the revision moved, nothing is written and the reply is {'changed'}.
+COMMIT = (
+    _PRELUDE
+    + _LIFECYCLE
+    + f"local REVISION = '{REVISION_FIELD}'\n"
+    + """
+if (redis.call('HGET', KEYS[1], REVISION) or '0') ~= ARGV[10] then return {'changed'} end
+local raised_out, resolved_out, writes, flags = lifecycle(ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9])
+check_streams()
+local sets = 12 + 2 * tonumber(ARGV[11])
+local deletes = sets + 1 + tonumber(ARGV[sets])
+local changed = sets > 12
+for first = 12, sets - 1, 2000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, first, math.min(first + 1999, sets - 1)))
+end
+for first = sets + 1, deletes - 1, 1000 do
+  if redis.call('HDEL', KEYS[1], unpack(ARGV, first, math.min(first + 999, deletes - 1))) > 0 then changed = true end
+end
+if changed then redis.call('HINCRBY', KEYS[1], REVISION, 1) end
+hset_all(KEYS[2], writes)
+local fields = {}
+for i = deletes, #ARGV do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'flags'
+fields[#fields + 1] = flags
+local logged = append(fields)
+refresh()
+return {raised_out, resolved_out, logged}
 """
 )
 
@@ -195,5 +284,20 @@ text = cjson.encode(rec)
 redis.call('HSET', KEYS[2], ARGV[5], text)
 refresh()
 return text
+"""
+)
+
+# Forget a case: its facts, flag lifecycle (acknowledgements included) and decision index. The
+# shared decision log keeps its entries (ids, codes and digests only). Reply: {facts, flags,
+# decisions} removed, the revision field not counted.
+DELETE = (
+    f"local REVISION = '{REVISION_FIELD}'\n"
+    + """
+local facts = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], REVISION)
+local flags = redis.call('HLEN', KEYS[2])
+local decisions = 0
+if redis.call('EXISTS', KEYS[3]) == 1 then decisions = redis.call('XLEN', KEYS[3]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return {facts, flags, decisions}
 """
 )

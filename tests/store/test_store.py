@@ -344,3 +344,27 @@ def test_facts_resent_as_records_are_not_a_change(store: CaseStore) -> None:
     assert records.of(again.case) == records.of(first.case) == records.of(big)
     changed = records.of(case(concern("new", 3)))
     assert store.merge_case(CASE, changed, now=NOW).revision == first.revision + 1
+
+
+# -- forgetting a case ----------------------------------------------------------------------
+
+
+def test_delete_case_forgets_facts_lifecycle_acknowledgements_and_index_but_not_the_log(store: CaseStore) -> None:
+    store.merge_facts(CASE, case(concern("a"), concern("b"), child=Child(birth_date=dt.date(2016, 4, 1))), now=NOW)
+    store.record_evaluation(CASE, "rs", flags(("R1", HIGH), ("R2", MEDIUM)), decision("d1"), NOW)
+    store.acknowledge(CASE, "rs", "R1", practitioner_id="p-1", reason_code="SEEN", now=NOW)
+    store.merge_facts("other", case(concern("x"), case_id="other"), now=NOW)
+    store.record_evaluation("other", "rs", flags(("R1", HIGH)), decision("d2", "other"), NOW)
+
+    deleted = store.delete_case(CASE)
+    assert (deleted.facts, deleted.flags, deleted.decisions) == (3, 2, 1)  # two concerns and the child
+    assert store.load_case(CASE) is None
+    assert store.chronology(CASE) == []
+    assert store.decisions(CASE) == []
+    assert store.retention_left(CASE) is None
+    # The shared log keeps ids and digests of both cases; the other case is untouched.
+    assert [d.decision_id for d in store.decisions(None)] == ["d2", "d1"]
+    assert [c.id for c in store.load_case("other").concerns] == ["x"]
+    # Idempotent; and a case written again starts afresh (R1 is NEW, not acknowledged).
+    assert tuple(store.delete_case(CASE)) == (0, 0, 0)
+    assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW).new == ("R1",)
