@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A request naming no ruleset gets safeguarding; without a default it would be refused (two are bundled).
 run: setup
-	$(BIN)/rules-engine serve --rulesets rulesets --plaintext
+	$(BIN)/rules-engine serve --rulesets rulesets --plaintext --default-ruleset safeguarding
 
 lint: setup
 	$(BIN)/ruff check .

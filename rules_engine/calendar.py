@@ -16,6 +16,12 @@ after `as_of` are never inside any window: replays move `as_of` forward through 
 
 Deadlines run forward from a fact's date: N calendar units later, or the Nth working
 day after it (a referral on a Friday due "within 1 working day" is due on Monday).
+
+The service accepts dates from FIRST_DATE to LAST_DATE (facts, `as_of`, snoozes; see
+`out_of_range`). Windows and deadlines saturate instead of overflowing: the longest a rule
+file may declare (9999 years, schema.parse_window) reaches past 0001-01-01 and 9999-12-31
+from any accepted date, and a window starting before the first date a fact may have holds
+every fact, as a deadline after the last date `as_of` may take is never passed.
 """
 
 from __future__ import annotations
@@ -30,6 +36,23 @@ import holidays
 from dateutil.relativedelta import relativedelta
 
 from rules_engine.compiled import Window
+
+# The dates a request may carry, in facts, `as_of` and snoozes: every case history and plan
+# fits, and dates far outside are typos or probes (year 1, 9999) rather than records.
+FIRST_DATE = dt.date(1900, 1, 1)
+LAST_DATE = dt.date(2199, 12, 31)
+# Working days are counted on bank holidays only this far either side of the accepted dates;
+# a working-day window or deadline reaching further saturates like a calendar one.
+_FIRST_WORKING_YEAR = FIRST_DATE.year - 50
+_LAST_WORKING_YEAR = LAST_DATE.year + 50
+
+
+def out_of_range(day: dt.date) -> str | None:
+    """Why a date in a request is refused, or None when the service accepts it."""
+    if FIRST_DATE <= day <= LAST_DATE:
+        return None
+    return f"outside the dates accepted ({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})"
+
 
 # Wide enough for any case history and deadline the service sees; dates outside it
 # extend the span lazily rather than fail.
@@ -54,13 +77,19 @@ class WorkingDayCalendar:
         return self._span.first_year, self._span.last_year
 
     def is_working_day(self, day: dt.date) -> bool:
-        span = self._covering(day.year, day.year)
+        year = min(max(day.year, _FIRST_WORKING_YEAR), _LAST_WORKING_YEAR)
+        span = self._covering(year, year)
         i = bisect_left(span.ordinals, day.toordinal())
         return i < len(span.ordinals) and span.ordinals[i] == day.toordinal()
 
     def working_days_between(self, start: dt.date, end: dt.date) -> int:
-        """Working days d with start < d <= end; negative (or 0) when end <= start."""
-        span = self._covering(min(start.year, end.year), max(start.year, end.year))
+        """Working days d with start < d <= end; negative (or 0) when end <= start.
+
+        Dates outside the span working days are counted over count from its edge.
+        """
+        first = min(max(min(start.year, end.year), _FIRST_WORKING_YEAR), _LAST_WORKING_YEAR)
+        last = max(min(max(start.year, end.year), _LAST_WORKING_YEAR), _FIRST_WORKING_YEAR)
+        span = self._covering(first, last)
         ordinals = span.ordinals
         return bisect_right(ordinals, end.toordinal()) - bisect_right(ordinals, start.toordinal())
 
@@ -68,10 +97,17 @@ class WorkingDayCalendar:
         """The nth working day after `day` (n > 0), before it (n < 0), or `day` itself (n == 0)."""
         if n == 0:
             return day
+        # Past the span working days are counted over, the answer saturates (module docstring).
+        first_ordinal = dt.date(_FIRST_WORKING_YEAR, 1, 1).toordinal()
+        last_ordinal = dt.date(_LAST_WORKING_YEAR, 12, 31).toordinal()
+        if not first_ordinal <= day.toordinal() <= last_ordinal:
+            return dt.date.max if n > 0 else dt.date.min
         # About 253 working days a year; a spare year either side absorbs the rounding.
         reach = abs(n) // 250 + 1
         while True:
-            span = self._covering(day.year - reach, day.year + reach)
+            first = max(day.year - reach, _FIRST_WORKING_YEAR)
+            last = min(day.year + reach, _LAST_WORKING_YEAR)
+            span = self._covering(first, last)
             ordinals = span.ordinals
             if n > 0:
                 i = bisect_right(ordinals, day.toordinal()) + n - 1
@@ -79,6 +115,8 @@ class WorkingDayCalendar:
                 i = bisect_left(ordinals, day.toordinal()) + n
             if 0 <= i < len(ordinals):
                 return dt.date.fromordinal(ordinals[i])
+            if first == _FIRST_WORKING_YEAR and last == _LAST_WORKING_YEAR:
+                return dt.date.max if n > 0 else dt.date.min
             reach += 1 + reach // 2
 
     def nth_latest_working_day(self, day: dt.date, n: int) -> dt.date:
@@ -129,6 +167,13 @@ def default_calendar() -> WorkingDayCalendar:
 @functools.lru_cache(maxsize=65536)
 def window_start(as_of: dt.date, window: Window) -> dt.date:
     """The exclusive start of `window` ending at `as_of` (see the module docstring)."""
+    try:
+        return _window_start(as_of, window)
+    except (OverflowError, ValueError):  # before 0001-01-01: every fact is inside
+        return dt.date.min
+
+
+def _window_start(as_of: dt.date, window: Window) -> dt.date:
     amount, unit = window.amount, window.unit
     if unit == "days":
         return as_of - dt.timedelta(days=amount)
@@ -146,6 +191,13 @@ def window_start(as_of: dt.date, window: Window) -> dt.date:
 @functools.lru_cache(maxsize=65536)
 def deadline(day: dt.date, window: Window) -> dt.date:
     """The last date on which something due `window` after `day` is still on time."""
+    try:
+        return _deadline(day, window)
+    except (OverflowError, ValueError):  # after 9999-12-31: never passed
+        return dt.date.max
+
+
+def _deadline(day: dt.date, window: Window) -> dt.date:
     amount, unit = window.amount, window.unit
     if unit == "days":
         return day + dt.timedelta(days=amount)

@@ -21,6 +21,7 @@ from rules_engine.config import (
     DEFAULT_THREADS,
     MAX_FACTS,
     Settings,
+    split_state_refusal,
 )
 
 app = typer.Typer(
@@ -130,6 +131,14 @@ def serve(
     max_string_chars: Annotated[
         int, typer.Option(envvar="RULES_ENGINE_MAX_STRING_CHARS", min=16, help="Longest text field of a request.")
     ] = 256,
+    default_ruleset: Annotated[
+        str | None,
+        typer.Option(
+            "--default-ruleset",
+            envvar="RULES_ENGINE_DEFAULT_RULESET",
+            help="Ruleset for requests that name none (unset: refused while several are loaded).",
+        ),
+    ] = None,
     retention_days: Annotated[
         int,
         typer.Option(
@@ -182,6 +191,7 @@ def serve(
         retention_days=retention_days,
         decision_log_max_entries=decision_log_max_entries,
         decision_log_max_age_days=decision_log_max_age_days,
+        default_ruleset=default_ruleset or None,
     )
     from rules_engine.security import TransportConfigError, check_transport, warn_if_open
 
@@ -193,7 +203,10 @@ def serve(
     warn_if_open(settings)
     if workers == 0:
         # The in-memory store lives in one process: sharing case state takes Redis.
-        workers = (os.cpu_count() or 1) if redis_url else 1
+        workers = (os.cpu_count() or 1) if settings.shares_state else 1
+    if (refusal := split_state_refusal(settings, workers)) is not None:
+        typer.echo(f"refusing to start: {refusal}", err=True)
+        raise typer.Exit(2)
     raise typer.Exit(serve_processes(settings, workers))
 
 

@@ -61,6 +61,28 @@ class Settings:
     max_facts: int = MAX_FACTS
     max_string_chars: int = 256
     max_concurrent_rpcs: int = 64
+    # The ruleset a request naming none is evaluated against; None: the only one loaded, and
+    # with several loaded such a request is refused (INVALID_ARGUMENT on `ruleset`).
+    default_ruleset: str | None = None
+
+    @property
+    def shares_state(self) -> bool:
+        """True when case state lives in Redis, shared by every process (engine.open_case_store)."""
+        return self.store_url is not None and not self.store_url.startswith("memory:")
+
+
+def split_state_refusal(settings: Settings, workers: int) -> str | None:
+    """Why `workers` processes must not start with these settings, or None when they may.
+
+    Each process would keep its own in-memory store: a flag would come back NEW once per
+    process and each decision log would hold a fraction of the decisions.
+    """
+    if workers <= 1 or settings.shares_state:
+        return None
+    return (
+        f"--workers {workers} with the in-memory case store would keep separate case state in each process; "
+        "set --redis-url (RULES_ENGINE_REDIS_URL, with --redis-sentinels for Sentinel) or use --workers 1"
+    )
 
 
 def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:

@@ -6,7 +6,8 @@ RulesEngineError
     SchemaError        a value of the wrong shape or type
     CompileError       a condition, measure or reference that does not compile
   RuleFileErrors       several RuleFileErrors, sorted by file, line and column
-  CaseError            a malformed case in a request; carries the field path
+  CaseError            a malformed request (its case, or another field); carries the field paths
+    RulesetRequiredError no ruleset named while several are loaded and none is the default
   EvaluationError      a rule failed on a valid case
   RulesetNotFoundError an unknown ruleset name in a request
   StoreUnavailableError the case store cannot be reached
@@ -105,6 +106,14 @@ class EvaluationError(RulesEngineError):
 
 class RulesetNotFoundError(RulesEngineError):
     """A request named a ruleset that is not loaded."""
+
+
+class RulesetRequiredError(CaseError):
+    """A request named no ruleset while several are loaded and none is the default."""
+
+    def __init__(self, loaded: Iterable[str]) -> None:
+        names = ", ".join(loaded)
+        super().__init__([FieldViolation("ruleset", f"required when more than one ruleset is loaded ({names})")])
 
 
 class StoreUnavailableError(RulesEngineError):

@@ -23,9 +23,11 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from rules_engine.config import MAX_FACTS, Settings
+from rules_engine.errors import FieldViolation
 from rules_engine.facts import FACT_TYPES
 from rules_engine.interceptors import WrappingInterceptor
 from rules_engine.security import SERVICE_PREFIX, guarded
+from rules_engine.statuses import abort_invalid
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -54,18 +56,26 @@ class Limits:
 class _Malformed:
     """Stands for a request whose bytes did not parse; the guard refuses it."""
 
-    __slots__ = ()
+    __slots__ = ("message_name",)
+
+    def __init__(self, message_name: str = "request") -> None:
+        self.message_name = message_name
 
 
 MALFORMED = _Malformed()
 
 
 def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    # The parser is the message class's FromString: its class names the message in the refusal.
+    message_class = getattr(parse, "__self__", None)
+    descriptor = getattr(message_class, "DESCRIPTOR", None)
+    malformed = _Malformed(descriptor.name) if descriptor is not None else MALFORMED
+
     def deserialize(data: bytes) -> Any:
         try:
             return parse(data)
         except (DecodeError, RuntimeError, ValueError):  # upb raises DecodeError; a recursion limit may differ
-            return MALFORMED
+            return malformed
 
     return deserialize
 
@@ -82,8 +92,10 @@ def abort_if_past_deadline(context: grpc.ServicerContext) -> None:
 
 
 def _parsed(request: Any, context: grpc.ServicerContext) -> None:
-    if request is MALFORMED:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message for this method")
+    if isinstance(request, _Malformed):
+        # The empty field path is the whole request: no field of it could be read.
+        violation = FieldViolation("", f"the bytes are not a valid {request.message_name} message")
+        abort_invalid(context, request.message_name, [violation])
 
 
 def _checked_stream(handler: Handler, deserializer: Callable[[bytes], Any] | None) -> Handler:
@@ -137,9 +149,9 @@ class RequestGuard(WrappingInterceptor):
             name = field.name
             if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
                 if len(value) > limits.max_string_chars:
-                    _invalid(context, name, f"longer than {limits.max_string_chars} characters")
+                    _invalid(context, request, name, f"longer than {limits.max_string_chars} characters")
             elif name == "case":
-                self._check_case(context, value, "case")
+                self._check_case(context, request, value, "case")
             elif name == "cases":
                 if len(value) > limits.max_batch:
                     context.abort(
@@ -147,21 +159,21 @@ class RequestGuard(WrappingInterceptor):
                         f"cases: {len(value)} cases in one batch; at most {limits.max_batch}",
                     )
                 for index, case in enumerate(value):
-                    self._check_case(context, case, f"cases[{index}]")
+                    self._check_case(context, request, case, f"cases[{index}]")
             elif name == "withdrawn" and len(value) > limits.max_facts:
-                _invalid(context, name, f"{len(value)} items; at most {limits.max_facts}")
+                _invalid(context, request, name, f"{len(value)} items; at most {limits.max_facts}")
 
-    def _check_case(self, context: grpc.ServicerContext, case: Message, path: str) -> None:
+    def _check_case(self, context: grpc.ServicerContext, request: Message, case: Message, path: str) -> None:
         count = _fact_count(case)
         if count > self.limits.max_facts:
-            _invalid(context, path, f"{count} facts; at most {self.limits.max_facts} per case")
+            _invalid(context, request, path, f"{count} facts; at most {self.limits.max_facts} per case")
         case_id = getattr(case, "case_id", "")
         if len(case_id) > self.limits.max_string_chars:
-            _invalid(context, f"{path}.case_id", f"longer than {self.limits.max_string_chars} characters")
+            _invalid(context, request, f"{path}.case_id", f"longer than {self.limits.max_string_chars} characters")
 
 
-def _invalid(context: grpc.ServicerContext, field: str, description: str) -> None:
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {description}")
+def _invalid(context: grpc.ServicerContext, request: Message, field: str, description: str) -> None:
+    abort_invalid(context, request.DESCRIPTOR.name, [FieldViolation(field, description)])
 
 
 def limits_from(settings: Settings) -> Limits:

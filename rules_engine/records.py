@@ -28,7 +28,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from rules_engine import facts, wire
+from rules_engine import calendar, facts, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.config import MAX_FACTS
 from rules_engine.filters import FieldType, fact_fields
@@ -324,7 +324,11 @@ def _records(message: case_pb2.Case, today: dt.date) -> facts.CaseFacts:
     dates.dates.discard(None)
     if birth is not None:
         dates.dates.add(birth)
-    if dates.dates and max(dates.dates) > today + dt.timedelta(days=wire.MAX_FUTURE):
+    # Dates outside the calendar's bounds and more than a year ahead are named by wire.
+    if dates.dates and (
+        min(dates.dates) < calendar.FIRST_DATE
+        or max(dates.dates) > min(today + dt.timedelta(days=wire.MAX_FUTURE), calendar.LAST_DATE)
+    ):
         raise _Rejected
     record: facts.CaseFacts = CaseRecord(case_id=message.case_id, child=ChildRecord(birth), **lists)
     return record

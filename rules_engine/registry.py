@@ -12,7 +12,13 @@ from pathlib import Path
 
 from rules_engine.compiled import CompiledRuleset
 from rules_engine.compiler import ruleset_directories
-from rules_engine.errors import RuleFileError, RuleFileErrors, RulesEngineError, RulesetNotFoundError
+from rules_engine.errors import (
+    RuleFileError,
+    RuleFileErrors,
+    RulesEngineError,
+    RulesetNotFoundError,
+    RulesetRequiredError,
+)
 from rules_engine.evaluation import RulesetStatus
 from rules_engine.evaluator import PreparedRuleset
 
@@ -62,8 +68,11 @@ class Registry:
         gate: Gate | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
         on_reload: Callable[[ReloadResult], None] | None = None,
+        default: str | None = None,
     ) -> None:
         self.root = root
+        # The ruleset a request naming none gets; None: the only one loaded, else the request is refused.
+        self.default = default or None
         self._compile = compile_fn
         self._use_engine = use_engine
         self._gate = gate
@@ -154,13 +163,16 @@ class Registry:
                             slot.retired.remove(version)
 
     def _active(self, name: str | None) -> _Version:
+        if not name and self.default is not None:
+            name = self.default
         if not name:
             live = [s.active for s in self._slots.values() if s.active is not None]
             if len(live) == 1:
                 return live[0]
+            if not live:
+                raise RulesetNotFoundError("no ruleset is loaded")
             # Called with self._lock held (a plain Lock): self.names() here would deadlock.
-            names = ", ".join(sorted(n for n, s in self._slots.items() if s.active is not None))
-            raise RulesetNotFoundError(f"name a ruleset: {len(live)} are loaded ({names})")
+            raise RulesetRequiredError(sorted(n for n, s in self._slots.items() if s.active is not None))
         slot = self._slots.get(name)
         if slot is None or slot.active is None:
             raise RulesetNotFoundError(f"no ruleset named {name!r} is loaded")

@@ -9,9 +9,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from rules_engine import records, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
@@ -25,20 +22,18 @@ from rules_engine.errors import (
     FieldViolation,
     FlagNotFoundError,
     RulesetNotFoundError,
+    RulesetRequiredError,
     StoreUnavailableError,
 )
 from rules_engine.evaluation import CaseStateService, Evaluation, EvaluationService
 from rules_engine.facts import CaseFacts
 from rules_engine.limits import abort_if_past_deadline
 from rules_engine.response_encoding import EncodedEvaluateResponse, encode_response
+from rules_engine.statuses import abort_invalid, shorten
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1_000
-# Status trailers share grpc's 8 KiB default metadata limit on the client: a case with
-# thousands of bad fields must still come back as INVALID_ARGUMENT, not as a transport error.
-MAX_DETAIL_VIOLATIONS = 20
-MAX_MESSAGE_CHARS = 2_000
 DEFAULT_DECISIONS = 100
 MAX_DECISIONS = 1_000
 STORE_UNAVAILABLE = (
@@ -97,9 +92,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     ) -> pb.AcknowledgeFlagResponse:
         state = self._state(context)  # aborts outside the try: an abort is an exception
         try:
-            case_id = wire.case_id_from_text(request.case_id)
-            rule_id = wire.case_id_from_text(request.rule_id, "rule_id")
-            snooze_until = wire.snooze_from_text(request.snooze_until)
+            case_id, rule_id, snooze_until = wire.acknowledgement_from_proto(request, self._clock().date())
             record = state.acknowledge(
                 case_id,
                 request.ruleset or None,
@@ -155,7 +148,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
                 _, case = self._parse("", message, f"cases[{index}]", as_of)
                 evaluation = self._evaluate(case, as_of, request.ruleset, message)
             except CaseError as exc:
-                yield _batch_error(index, message, "INVALID_ARGUMENT", _message(exc))
+                yield _batch_error(index, message, "INVALID_ARGUMENT", shorten(f"invalid case: {exc}"))
             except EvaluationError as exc:
                 # One case failing a rule must not cost the others their answers.
                 _log_failure("EvaluateBatch", exc)
@@ -168,6 +161,8 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     def ListRulesets(self, request: pb.ListRulesetsRequest, context: grpc.ServicerContext) -> pb.ListRulesetsResponse:
         try:
             statuses = self._service.list_rulesets()
+            except RulesetRequiredError as exc:  # the request's own field: no case can be answered
+                _abort(context, exc, "EvaluateBatch")
             return pb.ListRulesetsResponse(rulesets=[wire.ruleset_status_to_proto(s) for s in statuses])
         except Exception as exc:
             _abort(context, exc, "ListRulesets")
@@ -222,9 +217,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         return self._service.evaluate(case, as_of, ruleset or None, wire.case_message_digest(message))
 
 
-def _message(exc: CaseError) -> str:
-    text = f"invalid case: {exc}"
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+_ACKNOWLEDGEMENT_FIELDS = ("practitioner_id", "reason_code", "snooze_until")
 
 
 def _batch_error(index: int, message: case_pb2.Case, code: str, text: str) -> pb.EvaluateBatchResponse:
@@ -236,20 +229,13 @@ def _batch_error(index: int, message: case_pb2.Case, code: str, text: str) -> pb
 def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> NoReturn:
     """Turn an exception into the call's status; aborts, never returns."""
     if isinstance(exc, CaseError):
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in exc.violations[:MAX_DETAIL_VIOLATIONS]
-            ]
-        )
-        detail = any_pb2.Any()
-        detail.Pack(bad_request)
-        status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=_message(exc), details=[detail])
-        context.abort_with_status(rpc_status.to_status(status))
+        abort_invalid(context, f"{method}Request", exc.violations)
     if isinstance(exc, RulesetNotFoundError):
         context.abort(grpc.StatusCode.NOT_FOUND, str(exc) or "ruleset not found")
     if isinstance(exc, AcknowledgementError):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        # The store's own check, behind wire.acknowledgement_from_proto's: its text starts with the field.
+        field = next((f for f in _ACKNOWLEDGEMENT_FIELDS if str(exc).startswith(f)), "")
+        abort_invalid(context, f"{method}Request", [FieldViolation(field, str(exc).removeprefix(field).strip())])
     if isinstance(exc, FlagNotFoundError):
         context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, CaseChangedError):

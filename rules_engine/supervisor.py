@@ -21,7 +21,7 @@ from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from rules_engine.config import Settings
+from rules_engine.config import Settings, split_state_refusal
 from rules_engine.errors import RulesEngineError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,12 @@ def run_worker(settings: Settings) -> None:
 
     # Every version, the first included, must pass its own rule tests before it serves.
     registry = Registry(
-        settings.rulesets, compile_ruleset, use_engine=settings.use_engine, gate=gate, on_reload=record_reload
+        settings.rulesets,
+        compile_ruleset,
+        use_engine=settings.use_engine,
+        gate=gate,
+        on_reload=record_reload,
+        default=settings.default_ruleset,
     )
     for result in registry.reload():
         if result.outcome == "refused":
@@ -59,6 +64,10 @@ def run_worker(settings: Settings) -> None:
     if not registry.names():
         registry.close()
         raise StartupError(f"no valid ruleset under {settings.rulesets}")
+    if settings.default_ruleset and settings.default_ruleset not in registry.names():
+        loaded = ", ".join(registry.names())
+        registry.close()
+        raise StartupError(f"the default ruleset {settings.default_ruleset!r} is not loaded (loaded: {loaded})")
     engine = Engine(registry)
     engine.store = open_case_store(settings)  # in-memory unless a Redis URL is set
     serve_metrics(settings.metrics_port)
@@ -182,11 +191,9 @@ def serve(settings: Settings, workers: int) -> int:
             log.error("could not start", extra={"reason": str(exc)})
             return 1
         return 0
-    if settings.store_url is None:
-        log.warning(
-            "several workers with the in-memory store: stored history is kept per worker process; "
-            "use --redis-url to share case state"
-        )
+    if (refusal := split_state_refusal(settings, workers)) is not None:  # `serve` refuses first
+        log.error("could not start", extra={"reason": refusal})
+        return 2
     # Workers write their metrics to files the parent aggregates; the directory must exist
     # before any of them starts, and start empty.
     if not os.environ.get(MULTIPROC_ENV):

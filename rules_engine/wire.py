@@ -20,7 +20,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel, ValidationError
 
-from rules_engine import facts
+from rules_engine import calendar, facts
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.config import MAX_FACTS
@@ -162,6 +162,9 @@ class _Walk:
         except ValueError:
             self.add(_at(where, index, name), "not a date (YYYY-MM-DD)")
             return None
+        if (outside := calendar.out_of_range(day)) is not None:
+            self.add(_at(where, index, name), outside)
+            return None
         if day > self.latest:
             self.add(_at(where, index, name), f"more than a year in the future ({text})")
             return None
@@ -269,14 +272,18 @@ def parse_as_of(text: str) -> dt.datetime | None:
         return None
     try:
         if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
-        if len(text) < 20 or text[10] not in "Tt ":
+            moment = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
+        elif len(text) < 20 or text[10] not in "Tt ":
             raise ValueError
-        moment = dt.datetime.fromisoformat(text.upper())
+        else:
+            moment = dt.datetime.fromisoformat(text.upper())
     except ValueError:
         raise CaseError([FieldViolation("as_of", "not a date (YYYY-MM-DD) or RFC 3339 timestamp")]) from None
     if moment.tzinfo is None:
         raise CaseError([FieldViolation("as_of", "RFC 3339 timestamp needs a UTC offset, e.g. Z")])
+    # The date as written is the one evaluated (engine: moment.date()).
+    if (outside := calendar.out_of_range(moment.date())) is not None:
+        raise CaseError([FieldViolation("as_of", outside)])
     return moment
 
 
@@ -428,16 +435,49 @@ def withdrawn_from_proto(refs: Sequence[pb.FactRef], path: str = "withdrawn") ->
     return [(ref.fact_type, ref.fact_id) for ref in refs]
 
 
+# An acknowledgement's reason is a code, never free text (store.lifecycle checks the same).
+REASON_CODE_RE = re.compile(r"[A-Z0-9_]{1,64}")
+
+
+def acknowledgement_from_proto(request: pb.AcknowledgeFlagRequest, today: dt.date) -> tuple[str, str, dt.date | None]:
+    """(case id, rule id, snooze date) of an AcknowledgeFlag request; CaseError lists every bad field."""
+    violations: list[FieldViolation] = []
+    for path, text in (("case_id", request.case_id), ("rule_id", request.rule_id)):
+        try:
+            case_id_from_text(text, path)
+        except CaseError as exc:
+            violations.extend(exc.violations)
+    if not _ID.fullmatch(request.practitioner_id):
+        description = (
+            "required" if not request.practitioner_id else "must be a pseudonymous id (letters, digits, ._:/@-)"
+        )
+        violations.append(FieldViolation("practitioner_id", description))
+    if not REASON_CODE_RE.fullmatch(request.reason_code):
+        description = "required" if not request.reason_code else "must be a code (A-Z, 0-9, _), not free text"
+        violations.append(FieldViolation("reason_code", description))
+    snooze_until = None
+    try:
+        snooze_until = snooze_from_text(request.snooze_until)
+    except CaseError as exc:
+        violations.extend(exc.violations)
+    if snooze_until is not None and snooze_until <= today:
+        violations.append(FieldViolation("snooze_until", f"must be after today ({today.isoformat()})"))
+    if violations:
+        raise CaseError(violations)
+    return request.case_id, request.rule_id, snooze_until
+
+
 def snooze_from_text(text: str, path: str = "snooze_until") -> dt.date | None:
     """An optional YYYY-MM-DD date; empty means no snooze."""
     if not text:
         return None
     try:
-        if len(text) != 10:
-            raise ValueError
-        return dt.date.fromisoformat(text)
+        day = iso_day(text)
     except ValueError:
         raise CaseError([FieldViolation(path, "not a date (YYYY-MM-DD)")]) from None
+    if (outside := calendar.out_of_range(day)) is not None:
+        raise CaseError([FieldViolation(path, outside)])
+    return day
 
 
 def stored_fact_count(case: facts.CaseFacts) -> int:

@@ -15,7 +15,7 @@ import grpc
 from rules_engine import wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer, free_port
 from tests.serve_process import ROOT, serve, worker_pids
 
 CASE = json.loads((ROOT / "examples" / "case.json").read_text())
@@ -52,7 +52,11 @@ def test_workers_share_the_port_are_restarted_and_stop_together(tmp_path: Path) 
     port, metrics_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"
     env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    with serve(port, "--workers", "2", "--metrics-port", str(metrics_port), env=env) as parent:
+    # Several workers need a shared store: without one `serve` refuses to start.
+    redis = RedisServer(tmp_path, persistent=False)
+    redis.start()
+    args = ("--workers", "2", "--metrics-port", str(metrics_port), "--redis-url", redis.url)
+    with serve(port, *args, env=env) as parent:
         workers = worker_pids(parent.pid)
         assert len(workers) == 2
 
@@ -75,3 +79,4 @@ def test_workers_share_the_port_are_restarted_and_stop_together(tmp_path: Path) 
         assert parent.wait(timeout=30) == 0
         remaining = [pid for pid in [*workers, replacement] if Path(f"/proc/{pid}").exists()]
         assert remaining == []
+    redis.stop()

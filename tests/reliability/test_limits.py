@@ -68,28 +68,36 @@ def test_each_limit_is_a_clear_status(start_server: Callable[..., RunningServer]
     )
 
     facts = _error(lambda: stub.Evaluate(pb.EvaluateRequest(case=_case(concerns=21)), timeout=5))
-    assert (facts.code(), facts.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "case: 21 facts; at most 20 per case")
+    assert (facts.code(), facts.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid EvaluateRequest: case: 21 facts; at most 20 per case",
+    )
 
     inner = _error(
         lambda: list(stub.EvaluateBatch(pb.EvaluateBatchRequest(cases=[_case(), _case(concerns=21)]), timeout=5))
     )
     assert (inner.code(), inner.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
-        "cases[1]: 21 facts; at most 20 per case",
+        "invalid EvaluateBatchRequest: cases[1]: 21 facts; at most 20 per case",
     )
 
     text = _error(lambda: stub.Evaluate(pb.EvaluateRequest(case=_case(), ruleset="r" * 65), timeout=5))
-    assert (text.code(), text.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "ruleset: longer than 64 characters")
+    assert (text.code(), text.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid EvaluateRequest: ruleset: longer than 64 characters",
+    )
 
     case_id = _error(lambda: stub.Evaluate(pb.EvaluateRequest(case=_case("x" * 65)), timeout=5))
     assert (case_id.code(), case_id.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
-        "case.case_id: longer than 64 characters",
+        "invalid EvaluateRequest: case.case_id: longer than 64 characters",
     )
 
     withdrawn = [pb.FactRef(fact_type="concerns", fact_id=f"c{i}") for i in range(21)]
     refs = _error(lambda: stub.RecordFacts(pb.RecordFactsRequest(case=_case(), withdrawn=withdrawn), timeout=5))
-    assert refs.code() == grpc.StatusCode.INVALID_ARGUMENT and (refs.details() or "").startswith("withdrawn:")
+    assert refs.code() == grpc.StatusCode.INVALID_ARGUMENT and (refs.details() or "").startswith(
+        "invalid RecordFactsRequest: withdrawn:"
+    )
 
     big = pb.EvaluateRequest(case=_case(), as_of="x" * (300 * 1024))
     size = _error(lambda: stub.Evaluate(big, timeout=5))

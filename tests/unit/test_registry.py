@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rules_engine.compiler import compile_ruleset
-from rules_engine.errors import EvaluationError, RulesetNotFoundError
+from rules_engine.errors import EvaluationError, RulesetRequiredError
 from rules_engine.facts import Case
 from rules_engine.registry import Registry
 
@@ -79,8 +79,21 @@ def test_with_two_rulesets_a_request_must_name_one(root: Path) -> None:
     registry = Registry(root, compile_ruleset)
     registry.reload()
     assert registry.names() == ["second", "starter"]
-    with pytest.raises(RulesetNotFoundError, match="second, starter"), registry.lease(None):
+    with pytest.raises(RulesetRequiredError, match=r"ruleset: required .* \(second, starter\)"), registry.lease(None):
         pass
     with registry.lease("second") as prepared:
         assert prepared.ruleset.name == "second"
+    registry.close()
+
+
+def test_a_default_ruleset_answers_for_requests_naming_none(root: Path) -> None:
+    shutil.copytree(root / "starter", root / "second")
+    header = root / "second" / "ruleset.yaml"
+    header.write_text(header.read_text().replace("name: starter", "name: second"))
+    registry = Registry(root, compile_ruleset, default="second")
+    registry.reload()
+    with registry.lease(None) as prepared:
+        assert prepared.ruleset.name == "second"
+    with registry.lease("starter") as prepared:
+        assert prepared.ruleset.name == "starter"
     registry.close()
