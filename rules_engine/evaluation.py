@@ -9,7 +9,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 from rules_engine.compiled import MeasureValue, Severity, SourceKind
 from rules_engine.facts import CaseFacts
-from rules_engine.store.base import ChronologyEntry, DecisionRecord, FlagRecord
+from rules_engine.store.base import CaseDeletion, ChronologyEntry, DecisionRecord, FlagRecord
 
 
 class EvidenceItem(NamedTuple):
@@ -133,6 +133,10 @@ class CaseStateService(EvaluationService, Protocol):
         reason_code: str,
         snooze_until: dt.date | None = None,
     ) -> FlagRecord: ...
+
+    def delete_case(self, case_id: str) -> CaseDeletion:
+        """Forget everything stored for the case (the decision log keeps its entries); idempotent."""
+        ...
 
     def chronology(self, case_id: str) -> list[ChronologyEntry]: ...
 

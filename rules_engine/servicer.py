@@ -129,6 +129,20 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         except Exception as exc:
             _abort(context, exc, "ListDecisions")
 
+    def DeleteCase(self, request: pb.DeleteCaseRequest, context: grpc.ServicerContext) -> pb.DeleteCaseResponse:
+        state = self._state(context)  # aborts outside the try: an abort is an exception
+        try:
+            case_id = wire.case_id_from_text(request.case_id)
+            deleted = state.delete_case(case_id)
+            return pb.DeleteCaseResponse(
+                case_id=case_id,
+                deleted_facts=deleted.facts,
+                deleted_flags=deleted.flags,
+                deleted_decisions=deleted.decisions,
+            )
+        except Exception as exc:
+            _abort(context, exc, "DeleteCase")
+
     def EvaluateBatch(
         self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.EvaluateBatchResponse]:

@@ -477,3 +477,40 @@ def test_decisions_cli_prints_json_lines(rulesets: Path, redis_server: RedisServ
     record = json.loads(line)
     assert record["decisionId"] == evaluation.decision_id
     assert record["flags"] == [{"ruleId": RULE, "state": "FLAG_STATE_NEW", "severity": "SEVERITY_MEDIUM"}]
+
+
+# -- forgetting a case ------------------------------------------------------------------------
+
+
+def test_delete_case_forgets_the_case_and_is_idempotent(
+    stub: pb_grpc.RulesEngineServiceStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    _stored(stub, _case("c1", "c2", "c3"))
+    _acknowledge(stub)
+    _stored(stub, _case("x1", case_id="case-2"))
+    logged = stub.ListDecisions(pb.ListDecisionsRequest(), timeout=10).decisions
+
+    with caplog.at_level("INFO", logger="rules_engine"):
+        deleted = stub.DeleteCase(pb.DeleteCaseRequest(case_id="case-1"), timeout=10)
+    assert (deleted.case_id, deleted.deleted_facts, deleted.deleted_flags, deleted.deleted_decisions) == (
+        "case-1",
+        3,
+        1,
+        1,
+    )
+    [record] = [r for r in caplog.records if r.getMessage() == "case deleted"]
+    assert (record.case_id, record.facts, record.flags, record.decisions) == ("case-1", 3, 1, 1)  # type: ignore[attr-defined]
+
+    assert list(stub.GetChronology(pb.GetChronologyRequest(case_id="case-1"), timeout=10).entries) == []
+    assert list(stub.ListDecisions(pb.ListDecisionsRequest(case_id="case-1"), timeout=10).decisions) == []
+    # The decision log keeps its entries (ids and digests); the other case keeps everything.
+    assert stub.ListDecisions(pb.ListDecisionsRequest(), timeout=10).decisions == logged
+    assert len(stub.GetChronology(pb.GetChronologyRequest(case_id="case-2"), timeout=10).entries) == 1
+    # The flag's history went with it: a new concern starts from nothing.
+    assert list(_stored(stub, _case("c4")).flags) == []
+
+    again = stub.DeleteCase(pb.DeleteCaseRequest(case_id="case-9"), timeout=10)
+    assert (again.deleted_facts, again.deleted_flags, again.deleted_decisions) == (0, 0, 0)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.DeleteCase(pb.DeleteCaseRequest(case_id=""), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

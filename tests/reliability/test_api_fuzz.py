@@ -187,6 +187,7 @@ METHODS: list[tuple[str, bool, Message]] = [
         case_id="fuzz-1", rule_id="cumulative-concerns", practitioner_id="p1", reason_code="REVIEWED")),
     (SERVICE + "GetChronology", False, pb.GetChronologyRequest(case_id="fuzz-1")),
     (SERVICE + "ListDecisions", False, pb.ListDecisionsRequest(case_id="fuzz-1", limit=5)),
+    (SERVICE + "DeleteCase", False, pb.DeleteCaseRequest(case_id="fuzz-2")),
     ("/grpc.health.v1.Health/Check", False, health_pb2.HealthCheckRequest(service="")),
 ]  # fmt: skip
 

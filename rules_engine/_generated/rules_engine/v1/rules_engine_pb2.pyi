@@ -1055,3 +1055,55 @@ class ListDecisionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDecisionsResponse: _TypeAlias = ListDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCaseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCaseRequest: _TypeAlias = DeleteCaseRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCaseResponse(_message.Message):
+    """What was removed; all zero when nothing was stored for the case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    DELETED_FACTS_FIELD_NUMBER: _builtins.int
+    DELETED_FLAGS_FIELD_NUMBER: _builtins.int
+    DELETED_DECISIONS_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    deleted_facts: _builtins.int
+    """Stored facts, the child's details counted as one."""
+    deleted_flags: _builtins.int
+    """Flag lifecycle records (one per ruleset and rule), acknowledgements with them."""
+    deleted_decisions: _builtins.int
+    """Entries of the case's decision index; the decision log itself keeps them."""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        deleted_facts: _builtins.int = ...,
+        deleted_flags: _builtins.int = ...,
+        deleted_decisions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "deleted_decisions", b"deleted_decisions", "deleted_facts", b"deleted_facts", "deleted_flags", b"deleted_flags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCaseResponse: _TypeAlias = DeleteCaseResponse  # noqa: Y015

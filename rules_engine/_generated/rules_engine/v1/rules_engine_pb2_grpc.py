@@ -72,6 +72,11 @@ class RulesEngineServiceStub:
                 request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsRequest.SerializeToString,
                 response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsResponse.FromString,
                 _registered_method=True)
+        self.DeleteCase = channel.unary_unary(
+                '/rules_engine.v1.RulesEngineService/DeleteCase',
+                request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseRequest.SerializeToString,
+                response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseResponse.FromString,
+                _registered_method=True)
 
 
 class RulesEngineServiceServicer:
@@ -132,6 +137,17 @@ class RulesEngineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteCase(self, request, context):
+        """Forgets a case (operator role): its stored facts, flag lifecycle with
+        acknowledgements, and its pointers into the decision log. The decision log
+        keeps its entries, which hold ids, codes and digests only. For a record
+        deleted or merged away in the case management system, or an approved
+        erasure. Idempotent: deleting a case with nothing stored answers zeros.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RulesEngineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +185,11 @@ def add_RulesEngineServiceServicer_to_server(servicer, server):
                     servicer.ListDecisions,
                     request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsRequest.FromString,
                     response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'DeleteCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCase,
+                    request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseRequest.FromString,
+                    response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +383,33 @@ class RulesEngineService:
             '/rules_engine.v1.RulesEngineService/ListDecisions',
             rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsRequest.SerializeToString,
             rules__engine_dot_v1_dot_rules__engine__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rules_engine.v1.RulesEngineService/DeleteCase',
+            rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseRequest.SerializeToString,
+            rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,13 @@ class RulesEngineServiceStub:
     """
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.ListDecisionsRequest, _rules_engine_pb2.ListDecisionsResponse]
     """The decision log, newest first: ids, codes and digests, never names or free text."""
+    DeleteCase: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.DeleteCaseRequest, _rules_engine_pb2.DeleteCaseResponse]
+    """Forgets a case (operator role): its stored facts, flag lifecycle with
+    acknowledgements, and its pointers into the decision log. The decision log
+    keeps its entries, which hold ids, codes and digests only. For a record
+    deleted or merged away in the case management system, or an approved
+    erasure. Idempotent: deleting a case with nothing stored answers zeros.
+    """
 
 @_typing.type_check_only
 class RulesEngineServiceAsyncStub(RulesEngineServiceStub):
@@ -86,6 +93,13 @@ class RulesEngineServiceAsyncStub(RulesEngineServiceStub):
     """
     ListDecisions: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.ListDecisionsRequest, _rules_engine_pb2.ListDecisionsResponse]  # type: ignore[assignment]
     """The decision log, newest first: ids, codes and digests, never names or free text."""
+    DeleteCase: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.DeleteCaseRequest, _rules_engine_pb2.DeleteCaseResponse]  # type: ignore[assignment]
+    """Forgets a case (operator role): its stored facts, flag lifecycle with
+    acknowledgements, and its pointers into the decision log. The decision log
+    keeps its entries, which hold ids, codes and digests only. For a record
+    deleted or merged away in the case management system, or an approved
+    erasure. Idempotent: deleting a case with nothing stored answers zeros.
+    """
 
 class RulesEngineServiceServicer(metaclass=_abc_1.ABCMeta):
     """Evaluates rule sets over a child's case facts and returns explained
@@ -154,5 +168,18 @@ class RulesEngineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rules_engine_pb2.ListDecisionsResponse, _abc.Awaitable[_rules_engine_pb2.ListDecisionsResponse]]:
         """The decision log, newest first: ids, codes and digests, never names or free text."""
+
+    @_abc_1.abstractmethod
+    def DeleteCase(
+        self,
+        request: _rules_engine_pb2.DeleteCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rules_engine_pb2.DeleteCaseResponse, _abc.Awaitable[_rules_engine_pb2.DeleteCaseResponse]]:
+        """Forgets a case (operator role): its stored facts, flag lifecycle with
+        acknowledgements, and its pointers into the decision log. The decision log
+        keeps its entries, which hold ids, codes and digests only. For a record
+        deleted or merged away in the case management system, or an approved
+        erasure. Idempotent: deleting a case with nothing stored answers zeros.
+        """
 
 def add_RulesEngineServiceServicer_to_server(servicer: RulesEngineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
