@@ -161,6 +161,8 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             try:
                 _, case = self._parse("", message, f"cases[{index}]", as_of)
                 evaluation = self._evaluate(case, as_of, request.ruleset, message)
+            except RulesetRequiredError as exc:  # the request's own field: no case can be answered
+                _abort(context, exc, "EvaluateBatch")
             except CaseError as exc:
                 yield _batch_error(index, message, "INVALID_ARGUMENT", shorten(f"invalid case: {exc}"))
             except EvaluationError as exc:
@@ -175,8 +177,6 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     def ListRulesets(self, request: pb.ListRulesetsRequest, context: grpc.ServicerContext) -> pb.ListRulesetsResponse:
         try:
             statuses = self._service.list_rulesets()
-            except RulesetRequiredError as exc:  # the request's own field: no case can be answered
-                _abort(context, exc, "EvaluateBatch")
             return pb.ListRulesetsResponse(rulesets=[wire.ruleset_status_to_proto(s) for s in statuses])
         except Exception as exc:
             _abort(context, exc, "ListRulesets")
