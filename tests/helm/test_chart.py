@@ -35,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from kubernetes_validate import utils as kv_utils
 
 from tests.certs import Authority
+from tests.redis_server import RedisServer
 from tests.serve_process import stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +173,9 @@ MTLS_SECRET_CA: dict[str, Any] = {
         "clientCA": {"existingSecret": "rules-engine-tls"},
     },
     "auth": {"existingSecret": "rules-engine-clients"},
+    # Two workers per pod share case state through Redis (the schema refuses them without it).
+    "config": {"workers": 2},
+    "redis": {"existingSecret": "rules-engine-redis"},
 }
 
 
@@ -244,11 +248,24 @@ def test_every_default_value_is_described_by_the_schema(chart: helm.Chart) -> No
         ({"tls": {"clientCA": {"key": "a/b"}}}, "a key that is no Secret key"),
         ({"tls": {"verify": False}}, "an unknown TLS key"),
         ({"auth": {"existingSecret": "clients", "key": ""}}, "an empty clients key"),
+        ({"replicaCount": 2}, "two pods, each with its own in-memory case state"),
+        ({"config": {"workers": 2}}, "two processes, each with its own in-memory case state"),
+        ({"config": {"workers": "auto"}}, "workers that may be more than one, without Redis"),
+        ({"autoscaling": {"enabled": True}}, "an autoscaler adding pods without Redis"),
     ],
 )
 def test_values_schema_rejects_bad_values(chart: helm.Chart, override: dict[str, Any], reason: str) -> None:
     with pytest.raises(helm.HelmValuesError):
         chart.render(values=override, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize("redis", [{"url": "redis://redis:6379/0"}, {"existingSecret": "redis-url"}])
+def test_several_pods_and_workers_are_allowed_with_redis(chart: helm.Chart, redis: dict[str, str]) -> None:
+    values = {"redis": redis, "replicaCount": 3, "config": {"workers": 4}}
+    deployment = render(chart, values).one("Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    scaled = render(chart, {"redis": redis, "autoscaling": {"enabled": True}, "config": {"workers": "auto"}})
+    assert "replicas" not in scaled.one("Deployment")["spec"]
 
 
 # --- Kubernetes schemas -------------------------------------------------------------------
@@ -421,7 +438,8 @@ def test_pods_spread_over_zones_and_nodes(rendered: Rendered) -> None:
 
 
 def test_replicas_are_left_to_the_autoscaler_when_it_is_on(default: Rendered, all_on: Rendered) -> None:
-    assert default.one("Deployment")["spec"]["replicas"] == 2
+    # One pod by default: more need Redis (the values schema refuses them without it).
+    assert default.one("Deployment")["spec"]["replicas"] == 1
     assert "replicas" not in all_on.one("Deployment")["spec"]
     hpa = all_on.one("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
@@ -878,7 +896,7 @@ def test_clients_file_comes_from_the_existing_secret(all_on: Rendered, default: 
 @pytest.mark.parametrize(
     ("config", "resources", "expected"),
     [
-        ({}, None, 2),
+        ({}, None, 1),
         ({"workers": 1}, None, 1),
         ({"workers": 6}, None, 6),
         ({"workers": "auto"}, None, 1),  # the default limit, cpu "1"
@@ -893,6 +911,8 @@ def test_workers_and_their_metrics_directory(
     chart: helm.Chart, config: dict[str, Any], resources: dict[str, Any] | None, expected: int
 ) -> None:
     values: dict[str, Any] = {"config": config}
+    if config.get("workers", 1) != 1:  # several processes share case state only through Redis
+        values["redis"] = {"url": "redis://redis:6379/0"}
     if resources is not None:
         values["resources"] = resources
     rendered = render(chart, values)
@@ -969,8 +989,9 @@ def _local(value: str, paths: dict[str, Path]) -> str:
 
 
 def test_rendered_tls_pod_serves_and_its_probes_pass(chart: helm.Chart, tmp_path: Path) -> None:
-    """`rules-engine serve` with the environment of a rendered mutual-TLS pod (two workers, client
-    tokens), its volumes laid out in a temporary directory, answers the rendered exec probes."""
+    """`rules-engine serve` with the environment of a rendered mutual-TLS pod (two workers sharing a
+    real Redis, client tokens), its volumes laid out in a temporary directory, answers the rendered
+    exec probes."""
     values = _merge(MTLS_SECRET_CA, {"tls": {"probe": {"clientCertSecret": "rules-engine-probe-tls"}}})
     rendered = render(chart, values)
     ca = Authority("cluster CA")
@@ -1006,6 +1027,12 @@ def test_rendered_tls_pod_serves_and_its_probes_pass(chart: helm.Chart, tmp_path
         "RULES_ENGINE_METRICS_PORT": str(metrics_port),
     }
     assert env["RULES_ENGINE_WORKERS"] == "2"
+    # The pod reads the Redis URL from the Secret; here it is a real Redis on a free port.
+    assert "secretKeyRef" in rendered.env()["RULES_ENGINE_REDIS_URL"]["valueFrom"]
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis", persistent=False)
+    redis.start()
+    env["RULES_ENGINE_REDIS_URL"] = redis.url
     container = rendered.container()
     log = tmp_path / "serve.log"
     with log.open("w", encoding="utf-8") as output:
@@ -1038,3 +1065,4 @@ def test_rendered_tls_pod_serves_and_its_probes_pass(chart: helm.Chart, tmp_path
         assert any((paths["/tmp"] / "metrics").glob("*.db"))
     finally:
         stop(process, timeout=60)
+        redis.stop()
