@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck unit generate bench clean
+.PHONY: setup run test lint typecheck unit generate bench fuzz-long clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ generate: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
+
+# The long profile of the property-based request test (100,000 requests; RELIABILITY.md has its figures).
+fuzz-long: setup
+	RULES_ENGINE_PROPERTY_EXAMPLES=100000 $(BIN)/pytest -s -p no:cacheprovider tests/reliability/test_properties.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
