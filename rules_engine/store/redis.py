@@ -9,19 +9,35 @@ Keys of one case share the hash tag `{case_id}`, so one Redis Cluster slot holds
 
 One flags hash per case (not per ruleset) keeps every key name known to the client, so each Lua
 script declares all the keys it touches and retention is refreshed on a fixed set of three keys.
+
+On a Redis Cluster (`redis+cluster://host:port[,host:port...]`) the shared log lies in another
+slot than the case, and a script may only touch one slot. A script then appends the decision
+to the case's index and to the outbox of the case's slot, `<prefix>{<tag>}:outbox` (a tag chosen
+to hash to that slot), atomically with the facts and lifecycle; the client then copies the entry
+to the shared log and deletes it from the outbox. If the process dies or the log's master fails
+between the two, the decision is still held in the outbox, and drain_outbox (run when the store
+opens and after a failed copy) forwards it: an acknowledged decision is never lost, though the
+log may rarely hold one twice (consumers dedupe by decision_id). Per-slot logs instead would make
+reading the newest decisions a merge of 16,384 streams.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.connection import SSLConnection, parse_url
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -60,6 +76,13 @@ from rules_engine.store.codec import (
     stored_facts,
 )
 
+log = logging.getLogger(__name__)
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+# An outbox entry younger than this may still be in its writer's hands, about to be copied.
+OUTBOX_SETTLE_SECONDS = 2.0
+DRAIN_EVERY_SECONDS = 1.0
+
 # Redis refusing work it would normally do: out of memory under noeviction, a replica after a
 # failover, still loading its data. The caller may retry, as with a lost connection.
 _UNAVAILABLE_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
@@ -97,6 +120,10 @@ class RedisStore(CaseStore):
         if ssl_ca_certs is not None:
             options["ssl_ca_certs"] = ssl_ca_certs
         self._sentinel: Sentinel | None = None
+        self._cluster = False
+        self._drain_due = True  # a process that died may have left decisions in an outbox
+        self._drained_at = 0.0
+        self._drain_lock = threading.Lock()
         if sentinels:
             parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
             for address in ("host", "port"):
@@ -116,6 +143,16 @@ class RedisStore(CaseStore):
             )
             self._client: redis.Redis = self._sentinel.master_for(sentinel_service)  # type: ignore[no-untyped-call]
             self._where = f"sentinel service {sentinel_service}"
+        elif url.startswith(CLUSTER_SCHEMES):
+            if max_connections is not None:
+                options["max_connections"] = max_connections
+            nodes, cluster_options = _cluster_nodes(url)
+            # Redirections after a failover (MOVED) are followed within a call; a lost node fails it.
+            self._client = RedisCluster(  # type: ignore[assignment]
+                startup_nodes=nodes, **cluster_options, **options
+            )
+            self._where = f"cluster {nodes[0].host}:{nodes[0].port}"
+            self._cluster = True
         else:
             if max_connections is not None:
                 options["max_connections"] = max_connections
@@ -141,6 +178,59 @@ class RedisStore(CaseStore):
     @property
     def log_key(self) -> str:
         return f"{self.settings.key_prefix}decisions"
+
+    def outbox_key(self, case_id: str) -> str:
+        """The outbox of the case's slot, where a cluster's scripts leave decisions for the log."""
+        slot = key_slot(self.case_keys(case_id)[0].encode())
+        return f"{self.settings.key_prefix}{{{_slot_tags()[slot]}}}:outbox"
+
+    def _log_target(self, case_id: str) -> str:
+        return self.outbox_key(case_id) if self._cluster else self.log_key
+
+    def _forward(self, case_id: str, entry_id: str | None, decision: DecisionRecord, states: FlagStates) -> None:
+        """On a cluster: copy a decision from its slot's outbox to the log; it stays there on failure."""
+        if not self._cluster or not entry_id:
+            return
+        fields = decision_fields(dataclasses.replace(decision, flags=lifecycle.decision_flags(states)))
+        try:
+            self._copy_to_log(self.outbox_key(case_id), entry_id, fields)
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            # The decision is stored with the case and held in the outbox: the call has succeeded.
+            self._drain_due = True
+            log.warning("decision kept in its slot's outbox until the log answers: %s", type(exc).__name__)
+            return
+        if self._drain_due and time.monotonic() - self._drained_at > DRAIN_EVERY_SECONDS:
+            with suppress(StoreUnavailableError):
+                self.drain_outbox()
+
+    def _copy_to_log(self, outbox: str, entry_id: str, fields: dict[str, str]) -> None:
+        s = self.settings
+        self._client.xadd(self.log_key, fields, maxlen=s.decision_maxlen, approximate=True)  # type: ignore[arg-type]
+        if s.decision_max_age is not None:
+            cutoff = int((time.time() - s.decision_max_age.total_seconds()) * 1000)
+            self._client.xtrim(self.log_key, minid=str(cutoff), approximate=False)  # as the scripts do
+        self._client.xdel(outbox, entry_id)
+
+    def drain_outbox(self, settle_seconds: float = OUTBOX_SETTLE_SECONDS) -> int:
+        """Copy decisions left in the slots' outboxes (older than `settle_seconds`) to the log."""
+        if not self._cluster:
+            return 0
+        with self._drain_lock, self._reach():
+            self._drained_at = time.monotonic()
+            newest = f"{int((time.time() - settle_seconds) * 1000)}"
+            moved = 0
+            pattern = f"{self.settings.key_prefix}{{o*}}:outbox"
+            for outbox in self._client.scan_iter(match=pattern, count=1000, _type="STREAM"):
+                entries: list[tuple[str, dict[str, str]]] = self._client.xrange(  # type: ignore[assignment]
+                    outbox, max=newest, count=1000
+                )
+                for entry_id, fields in entries:
+                    self._copy_to_log(outbox, entry_id, fields)
+                    moved += 1
+            self._drain_due = False
+        if moved:
+            log.warning("decisions forwarded from outboxes to the log", extra={"count": moved})
+        return moved
 
     def _common_args(self) -> list[str | int]:
         s = self.settings
@@ -225,11 +315,13 @@ class RedisStore(CaseStore):
             *writes.deletes,
             *(part for pair in fields.items() for part in pair),
         ]
-        reply = self._run(self._commit, [*self.case_keys(merged.case_id), self.log_key], args)
+        reply = self._run(self._commit, [*self.case_keys(merged.case_id), self._log_target(merged.case_id)], args)
         if reply[0] == "changed":
             raise CaseChangedError(merged.stored)
-        raised_out, resolved_out, _ = reply
-        return FlagStates(tuple(flag_from_json(t) for t in raised_out), tuple(flag_from_json(t) for t in resolved_out))
+        raised_out, resolved_out, logged = reply
+        states = _states(raised_out, resolved_out)
+        self._forward(merged.case_id, logged, decision, states)
+        return states
 
     def delete_case(self, case_id: str) -> CaseDeletion:
         facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), [])
@@ -288,14 +380,18 @@ class RedisStore(CaseStore):
         ]
         keys = self.case_keys(case_id)
         if decision is not None:
-            keys.append(self.log_key)
+            keys.append(self._log_target(case_id))
             fields = decision_fields(decision)
             del fields["flags"]  # the script writes them from the states it computes
             args += [part for pair in fields.items() for part in pair]
-        raised_out, resolved_out = self._run(self._record, keys, args)
-        if raised_out == "changed":
-            raise CaseChangedError(_stored_case(case_id, resolved_out))
-        return FlagStates(tuple(flag_from_json(t) for t in raised_out), tuple(flag_from_json(t) for t in resolved_out))
+        reply = self._run(self._record, keys, args)
+        if reply[0] == "changed":
+            raise CaseChangedError(_stored_case(case_id, reply[1]))
+        raised_out, resolved_out, logged = reply
+        states = _states(raised_out, resolved_out)
+        if decision is not None:
+            self._forward(case_id, logged, decision, states)
+        return states
 
     def acknowledge(
         self,
@@ -327,7 +423,8 @@ class RedisStore(CaseStore):
     def append_decision(self, record: DecisionRecord) -> None:
         fields = decision_fields(record)
         args = [*self._common_args(), *(part for pair in fields.items() for part in pair)]
-        self._run(self._append, [*self.case_keys(record.case_id), self.log_key], args)
+        logged = self._run(self._append, [*self.case_keys(record.case_id), self._log_target(record.case_id)], args)
+        self._forward(record.case_id, logged, record, FlagStates((), ()))
 
     def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
         # A case's decisions come from its own index stream: reading them never scans the log.
@@ -371,6 +468,9 @@ class RedisStore(CaseStore):
         """Turn Redis being away into StoreUnavailableError; its message names no case or fact."""
         try:
             yield
+        except (redis.exceptions.ClusterError, redis.exceptions.RedisClusterException) as exc:
+            # No node answers for the slot (a master failing over), or the cluster is down.
+            raise StoreUnavailableError(f"case store unavailable: Redis {self._where}: {type(exc).__name__}") from exc
         except redis.TimeoutError as exc:
             raise StoreUnavailableError(f"case store unavailable: Redis at {self._where} timed out") from exc
         except redis.ConnectionError as exc:
@@ -383,11 +483,46 @@ class RedisStore(CaseStore):
             raise
 
 
+_SLOT_TAGS: list[str] = []
+
+
+def _slot_tags() -> list[str]:
+    """For each cluster slot, a short hash tag that hashes to it (about 0.1 s to find them all)."""
+    if not _SLOT_TAGS:
+        tags: dict[int, str] = {}
+        n = 0
+        while len(tags) < REDIS_CLUSTER_HASH_SLOTS:
+            tags.setdefault(key_slot(f"o{n}".encode()), f"o{n}")
+            n += 1
+        _SLOT_TAGS[:] = [tags[slot] for slot in range(REDIS_CLUSTER_HASH_SLOTS)]
+    return _SLOT_TAGS
+
+
+def _cluster_nodes(url: str) -> tuple[list[ClusterNode], dict[str, Any]]:
+    """`redis+cluster://[user:password@]host:port[,host:port...]` as startup nodes and options."""
+    scheme, rest = url.split("://", 1)
+    options: dict[str, Any] = {"ssl": True} if scheme.startswith("rediss") else {}
+    rest = rest.split("/", 1)[0]
+    if "@" in rest:
+        credentials, rest = rest.rsplit("@", 1)
+        user, _, password = credentials.rpartition(":")
+        options.update({"username": user or None, "password": password or None})
+    nodes = []
+    for address in rest.split(","):
+        host, _, port = address.rpartition(":")
+        nodes.append(ClusterNode(host or "localhost", int(port or 6379)))  # type: ignore[no-untyped-call]
+    return nodes, options
+
+
 class _Writes(NamedTuple):
     """What COMMIT writes to the facts hash: the sent pairs that differ, the withdrawn fields held."""
 
     sets: list[tuple[str, str]]
     deletes: list[str]
+
+
+def _states(raised: list[str], resolved: list[str]) -> FlagStates:
+    return FlagStates(tuple(flag_from_json(t) for t in raised), tuple(flag_from_json(t) for t in resolved))
 
 
 def _stored_case(case_id: str, flat: list[str]) -> StoredCase:

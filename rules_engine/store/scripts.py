@@ -1,7 +1,9 @@
 """The Lua scripts of the Redis store: each runs atomically, so one script is one consistent step.
 
 Every script gets the case's three keys first (facts, flags, decision index) so it can refresh their
-retention, and the shared decision log fourth. The flag lifecycle here mirrors lifecycle.py; the
+retention, and the shared decision log fourth; on a Redis Cluster, where the log lies in another
+slot, the fourth key is the outbox of the case's slot, which the client then forwards to the log
+(redis.py says why). Scripts that append return the entry's id there. The flag lifecycle here mirrors lifecycle.py; the
 behaviour tests run both stores through the same cases to keep them in step.
 """
 
@@ -179,15 +181,16 @@ end
 local raised_out, resolved_out, writes, flags = lifecycle(ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9])
 check_streams()
 hset_all(KEYS[2], writes)
+local logged = false
 if ARGV[10] == '1' then
   local fields = {}
   for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
   fields[#fields + 1] = 'flags'
   fields[#fields + 1] = flags
-  append(fields)
+  logged = append(fields)
 end
 refresh()
-return {raised_out, resolved_out}
+return {raised_out, resolved_out, logged}
 """
 )
 
@@ -260,9 +263,9 @@ APPEND = (
     + """
 local fields = {}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-append(fields)
+local logged = append(fields)
 refresh()
-return 1
+return logged
 """
 )
 

@@ -8,6 +8,7 @@ import pytest
 
 from rules_engine.store import CaseStore, MemoryStore, StoreSettings
 from rules_engine.store.redis import RedisStore
+from tests.redis_cluster import RedisClusterServers
 from tests.redis_server import RedisServer, free_port
 
 __all__ = ["Clock", "RedisServer", "free_port"]  # re-exported for the store tests
@@ -25,6 +26,17 @@ def _server(tmp_path_factory: pytest.TempPathFactory, persistent: bool) -> Itera
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     yield from _server(tmp_path_factory, persistent=False)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """Three masters on free ports, joined into a Redis Cluster by redis-cli."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -56,15 +68,19 @@ def settings() -> StoreSettings:
 _prefix_counter = iter(range(1_000_000))
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def store(request: pytest.FixtureRequest, settings: StoreSettings, clock: Clock) -> Iterator[CaseStore]:
-    """Each store in turn. Redis stores get a fresh key prefix, so tests share one server safely."""
+    """Each store in turn, Redis standalone and Redis Cluster. Redis stores get a fresh key prefix,
+    so tests share one server (or cluster) safely."""
     if request.param == "memory":
         yield MemoryStore(settings, clock=clock)
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        url = request.getfixturevalue("redis_server").url
     prefix = f"t{next(_prefix_counter)}:"
-    redis_store = RedisStore(server.url, StoreSettings(**{**settings.__dict__, "key_prefix": prefix}))
+    redis_store = RedisStore(url, StoreSettings(**{**settings.__dict__, "key_prefix": prefix}))
     try:
         yield redis_store
     finally:
