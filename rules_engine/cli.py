@@ -212,16 +212,19 @@ def serve(
 
 @app.command()
 def check(directory: Annotated[Path, typer.Argument(help="A rulesets directory or one ruleset.")]) -> None:
-    """Validate rule files; print `file:line:column: code: message` for each problem."""
-    from rules_engine.compiler import check_rulesets
+    """Validate rule files; print `file:line:column: code: message` for each problem, root causes
+    first, then warnings (which do not fail the check)."""
+    from rules_engine.checking import check as check_directory
 
-    errors = check_rulesets(directory)
-    for error in errors:
-        typer.echo(str(error))
-    if errors:
-        typer.echo(f"{len(errors)} problem(s) found", err=True)
+    report = check_directory(directory)
+    for line in report.lines():
+        typer.echo(line)
+    if report.failed:
+        further = sum(f.count for f in report.follow_ons)
+        more = f" and {further} that follow from them" if further else ""
+        typer.echo(f"{len(report.errors)} problem(s) found{more}", err=True)
         raise typer.Exit(1)
-    typer.echo("ok")
+    typer.echo(f"ok, {len(report.warnings)} warning(s)" if report.warnings else "ok")
 
 
 @app.command("eval")

@@ -2,7 +2,10 @@
 
 The pipeline is load (loader.py), validate (validator.py), then the checks that span
 entries and files here: merging sections, duplicate names, limits, conditions, flagged()
-references, dependency cycles, explanation templates, and the order rules run in.
+references, dependency cycles, title and explanation templates, and the order rules run in.
+Titles are rendered here from the parameters, so a flag, the docs and a diff all show the
+threshold in force; literal numbers in a title or explanation that equal a parameter the
+rule uses become warnings (literals.py).
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from rules_engine.compiled import (
     FlaggedRef,
     MeasureRef,
     Severity,
+    Window,
     walk,
 )
 from rules_engine.conditions import ParameterValue, RuleConditionCompiler, parse_condition, suggest
-from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileErrors, SourcePosition
-from rules_engine.loader import load_ruleset, rule_file_paths
+from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileErrors, RuleFileWarning, SourcePosition
+from rules_engine.explainer import render
+from rules_engine.literals import parameter_literals
+from rules_engine.loader import FailedFile, load_ruleset, rule_file_paths
 from rules_engine.measure_compiler import MeasureCompiler, link_derived
-from rules_engine.schema import MeasureSpec, RulesetHeader, RuleSpec
+from rules_engine.schema import MeasureSpec, RulesetHeader, RuleSpec, parse_window
 from rules_engine.source import SourceMap
 from rules_engine.validator import Located, RuleFile, validate_file
 
@@ -37,6 +43,8 @@ MAX_MEASURES = 500
 # Format specs an explanation may use: `{x:.0f}`, `{x:,}`, `{x:.1%}`. Nothing that could
 # fail on an int or a float, since a measure may be either.
 _FORMAT_SPEC = re.compile(r",?(\.\d)?[f%]?")
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 SpecT = TypeVar("SpecT", MeasureSpec, RuleSpec)
 _Report = Callable[[str, SourcePosition], None]
@@ -96,11 +104,23 @@ def ruleset_directories(root: Path) -> list[Path]:
     ]
 
 
-def _compile(directory: Path) -> tuple[CompiledRuleset | None, list[RuleFileError]]:
+@dataclass(frozen=True)
+class RulesetCheck:
+    """One ruleset directory compiled for `check`: the ruleset when it has no errors, the
+    errors sorted, the warnings, and the files that failed to load (see checking.py)."""
+
+    ruleset: CompiledRuleset | None
+    errors: list[RuleFileError]
+    warnings: list[RuleFileWarning]
+    failed: tuple[FailedFile, ...] = ()
+
+
+def compile_checked(directory: Path) -> RulesetCheck:
+    """Load, validate and compile one ruleset directory, keeping warnings and load failures."""
     loaded = load_ruleset(directory)
     errors: list[RuleFileError] = list(loaded.errors)
     if not loaded.files and not errors:
-        return None, [LoadError("no rule files (*.yaml) found", _at(directory))]
+        return RulesetCheck(None, [LoadError("no rule files (*.yaml) found", _at(directory))], [])
     files = []
     for file in loaded.files:
         rule_file, found = validate_file(file)
@@ -109,7 +129,13 @@ def _compile(directory: Path) -> tuple[CompiledRuleset | None, list[RuleFileErro
     compiler = _RulesetCompiler(directory, files)
     ruleset = compiler.compile(loaded.version)
     errors.extend(compiler.errors)
-    return (None if errors else ruleset), RuleFileErrors(errors).errors
+    warnings = sorted(compiler.warnings, key=lambda w: w.position)
+    return RulesetCheck(None if errors else ruleset, RuleFileErrors(errors).errors, warnings, loaded.failed)
+
+
+def _compile(directory: Path) -> tuple[CompiledRuleset | None, list[RuleFileError]]:
+    checked = compile_checked(directory)
+    return checked.ruleset, checked.errors
 
 
 def _at(path: Path) -> SourcePosition:
@@ -146,6 +172,7 @@ class _RulesetCompiler:
         self.directory = directory
         self.files = files
         self.errors: list[RuleFileError] = []
+        self.warnings: list[RuleFileWarning] = []
         self.header: RulesetHeader | None = None
         self.parameters: dict[str, ParameterValue] = {}
         self.measure_specs: dict[str, tuple[_Entry, MeasureSpec]] = {}
@@ -258,8 +285,9 @@ class _RulesetCompiler:
             return None
         condition = RuleConditionCompiler(parsed, measure_names, self.parameters).compile()
         self.errors.extend(parsed.errors)
-        template_ok = self._check_template(entry, spec.explanation)
-        if condition is None or not template_ok:
+        title_ok = self._check_template(entry, "title", spec.title)
+        template_ok = self._check_template(entry, "explanation", spec.explanation)
+        if condition is None or not template_ok or not title_ok:
             return None
         nodes = list(walk(condition))
         depends_on = _unique(n.rule_id for n in nodes if isinstance(n, FlaggedRef))
@@ -272,9 +300,11 @@ class _RulesetCompiler:
                 )
         # Parameters are never lists, so a named constant's value is a scalar.
         thresholds = {n.parameter: self.parameters[n.parameter] for n in nodes if isinstance(n, Const) and n.parameter}
+        measures = _unique(n.name for n in nodes if isinstance(n, MeasureRef))
+        self._warn_literals(entry, spec, list(thresholds), measures)
         return CompiledRule(
             id=spec.id,
-            title=spec.title,
+            title=render(spec.title, self.parameters),
             severity=Severity[spec.severity.upper()],
             escalation=spec.escalation,
             explanation=spec.explanation,
@@ -284,23 +314,64 @@ class _RulesetCompiler:
             source_reference=spec.source.reference,
             status=spec.status,
             position=entry.position,
-            measures=_unique(n.name for n in nodes if isinstance(n, MeasureRef)),
+            measures=measures,
             depends_on=depends_on,
             thresholds=tuple(thresholds.items()),
             description=spec.description,
             tags=tuple(spec.tags),
         )
 
-    def _check_template(self, entry: _Entry, template: str) -> bool:
-        """Only `{name}` placeholders naming measures or parameters, with simple number formats."""
-        path = f"{entry.path}.explanation"
+    def _parameters_of(self, measures: Sequence[str], explanation: str) -> tuple[list[str], list[Window]]:
+        """The parameters behind `measures` and the measures an explanation names (windows,
+        deadlines, periods, counts and filters, through sums and ratios), and the durations
+        those measures write out instead."""
+        named = [name for _, name, _, _ in _template_parts(explanation) if name]
+        pending = [*measures, *named]
+        seen: set[str] = set()
+        found: dict[str, None] = dict.fromkeys(name for name in named if name in self.parameters)
+        written: list[Window] = []
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in self.measure_specs:
+                continue
+            seen.add(name)
+            spec = self.measure_specs[name][1]
+            for value in (spec.window, spec.deadline, spec.period, spec.last, spec.at_least):
+                if isinstance(value, str) and value in self.parameters:
+                    found.setdefault(value)
+                elif isinstance(value, str) and (window := parse_window(value)) is not None:
+                    written.append(window)
+            for text in (spec.where, spec.matching, spec.followup_where, spec.since_latest_where):
+                for word in _WORD.findall(text or ""):
+                    if word in self.parameters:
+                        found.setdefault(word)
+            pending.extend([*(spec.measures or ()), *(n for n in (spec.numerator, spec.denominator) if n)])
+        return list(found), written
+
+    def _warn_literals(self, entry: _Entry, spec: RuleSpec, thresholds: Sequence[str], measures: Sequence[str]) -> None:
+        """Warn at each number in the title or explanation that a parameter the rule uses holds."""
+        behind, written = self._parameters_of(measures, spec.explanation)
+        parameters = {name: self.parameters[name] for name in [*thresholds, *behind]}
+        for field, template in (("title", spec.title), ("explanation", spec.explanation)):
+            for literal in parameter_literals(template, parameters, written):
+                message = (
+                    f"{field} says {literal.text} where parameter {literal.parameter} ({literal.value}) is meant; "
+                    f"write {{{literal.parameter}}}"
+                )
+                position = entry.source_map.at_offset(f"{entry.path}.{field}", literal.offset)
+                self.warnings.append(RuleFileWarning(message, position))
+
+    def _check_template(self, entry: _Entry, field: str, template: str) -> bool:
+        """Only `{name}` placeholders with simple number formats: measures or parameters in an
+        explanation, parameters alone in a title (a title is shown without measured values)."""
+        path = f"{entry.path}.{field}"
         source_map = entry.source_map
-        known = [*self.measure_specs, *self.parameters, *self.broken]
+        known = [*self.parameters] if field == "title" else [*self.measure_specs, *self.parameters, *self.broken]
         before = len(self.errors)
         try:
-            parts = list(string.Formatter().parse(template))
+            parts = _template_parts(template)
         except ValueError:
-            message = "the explanation has an unmatched '{' or '}'; write {{ or }} for a brace itself"
+            message = f"the {field} has an unmatched '{{' or '}}'; write {{{{ or }}}} for a brace itself"
             self._error(message, source_map.at(path))
             return False
         offset = 0
@@ -313,12 +384,15 @@ class _RulesetCompiler:
             shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             offset += len(shown)
             if not name.isidentifier():
-                self._error(f"explanation placeholders must be plain names, not {shown}", position)
-            elif name not in known:
-                self._error(
-                    f"unknown measure or parameter {name!r} in the explanation" + suggest(name, known),
-                    position,
+                self._error(f"{field} placeholders must be plain names, not {shown}", position)
+            elif field == "title" and (name in self.measure_specs or name in self.broken):
+                message = (
+                    f"a title names parameters only, not the measure {name!r}; measured values go in the explanation"
                 )
+                self._error(message, position)
+            elif name not in known:
+                noun = "parameter" if field == "title" else "measure or parameter"
+                self._error(f"unknown {noun} {name!r} in the {field}" + suggest(name, known), position)
             elif conversion:
                 self._error(f"conversions such as !{conversion} are not allowed in {shown}", position)
             elif spec and not _FORMAT_SPEC.fullmatch(spec):
@@ -372,6 +446,11 @@ def _depth_first(rules: Mapping[str, CompiledRule], report: _Report) -> list[str
                 path.append(ref.rule_id)
                 stack.append(iter(_flagged_refs(rules[ref.rule_id])))
     return None if cycles else finished
+
+
+def _template_parts(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    """The parts of a `{name}` template; ValueError on an unmatched brace."""
+    return list(string.Formatter().parse(template))
 
 
 def _flagged_refs(rule: CompiledRule) -> list[FlaggedRef]:

@@ -6,6 +6,7 @@ RulesEngineError
     SchemaError        a value of the wrong shape or type
     CompileError       a condition, measure or reference that does not compile
   RuleFileErrors       several RuleFileErrors, sorted by file, line and column
+  (RuleFileWarning     not raised: something that compiles but misleads, reported by `check`)
   CaseError            a malformed request (its case, or another field); carries the field paths
     RulesetRequiredError no ruleset named while several are loaded and none is the default
   EvaluationError      a rule failed on a valid case
@@ -67,6 +68,22 @@ class SchemaError(RuleFileError):
 
 class CompileError(RuleFileError):
     code = "compile_error"
+
+
+class RuleFileWarning:
+    """Something in a rule file that compiles but will mislead, as `file:line:column: warning: message`."""
+
+    code = "warning"
+
+    def __init__(self, message: str, position: SourcePosition) -> None:
+        self.message = message
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"RuleFileWarning({self.message!r}, {self.position!r})"
 
 
 class RuleFileErrors(RulesEngineError):

@@ -8,6 +8,7 @@ a LoadError at its position rather than a crash, a hang or a silently-dropped va
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,16 @@ class LoadedFile:
 
 
 @dataclass(frozen=True)
+class FailedFile:
+    """A rule file that failed to load, and the names it declares as far as they can be read:
+    references to them from other files fail too, and `check` reports those as its follow-ons."""
+
+    file: str
+    names: frozenset[str]  # parameters, measures and rule ids
+    names_known: bool  # False when the file is not even YAML: every unknown name may be its
+
+
+@dataclass(frozen=True)
 class LoadedRuleset:
     """The files of one ruleset that loaded, and the load errors of those that did not."""
 
@@ -54,6 +65,7 @@ class LoadedRuleset:
     files: tuple[LoadedFile, ...]
     version: str
     errors: tuple[RuleFileError, ...] = ()
+    failed: tuple[FailedFile, ...] = ()
 
 
 def rule_file_paths(directory: Path) -> list[Path]:
@@ -90,18 +102,100 @@ def load_ruleset(directory: Path) -> LoadedRuleset:
     files: list[LoadedFile] = []
     contents: list[tuple[str, bytes]] = []
     errors: list[RuleFileError] = []
+    failed: list[FailedFile] = []
     for path in rule_file_paths(directory):
         relative = path.relative_to(directory).as_posix()
         shown = f"{directory.name}/{relative}"
+        data = b""
         try:
             data = _read(path, shown)
             contents.append((relative, data))
             files.append(parse_rule_file(data, shown))
         except RuleFileErrors as exc:
             errors.extend(exc.errors)
+            failed.append(_declared(shown, data))
         except RuleFileError as exc:
             errors.append(exc)
-    return LoadedRuleset(directory, tuple(files), ruleset_version(contents), tuple(errors))
+            failed.append(_declared(shown, data))
+    return LoadedRuleset(directory, tuple(files), ruleset_version(contents), tuple(errors), tuple(failed))
+
+
+def _declared(file: str, data: bytes) -> FailedFile:
+    """The names a file that failed to load declares, read leniently: composed when it is YAML
+    (duplicate keys and tags allowed), else scanned line by line; unknown when it is not text."""
+    if not data or len(data) > MAX_FILE_BYTES:
+        return FailedFile(file, frozenset(), False)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return FailedFile(file, frozenset(), False)
+    try:
+        _check_depth(text)
+        root = yaml.compose(text, Loader=_Loader)
+    except (yaml.YAMLError, RuleFileErrors):
+        return FailedFile(file, _scanned_names(text), True)
+    names: set[str] = set()
+    if isinstance(root, MappingNode):
+        for key, value in root.value:
+            section = key.value if isinstance(key, ScalarNode) else None
+            if section == "parameters" and isinstance(value, MappingNode):
+                names.update(str(k.value) for k, _ in value.value if isinstance(k, ScalarNode))
+            elif section in ("measures", "rules") and isinstance(value, SequenceNode):
+                wanted = "name" if section == "measures" else "id"
+                for entry in value.value:
+                    if isinstance(entry, MappingNode):
+                        names.update(
+                            str(v.value)
+                            for k, v in entry.value
+                            if isinstance(k, ScalarNode) and k.value == wanted and isinstance(v, ScalarNode)
+                        )
+    return FailedFile(file, frozenset(names), True)
+
+
+_SECTION = re.compile(r"([A-Za-z_$][\w]*)\s*:")
+_PARAMETER = re.compile(r"(\s+)([a-z][a-z0-9_]*)\s*:")
+_ENTRY_NAME = re.compile(r"\s*(?:-\s*)?\{?\s*(?:name|id)\s*:\s*['\"]?([\w-]+)")
+
+
+def _scanned_names(text: str) -> frozenset[str]:
+    """Names declared in text that is not YAML: keys one level under `parameters:`, and the
+    `name:` or `id:` of entries under `measures:` and `rules:`."""
+    names: set[str] = set()
+    section = ""
+    indent = ""
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        top = _SECTION.match(line)
+        if top is not None:
+            section, indent = top.group(1), ""
+            continue
+        if section == "parameters":
+            found = _PARAMETER.match(line)
+            if found is not None and (not indent or found.group(1) == indent):
+                indent = found.group(1)
+                names.add(found.group(2))
+        elif section in ("measures", "rules"):
+            for part in line.split(","):
+                entry = _ENTRY_NAME.match(part)
+                if entry is not None:
+                    names.add(entry.group(1))
+    return frozenset(names)
+
+
+def _check_depth(text: str) -> None:
+    """Raise RuleFileErrors when the text is not YAML, nests too deep or holds aliases: the
+    composer recurses and expands, so only documents that pass are composed."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise RuleFileErrors([])
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RuleFileErrors([])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def parse_rule_file(data: bytes, file: str, allow_aliases: bool = False) -> LoadedFile:

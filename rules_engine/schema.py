@@ -163,11 +163,27 @@ class RuleSpec(_Spec):
     """One entry of `rules:`."""
 
     id: RuleId
-    title: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="A template: `{parameter}` placeholders are filled in from the ruleset's parameters when "
+            "it compiles, e.g. '{concerns_12m_threshold} or more concerns about the child in 12 months'. "
+            "Parameters only: a title has no measured values.",
+        ),
+    ]
     condition: Annotated[str, Field(min_length=1, max_length=MAX_CONDITION_CHARS)]
     severity: SeverityName
     escalation: Text
-    explanation: Text
+    explanation: Annotated[
+        str,
+        Field(
+            max_length=MAX_TEXT_CHARS,
+            description="A template: `{measure}` and `{parameter}` placeholders (formats such as `{x:.0f}`) are "
+            "filled in when the rule flags a case. Name a threshold's parameter rather than writing its number.",
+        ),
+    ]
     source: SourceSpec
     status: Literal["active", "shadow"] = "active"
     description: Text = ""

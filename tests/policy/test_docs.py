@@ -14,7 +14,7 @@ def test_docs_render_the_starter(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["docs", str(BUNDLED_RULESETS / "starter"), "--output", str(tmp_path)])
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "starter.md").read_text(encoding="utf-8")
-    assert "## Five or more concerns recorded in 12 months (`cumulative-concerns`)" in markdown
+    assert "## 5 or more concerns recorded in 12 months (`cumulative-concerns`)" in markdown
     assert "- **Condition:** Concerns recorded in the last 12 months is at least 5 (concerns_threshold)" in markdown
     assert "- **Thresholds:** concerns_threshold = 5" in markdown
     assert "- **Status:** shadow" in markdown
@@ -24,4 +24,4 @@ def test_docs_render_the_starter(tmp_path: Path) -> None:
     section = markdown.split("(`worker-churn`)")[1].split("\n## ")[0]
     assert "five concerns and no assessment raises both concern flags" not in section
     page = (tmp_path / "starter.html").read_text(encoding="utf-8")
-    assert "<h2>Five or more concerns recorded in 12 months (cumulative-concerns)</h2>" in page
+    assert "<h2>5 or more concerns recorded in 12 months (cumulative-concerns)</h2>" in page

@@ -103,7 +103,7 @@ def test_changes_are_swapped_in_or_refused_without_losing_a_request(served: Serv
     try:
         rules = served.root / "starter" / "rules.yaml"
         # 1. A valid change (wording only): compiled, tested, swapped in.
-        _replace(rules, "Five or more concerns recorded in 12 months", "Five or more concerns in 12 months")
+        _replace(rules, "or more concerns recorded in 12 months", "or more concerns in 12 months")
         second = served.wait_for(lambda i: i.version != first, "the valid change").version
         count_before_bad = len(client.versions)
 
