@@ -42,7 +42,8 @@ def diff(
     as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD); default today.")] = "",
     report: Annotated[Path | None, typer.Option("--report", help="Also write FILE.md or FILE.html.")] = None,
 ) -> None:
-    """Preview a change: per rule, the cases newly flagged, no longer flagged and still flagged."""
+    """Preview a change: what changed, then per rule the cases newly flagged, no longer flagged and still
+    flagged; warns when no case lies near a changed threshold or the head fails its own tests."""
     import datetime as dt
     import sys
 
