@@ -75,12 +75,18 @@ def _node_args(port: int, directory: Path, *extra: str) -> list[str]:
 
 
 class RedisClusterServers:
-    """Three masters started with `--cluster-enabled yes`, joined by `redis-cli --cluster create`."""
+    """Masters started with `--cluster-enabled yes` (each with `replicas` replicas), joined by
+    `redis-cli --cluster create`. `node_timeout_ms` is how long a master may be unreachable before
+    the others mark it failed and its replica takes over (Redis's default is 15 s)."""
 
-    def __init__(self, directory: Path, masters: int = 3) -> None:
+    def __init__(
+        self, directory: Path, masters: int = 3, replicas: int = 0, node_timeout_ms: int | None = None
+    ) -> None:
         self.directory = directory
-        self.ports = [_client_port() for _ in range(masters)]
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.ports = [_client_port() for _ in range(masters * (1 + replicas))]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
     def url(self) -> str:
@@ -91,27 +97,78 @@ class RedisClusterServers:
             node_dir = self.directory / str(port)
             node_dir.mkdir(parents=True, exist_ok=True)
             # The bus port defaults to port + 10000: named, so it is free too, whatever the port.
-            cluster = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+            cluster = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            if self.node_timeout_ms is not None:
+                cluster += ["--cluster-node-timeout", str(self.node_timeout_ms)]
             args = _node_args(port, node_dir, *cluster, "--cluster-port", str(free_port()))
-            self.processes.append(_start(args, node_dir, "redis"))
+            self.processes[port] = _start(args, node_dir, "redis")
         for port in self.ports:
             _wait(lambda p=port: _ask(p, "PING"), f"cluster node {port}")
         addresses = [f"127.0.0.1:{p}" for p in self.ports]
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
         )
         for port in self.ports:
             _wait(lambda p=port: "cluster_state:ok" in str(_ask(p, "CLUSTER", "INFO")), f"cluster at {port}")
+        for port in self.ports:  # every replica in sync with its master
+            _wait(
+                lambda p=port: (
+                    _ask(p, "INFO", "replication")["role"] == "master"  # type: ignore[index]
+                    or _ask(p, "INFO", "replication")["master_link_status"] == "up"
+                ),  # type: ignore[index]
+                f"replica at {port}",
+            )
+
+    def nodes(self) -> list[tuple[int, str, list[tuple[int, int]]]]:
+        """(port, "master" or "slave", slot ranges) of each node a live node does not see as failed."""
+        port = next(iter(self.processes))
+        client = redis.Redis(port=port, decode_responses=True)
+        try:
+            conn = client.connection_pool.get_connection()
+            try:
+                conn.send_command("CLUSTER", "NODES")
+                text = str(conn.read_response())  # the raw text: redis-py's parse drops details
+            finally:
+                client.connection_pool.release(conn)
+        finally:
+            client.close()
+        out = []
+        for line in text.splitlines():
+            parts = line.split()
+            flags = parts[2].split(",")
+            if {"fail", "fail?", "noaddr"} & set(flags):
+                continue
+            node_port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
+            ranges = []
+            for item in parts[8:]:
+                if not item.startswith("["):  # "[slot->-node]": a slot being migrated
+                    first, _, last = item.partition("-")
+                    ranges.append((int(first), int(last or first)))
+            out.append((node_port, "master" if "master" in flags else "slave", ranges))
+        return out
+
+    def master_of(self, slot: int) -> int:
+        """The port of the master serving `slot` now, as a live node sees it."""
+        for port, role, ranges in self.nodes():
+            if role == "master" and any(first <= slot <= last for first, last in ranges):
+                return port
+        raise LookupError(f"no master serves slot {slot}")
+
+    def stop_node(self, port: int) -> None:
+        """SIGTERM, as an operator stops a node: Redis 7 waits for a lagging replica before it exits."""
+        process = self.processes.pop(port)
+        process.terminate()
+        process.wait()
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             process.terminate()
-        for process in self.processes:
+        for process in self.processes.values():
             process.wait()
-        self.processes = []
+        self.processes = {}
 
 
 class SentinelSetup:

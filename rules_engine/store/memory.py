@@ -116,6 +116,10 @@ class MemoryStore(CaseStore):
         self._max_cases = max_cases
         self.evicted = 0
         self._log: deque[tuple[float, _Packed]] = deque()
+        # The revision each deleted case had, kept for the retention period (bounded as the cases
+        # are): a case written again continues from it, so a revision never repeats for a case id
+        # and an evaluation read before a delete cannot commit onto the recreated case.
+        self._tombstones: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     def merge_case(
         self,
@@ -163,8 +167,9 @@ class MemoryStore(CaseStore):
     ) -> FlagStates:
         with self._lock:
             if revision is not None:
-                current = self._live(case_id) or _CaseState(expires_at=0)  # expired: nothing stored
-                if current.revision != revision:
+                live = self._live(case_id)
+                if self._revision(case_id, live) != revision:
+                    current = live or _CaseState(expires_at=0, revision=self._revision(case_id, None))
                     raise CaseChangedError(self._stored(case_id, current))
             states = self._record(case_id, ruleset, raised, now)
             flags = lifecycle.decision_flags(states)
@@ -177,7 +182,7 @@ class MemoryStore(CaseStore):
             state = self._live(case_id)
             child = state.child if state else Child()
             facts = dict(state.facts) if state else {}
-            revision = state.revision if state else 0
+            revision = self._revision(case_id, state)
         changed = False
         if has_data(incoming.child) and incoming.child != child:
             child, changed = incoming.child, True
@@ -204,7 +209,7 @@ class MemoryStore(CaseStore):
         lifecycle.check_ruleset(ruleset)
         with self._lock:
             current = self._live(merged.case_id)
-            if (current.revision if current else 0) != merged.stored.revision:
+            if self._revision(merged.case_id, current) != merged.stored.revision:
                 raise CaseChangedError(merged.stored)
             # Everything that can fail runs before the first change: the lifecycle and the packed
             # decision are computed aside, then swapped in by plain assignments.
@@ -223,6 +228,10 @@ class MemoryStore(CaseStore):
             if state is None:
                 return CaseDeletion(0, 0, 0)
             del self._cases[case_id]
+            self._tombstones[case_id] = (state.revision + 1, self._clock() + self.settings.retention.total_seconds())
+            self._tombstones.move_to_end(case_id)
+            if len(self._tombstones) > self._max_cases:
+                self._tombstones.popitem(last=False)
             return CaseDeletion(len(state.facts) + has_data(state.child), len(state.flags), len(state.decisions))
 
     def acknowledge(
@@ -295,12 +304,25 @@ class MemoryStore(CaseStore):
             return None
         return state
 
+    def _revision(self, case_id: str, state: _CaseState | None) -> int:
+        """The case's revision: its state's, or after a delete the tombstone's (0 if neither lives)."""
+        if state is not None:
+            return state.revision
+        tombstone = self._tombstones.get(case_id)
+        if tombstone is None:
+            return 0
+        if self._clock() >= tombstone[1]:
+            del self._tombstones[case_id]
+            return 0
+        return tombstone[0]
+
     def _touch(self, case_id: str) -> _CaseState:
         """The case's state with its retention refreshed, as every Redis write EXPIREs the case's keys."""
         expires_at = self._clock() + self.settings.retention.total_seconds()
         state = self._live(case_id)
         if state is None:
-            state = self._cases[case_id] = _CaseState(expires_at)
+            state = self._cases[case_id] = _CaseState(expires_at, revision=self._revision(case_id, None))
+            self._tombstones.pop(case_id, None)
             if len(self._cases) > self._max_cases:
                 self._cases.popitem(last=False)
                 self.evicted += 1

@@ -14,11 +14,14 @@ On a Redis Cluster (`redis+cluster://host:port[,host:port...]`) the shared log l
 slot than the case, and a script may only touch one slot. A script then appends the decision
 to the case's index and to the outbox of the case's slot, `<prefix>{<tag>}:outbox` (a tag chosen
 to hash to that slot), atomically with the facts and lifecycle; the client then copies the entry
-to the shared log and deletes it from the outbox. If the process dies or the log's master fails
-between the two, the decision is still held in the outbox, and drain_outbox (run when the store
-opens and after a failed copy) forwards it: an acknowledged decision is never lost, though the
-log may rarely hold one twice (consumers dedupe by decision_id). Per-slot logs instead would make
-reading the newest decisions a merge of 16,384 streams.
+to the shared log and deletes it from the outbox. If the log's master fails between the two, the
+decision is still held in the outbox and the process remembers it: a background thread (cluster
+mode only) retries each such copy every DRAIN_INTERVAL_SECONDS, and a read of the whole log first
+forwards what this process holds back. If the process dies between the two, the decision waits in
+its outbox until a sweep (drain_outbox, every SWEEP_INTERVAL_SECONDS in each process's thread,
+first soon after the store opens) finds it by scanning the outboxes. An acknowledged decision is
+never lost, though the log may rarely hold one twice (consumers dedupe by decision_id). Per-slot
+logs instead would make reading the newest decisions a merge of 16,384 streams.
 """
 
 from __future__ import annotations
@@ -81,7 +84,12 @@ log = logging.getLogger(__name__)
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 # An outbox entry younger than this may still be in its writer's hands, about to be copied.
 OUTBOX_SETTLE_SECONDS = 2.0
-DRAIN_EVERY_SECONDS = 1.0
+# How often a process retries the copies to the log that failed in it (cheap: those entries only).
+DRAIN_INTERVAL_SECONDS = 0.5
+# How often a process scans every outbox for decisions a process that died left behind (a SCAN of
+# each master's keyspace, so not often); and how soon again after a sweep that failed.
+SWEEP_INTERVAL_SECONDS = 30.0
+SWEEP_RETRY_SECONDS = 2.0
 
 # Redis refusing work it would normally do: out of memory under noeviction, a replica after a
 # failover, still loading its data. The caller may retry, as with a lost connection.
@@ -105,6 +113,8 @@ class RedisStore(CaseStore):
         health_check_interval: int = 5,
         max_connections: int | None = None,
         ssl_ca_certs: str | None = None,
+        drain_interval: float = DRAIN_INTERVAL_SECONDS,
+        sweep_interval: float = SWEEP_INTERVAL_SECONDS,
     ) -> None:
         self.settings = settings
         options: dict[str, Any] = {
@@ -121,9 +131,6 @@ class RedisStore(CaseStore):
             options["ssl_ca_certs"] = ssl_ca_certs
         self._sentinel: Sentinel | None = None
         self._cluster = False
-        self._drain_due = True  # a process that died may have left decisions in an outbox
-        self._drained_at = 0.0
-        self._drain_lock = threading.Lock()
         if sentinels:
             parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
             for address in ("host", "port"):
@@ -167,6 +174,26 @@ class RedisStore(CaseStore):
         self._read = self._client.register_script(scripts.READ)
         self._commit = self._client.register_script(scripts.COMMIT)
         self._delete = self._client.register_script(scripts.DELETE)
+        self._start_drain(drain_interval, sweep_interval)
+
+    def _start_drain(self, drain_interval: float, sweep_interval: float) -> None:
+        """The outbox drain's state, and in cluster mode its thread."""
+        # Cluster mode: outbox -> ids of decisions this process failed to copy to the log.
+        self._pending: dict[str, set[str]] = {}
+        self.copies_held_back = 0  # since the store opened: copies that failed and were retried
+        self._pending_lock = threading.Lock()
+        # One retry of failed copies at a time (the thread's or a reader's), and one sweep; apart,
+        # so a long sweep does not hold up a read of the log.
+        self._retry_lock = threading.Lock()
+        self._sweep_lock = threading.Lock()
+        self._sweep_due = True  # a process that died may have left decisions in an outbox
+        self._swept_at = 0.0
+        self._drain_interval, self._sweep_interval = drain_interval, sweep_interval
+        self._closing = threading.Event()
+        self._drainer: threading.Thread | None = None
+        if self._cluster:
+            self._drainer = threading.Thread(target=self._drain_loop, name="outbox-drain", daemon=True)
+            self._drainer.start()
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -192,16 +219,16 @@ class RedisStore(CaseStore):
         if not self._cluster or not entry_id:
             return
         fields = decision_fields(dataclasses.replace(decision, flags=lifecycle.decision_flags(states)))
+        outbox = self.outbox_key(case_id)
         try:
-            self._copy_to_log(self.outbox_key(case_id), entry_id, fields)
+            self._copy_to_log(outbox, entry_id, fields)
         except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
             # The decision is stored with the case and held in the outbox: the call has succeeded.
-            self._drain_due = True
+            # The drain thread copies it once the log's master answers.
+            with self._pending_lock:
+                self._pending.setdefault(outbox, set()).add(entry_id)
+                self.copies_held_back += 1
             log.warning("decision kept in its slot's outbox until the log answers: %s", type(exc).__name__)
-            return
-        if self._drain_due and time.monotonic() - self._drained_at > DRAIN_EVERY_SECONDS:
-            with suppress(StoreUnavailableError):
-                self.drain_outbox()
 
     def _copy_to_log(self, outbox: str, entry_id: str, fields: dict[str, str]) -> None:
         s = self.settings
@@ -211,12 +238,51 @@ class RedisStore(CaseStore):
             self._client.xtrim(self.log_key, minid=str(cutoff), approximate=False)  # as the scripts do
         self._client.xdel(outbox, entry_id)
 
+    @property
+    def pending_copies(self) -> int:
+        """Decisions this process holds back in outboxes until the log answers (cluster mode)."""
+        with self._pending_lock:
+            return sum(len(ids) for ids in self._pending.values())
+
+    def drain_pending(self) -> int:
+        """Copy to the log the decisions whose copy failed in this process; no scan, one read each.
+
+        Raises StoreUnavailableError when Redis does not answer; what was not copied stays pending.
+        """
+        with self._pending_lock:
+            if not self._pending:
+                return 0
+        moved = 0
+        with self._retry_lock:
+            with self._pending_lock:
+                pending = [(outbox, entry_id) for outbox, ids in self._pending.items() for entry_id in sorted(ids)]
+            for outbox, entry_id in pending:
+                with self._reach():
+                    # Still there unless a sweep elsewhere has copied it meanwhile.
+                    held: list[tuple[str, dict[str, str]]] = self._client.xrange(  # type: ignore[assignment]
+                        outbox, min=entry_id, max=entry_id
+                    )
+                    for _, fields in held:
+                        self._copy_to_log(outbox, entry_id, fields)
+                        moved += 1
+                with self._pending_lock:
+                    ids = self._pending.get(outbox, set())
+                    ids.discard(entry_id)
+                    if not ids:
+                        self._pending.pop(outbox, None)
+        if moved:
+            log.info("decisions held in outboxes copied to the log", extra={"count": moved})
+        return moved
+
     def drain_outbox(self, settle_seconds: float = OUTBOX_SETTLE_SECONDS) -> int:
-        """Copy decisions left in the slots' outboxes (older than `settle_seconds`) to the log."""
+        """Sweep: copy decisions left in every slot's outbox (older than `settle_seconds`) to the log.
+
+        Scans each master's keyspace for outboxes; the drain thread runs it every sweep interval
+        for decisions a process that died between its write and its copy left behind.
+        """
         if not self._cluster:
             return 0
-        with self._drain_lock, self._reach():
-            self._drained_at = time.monotonic()
+        with self._sweep_lock, self._reach():
             newest = f"{int((time.time() - settle_seconds) * 1000)}"
             moved = 0
             pattern = f"{self.settings.key_prefix}{{o*}}:outbox"
@@ -227,10 +293,31 @@ class RedisStore(CaseStore):
                 for entry_id, fields in entries:
                     self._copy_to_log(outbox, entry_id, fields)
                     moved += 1
-            self._drain_due = False
+                with self._pending_lock:  # copied by this sweep: nothing left for drain_pending
+                    ids = self._pending.get(outbox)
+                    if ids is not None:
+                        ids.difference_update(entry_id for entry_id, _ in entries)
+                        if not ids:
+                            del self._pending[outbox]
+            self._sweep_due = False
         if moved:
             log.warning("decisions forwarded from outboxes to the log", extra={"count": moved})
         return moved
+
+    def _drain_loop(self) -> None:
+        """The drain thread (cluster mode): retries failed copies, sweeps now and then; never raises."""
+        while not self._closing.wait(self._drain_interval):
+            try:
+                self.drain_pending()
+                since = time.monotonic() - self._swept_at
+                if since >= self._sweep_interval or (self._sweep_due and since >= SWEEP_RETRY_SECONDS):
+                    self._swept_at = time.monotonic()
+                    self._sweep_due = True  # until a sweep completes
+                    self.drain_outbox()
+            except StoreUnavailableError as exc:
+                log.debug("outbox drain deferred: %s", exc)
+            except Exception:  # a bug must not end the thread: the next interval tries again
+                log.exception("outbox drain failed")
 
     def _common_args(self) -> list[str | int]:
         s = self.settings
@@ -324,7 +411,8 @@ class RedisStore(CaseStore):
         return states
 
     def delete_case(self, case_id: str) -> CaseDeletion:
-        facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), [])
+        args: list[str | int] = [self._common_args()[0]]
+        facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), args)
         return CaseDeletion(int(facts), int(flags), int(decisions))
 
     def load_case(self, case_id: str) -> Case | None:
@@ -337,7 +425,11 @@ class RedisStore(CaseStore):
             pipe = self._client.pipeline(transaction=False)
             for key in self.case_keys(case_id):
                 pipe.pttl(key)
-            left = [ms for ms in pipe.execute() if ms >= 0]  # -2: no such key
+            pipe.hlen(self.case_keys(case_id)[0])
+            *ttls, facts_fields = pipe.execute()
+            if facts_fields <= 1:  # no facts hash, or a deleted case's tombstone (the revision alone)
+                ttls[0] = -2
+            left = [ms for ms in ttls if ms >= 0]  # -2: no such key
         return dt.timedelta(milliseconds=max(left)) if left else None
 
     # -- flags -----------------------------------------------------------------------------
@@ -429,6 +521,9 @@ class RedisStore(CaseStore):
     def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
         # A case's decisions come from its own index stream: reading them never scans the log.
         key = self.log_key if case_id is None else self.case_keys(case_id)[2]
+        if case_id is None and self._pending:  # what this process holds back goes first
+            with suppress(StoreUnavailableError):
+                self.drain_pending()
         with self._reach():
             entries: list[tuple[str, dict[str, str]]] = self._client.xrevrange(  # type: ignore[assignment]
                 key, count=limit
@@ -454,6 +549,9 @@ class RedisStore(CaseStore):
             self._client.ping()
 
     def close(self) -> None:
+        self._closing.set()
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)
         self._client.close()
         if self._sentinel is not None:
             for client in self._sentinel.sentinels:

@@ -292,15 +292,24 @@ return text
 
 # Forget a case: its facts, flag lifecycle (acknowledgements included) and decision index. The
 # shared decision log keeps its entries (ids, codes and digests only). Reply: {facts, flags,
-# decisions} removed, the revision field not counted.
+# decisions} removed, the revision field not counted. ARGV[1]: retention in milliseconds.
+# What is left is a tombstone: the facts hash holding only the revision, one past the deleted
+# case's, for the retention period. A case written again continues from it, so a revision never
+# repeats for a case id, and an evaluation that read the case before the delete cannot commit its
+# view onto the recreated case (COMMIT and RECORD compare revisions). Nothing stored, nothing done.
 DELETE = (
     f"local REVISION = '{REVISION_FIELD}'\n"
     + """
+local revision = tonumber(redis.call('HGET', KEYS[1], REVISION) or '0')
 local facts = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], REVISION)
 local flags = redis.call('HLEN', KEYS[2])
 local decisions = 0
 if redis.call('EXISTS', KEYS[3]) == 1 then decisions = redis.call('XLEN', KEYS[3]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if facts + flags + decisions > 0 then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], REVISION, revision + 1)
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+end
 return {facts, flags, decisions}
 """
 )

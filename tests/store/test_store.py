@@ -368,3 +368,42 @@ def test_delete_case_forgets_facts_lifecycle_acknowledgements_and_index_but_not_
     # Idempotent; and a case written again starts afresh (R1 is NEW, not acknowledged).
     assert tuple(store.delete_case(CASE)) == (0, 0, 0)
     assert store.record_flags(CASE, "rs", flags(("R1", HIGH)), now=NOW).new == ("R1",)
+
+
+def test_an_evaluation_read_before_a_delete_and_a_recreate_cannot_commit(store: CaseStore) -> None:
+    """Revisions never repeat for a case id across deletes: the recreated case, however many merges
+    it takes to reach the old revision number, refuses a commit of the view read before the delete."""
+    store.merge_facts(CASE, case(concern("a")), now=NOW)
+    store.merge_facts(CASE, case(concern("b")), now=NOW)
+    stale = store.read_merged(CASE, records.of(case(concern("c"))))
+    assert stale.stored.revision == 2
+    assert [c.id for c in stale.stored.case.concerns] == ["a", "b", "c"]
+
+    store.delete_case(CASE)
+    assert store.load_case(CASE) is None and store.retention_left(CASE) is None
+    # Recreated by as many changing merges as the old case had.
+    store.merge_facts(CASE, case(concern("x")), now=NOW)
+    recreated = store.merge_case(CASE, records.of(case(concern("y"))), now=NOW)
+    assert recreated.revision > stale.stored.revision  # not 2 again
+
+    with pytest.raises(CaseChangedError):
+        store.commit_evaluation(stale, "rs", flags(("R1", Severity.HIGH)), decision("stale"), NOW)
+    assert [c.id for c in store.load_case(CASE).concerns] == ["x", "y"]  # no "a", "b" or "c" back
+    assert store.decisions(CASE) == []
+    with pytest.raises(CaseChangedError):  # the other guarded path too
+        store.record_evaluation(CASE, "rs", flags(), decision("stale2"), NOW, revision=stale.stored.revision)
+    assert "stale" not in {d.decision_id for d in store.decisions(None)}
+
+
+def test_a_delete_right_after_a_read_refuses_the_commit_even_before_a_recreate(store: CaseStore) -> None:
+    store.merge_facts(CASE, case(concern("a")), now=NOW)
+    stale = store.read_merged(CASE, records.of(case(concern("a"))))
+    store.delete_case(CASE)
+    with pytest.raises(CaseChangedError):
+        store.commit_evaluation(stale, "rs", flags(("R1", Severity.HIGH)), decision("stale"), NOW)
+    assert store.load_case(CASE) is None and store.decisions(CASE) == []
+    # A fresh read after the delete commits normally, and the case then exists again.
+    fresh = store.read_merged(CASE, records.of(case(concern("a"))))
+    store.commit_evaluation(fresh, "rs", flags(("R1", Severity.HIGH)), decision("fresh"), NOW)
+    assert [c.id for c in store.load_case(CASE).concerns] == ["a"]
+    assert [d.decision_id for d in store.decisions(CASE)] == ["fresh"]
