@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rules_engine.compiler import compile_checked, ruleset_directories
+from rules_engine.compiler import compile_checked, rulesets_in
 from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileWarning, SchemaError, SourcePosition
 from rules_engine.loader import FailedFile
 
@@ -54,13 +54,10 @@ def check(root: Path) -> CheckReport:
     if not root.is_dir():
         report.errors.append(LoadError(f"{root} is not a directory", _at(root)))
         return report
-    if any(p.is_file() and p.suffix in (".yaml", ".yml") for p in root.iterdir()):
-        directories = [root]
-    else:
-        directories = ruleset_directories(root)
-        if not directories:
-            report.errors.append(LoadError("no rule files (*.yaml) found", _at(root)))
-            return report
+    directories = rulesets_in(root)
+    if not directories:
+        report.errors.append(LoadError("no rule files (*.yaml) found", _at(root)))
+        return report
     causes: list[RuleFileError] = []
     for directory in directories:
         checked = compile_checked(directory)

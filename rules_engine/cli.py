@@ -30,11 +30,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's option table cuts long RULES_ENGINE_* names in an 80-column terminal.
+    rich_markup_mode=None,
 )
+
+# synth's default --as-of: a fixed date, so `--seed S` alone gives the same cases on any day.
+SYNTH_AS_OF = dt.date(2025, 12, 31)
+
 
 RulesetsOption = Annotated[
     Path,
-    typer.Option("--rulesets", envvar="RULES_ENGINE_RULESETS", help="Directory of rulesets.", show_default=True),
+    typer.Option(
+        "--rulesets",
+        envvar="RULES_ENGINE_RULESETS",
+        help="A rulesets directory, or one ruleset's directory.",
+        show_default=True,
+    ),
 ]
 
 
@@ -200,14 +211,22 @@ def serve(
     except TransportConfigError as exc:
         typer.echo(f"refusing to start: {exc}", err=True)
         raise typer.Exit(2) from exc
-    warn_if_open(settings)
     if workers == 0:
         # The in-memory store lives in one process: sharing case state takes Redis.
         workers = (os.cpu_count() or 1) if settings.shares_state else 1
     if (refusal := split_state_refusal(settings, workers)) is not None:
         typer.echo(f"refusing to start: {refusal}", err=True)
         raise typer.Exit(2)
-    raise typer.Exit(serve_processes(settings, workers))
+    from rules_engine.preflight import StartupError, check_settings
+
+    try:
+        check_settings(settings)
+        warn_if_open(settings)
+        code = serve_processes(settings, workers)
+    except StartupError as exc:
+        typer.echo(f"rules-engine serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -229,24 +248,44 @@ def check(directory: Annotated[Path, typer.Argument(help="A rulesets directory o
 
 @app.command("eval")
 def eval_case(
-    case_file: Annotated[Path, typer.Argument(help="Case as proto3 JSON (what grpcurl sends).")],
+    case_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Proto3 JSON of a Case, or of an EvaluateRequest (what grpcurl sends: case, asOf, ruleset)."
+        ),
+    ],
     rulesets: RulesetsOption = BUNDLED_RULESETS,
-    as_of: Annotated[str, typer.Option("--as-of", help="Date or RFC 3339 time; default now.")] = "",
-    ruleset: Annotated[str, typer.Option("--ruleset", help="Ruleset name, if several are loaded.")] = "",
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="Date or RFC 3339 time; default the file's asOf, else now.")
+    ] = "",
+    ruleset: Annotated[
+        str, typer.Option("--ruleset", help="Ruleset name; default the file's ruleset, else the only one loaded.")
+    ] = "",
 ) -> None:
     """Evaluate one case and print the flags as JSON (the same JSON as the gRPC response)."""
     from rules_engine import wire
-    from rules_engine.errors import RulesEngineError
+    from rules_engine.errors import CaseError, RulesEngineError, RulesetRequiredError
 
-    message, case = read_case_file(case_file)
     try:
-        moment = wire.parse_as_of(as_of)
-    except ValueError as exc:
-        typer.echo(f"--as-of: {exc}", err=True)
+        moment = wire.parse_as_of(as_of)  # the option's mistakes are the option's, before the file is read
+    except CaseError as exc:
+        typer.echo(f"--as-of: {exc.violations[0].description}", err=True)
         raise typer.Exit(2) from exc
+    read = read_case_file(case_file)
+    if not as_of:
+        try:
+            moment = wire.parse_as_of(read.as_of)
+        except CaseError as exc:
+            typer.echo(f"{case_file}: {exc}", err=True)
+            raise typer.Exit(2) from exc
     engine, registry = load_engine(rulesets)
     try:
-        evaluation = engine.evaluate(case, moment, ruleset or None, wire.case_message_digest(message))
+        evaluation = engine.evaluate(
+            read.case, moment, ruleset or read.ruleset or None, wire.case_message_digest(read.message)
+        )
+    except RulesetRequiredError as exc:
+        typer.echo(f"--ruleset: {exc.violations[0].description}", err=True)
+        raise typer.Exit(2) from exc
     except RulesEngineError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -260,16 +299,31 @@ def eval_case(
 def decisions(
     case: Annotated[str | None, typer.Option("--case", help="Only this case's decisions.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 100,
-    redis_url: RedisUrlOption = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            envvar="RULES_ENGINE_REDIS_URL",
+            help="Required: the Redis the server writes its decision log to (redis://, rediss://). "
+            "A server with in-memory state keeps its log inside its own process; read it with ListDecisions.",
+        ),
+    ] = None,
 ) -> None:
-    """Print the decision log, newest first, one JSON object a line (as ListDecisions returns them)."""
+    """Print the decision log, newest first, one JSON object a line (as ListDecisions returns them).
+
+    Reads the log from Redis, so it needs --redis-url."""
     from rules_engine import wire
     from rules_engine.errors import StoreUnavailableError
     from rules_engine.store import open_store
 
     if not redis_url or redis_url.startswith("memory:"):
         # The in-memory log lives inside the serving process; a new process would print nothing.
-        typer.echo("decisions needs --redis-url or RULES_ENGINE_REDIS_URL", err=True)
+        typer.echo(
+            "decisions: --redis-url (RULES_ENGINE_REDIS_URL) is required: the decision log is read from the Redis "
+            "the server writes to; a server with in-memory state keeps its log inside its own process "
+            "(read it with the ListDecisions RPC)",
+            err=True,
+        )
         raise typer.Exit(2)
     store = open_store(redis_url)
     try:
@@ -296,7 +350,14 @@ replay_cli.register(app)
 def synth(
     cases: Annotated[int, typer.Option("--cases", min=1, help="Number of cases to generate.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same cases.")] = 1,
-    as_of: Annotated[str, typer.Option("--as-of", help="Date the cases run up to (YYYY-MM-DD); default today.")] = "",
+    as_of: Annotated[
+        str,
+        typer.Option(
+            "--as-of",
+            help=f"Date the cases run up to (YYYY-MM-DD); default {SYNTH_AS_OF}, fixed so a seed alone "
+            "reproduces a caseload.",
+        ),
+    ] = SYNTH_AS_OF.isoformat(),
     output: Annotated[Path | None, typer.Option("--output", help="File to write; default stdout.")] = None,
     family: Annotated[
         str | None,
@@ -315,7 +376,7 @@ def synth(
         typer.echo(f"--family: one of {', '.join(lifecourse.FAMILIES)}", err=True)
         raise typer.Exit(2)
     try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+        day = dt.date.fromisoformat(as_of)
     except ValueError as exc:
         typer.echo(f"--as-of: {exc}", err=True)
         raise typer.Exit(2) from exc

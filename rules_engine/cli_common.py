@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,13 +21,30 @@ if TYPE_CHECKING:
     from rules_engine.registry import Gate, Registry
 
 
+def rulesets_problem(rulesets: Path) -> str | None:
+    """Why `rulesets` names no ruleset (missing, not a directory, no rule files), or None when it does."""
+    from rules_engine.compiler import rulesets_in
+
+    if not rulesets.exists():
+        return f"rulesets directory {rulesets} does not exist"
+    if not rulesets.is_dir():
+        return f"{rulesets} is not a directory"
+    if not rulesets_in(rulesets):
+        return f"no rule files under {rulesets} (name a rulesets directory, or one ruleset's directory)"
+    return None
+
+
 def load_engine(rulesets: Path, use_engine: bool = True, gate: Gate | None = None) -> tuple[Engine, Registry]:
-    """An engine over the rulesets in a directory, with its registry (close it); exit 1 when none is valid."""
+    """An engine over the rulesets `rulesets` names (compiler.rulesets_in: a rulesets directory or one
+    ruleset's), with its registry (close it); exit 2 when the directory names none, 1 when none is valid."""
     from rules_engine.compiler import compile_ruleset
     from rules_engine.engine import Engine
     from rules_engine.metrics import record_reload
     from rules_engine.registry import Registry
 
+    if (problem := rulesets_problem(rulesets)) is not None:
+        typer.echo(f"--rulesets: {problem}", err=True)
+        raise typer.Exit(2)
     registry = Registry(rulesets, compile_ruleset, use_engine=use_engine, gate=gate, on_reload=record_reload)
     results = registry.reload()
     refused = [r for r in results if r.outcome == "refused"]
@@ -38,17 +56,40 @@ def load_engine(rulesets: Path, use_engine: bool = True, gate: Gate | None = Non
     return Engine(registry), registry
 
 
-def read_case_file(case_file: Path) -> tuple[case_pb2.Case, Case]:
-    """A case file as proto3 JSON of `Case`, or of an EvaluateRequest (its `case`); exit 2 when unreadable."""
+@dataclass(frozen=True)
+class CaseFile:
+    """A case file read: the Case message and its domain form, and the `as_of` and `ruleset` an
+    EvaluateRequest file names (empty for a bare Case)."""
+
+    message: case_pb2.Case
+    case: Case
+    as_of: str = ""
+    ruleset: str = ""
+
+
+def read_case_file(case_file: Path) -> CaseFile:
+    """A case file as proto3 JSON of `Case`, or of an EvaluateRequest (`case`, `asOf`, `ruleset`, …);
+    exit 2 naming the file and each mistake by its field path when it does not fit."""
     from rules_engine import wire
     from rules_engine.errors import CaseError
 
     try:
         document = json.loads(case_file.read_text(encoding="utf-8"))
-        if isinstance(document, dict) and isinstance(document.get("case"), dict):
-            document = document["case"]
-        message = wire.case_from_json(document)
-        return message, wire.case_from_proto(message, dt.date.today())
-    except (OSError, ValueError, CaseError) as exc:
-        typer.echo(f"{case_file}: {exc}", err=True)
+    except OSError as exc:
+        typer.echo(f"{case_file}: cannot read: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        typer.echo(f"{case_file}: not JSON: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        # A Case has no field `case`: a document with one is an EvaluateRequest.
+        if isinstance(document, dict) and "case" in document:
+            request = wire.request_from_json(document)
+            message, as_of, ruleset = request.case, request.as_of, request.ruleset
+        else:
+            message, as_of, ruleset = wire.case_from_json(document), "", ""
+        return CaseFile(message, wire.case_from_proto(message, dt.date.today()), as_of, ruleset)
+    except CaseError as exc:
+        for violation in exc.violations:
+            typer.echo(f"{case_file}: {violation.field}: {violation.description}", err=True)
         raise typer.Exit(2) from exc

@@ -32,7 +32,7 @@ from rules_engine.conditions import ParameterValue, RuleConditionCompiler, parse
 from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileErrors, RuleFileWarning, SourcePosition
 from rules_engine.explainer import render
 from rules_engine.literals import parameter_literals
-from rules_engine.loader import FailedFile, load_ruleset, rule_file_paths
+from rules_engine.loader import RULE_FILE_SUFFIXES, FailedFile, load_ruleset, rule_file_paths
 from rules_engine.measure_compiler import MeasureCompiler, link_derived
 from rules_engine.schema import MeasureSpec, RulesetHeader, RuleSpec, parse_window
 from rules_engine.source import SourceMap
@@ -102,6 +102,20 @@ def ruleset_directories(root: Path) -> list[Path]:
         for child in sorted(root.iterdir())
         if child.is_dir() and not child.name.startswith(".") and rule_file_paths(child)
     ]
+
+
+def rulesets_in(root: Path) -> list[Path]:
+    """The rulesets a directory argument names: `root` itself when rule files lie directly in it
+    (one ruleset, e.g. rulesets/starter), else its subdirectories that hold rule files (e.g.
+    rulesets); empty when it is neither or does not exist.
+
+    Every command resolves its directory this way: serve, eval, replay, check, test, docs, diff.
+    """
+    if not root.is_dir():
+        return []
+    if any(p.is_file() and p.suffix in RULE_FILE_SUFFIXES for p in root.iterdir()):
+        return [root]
+    return ruleset_directories(root)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from rules_engine import wire
 from rules_engine.compiled import Compare, CompiledRule, CompiledRuleset, Const, MeasureRef, walk
-from rules_engine.compiler import compile_ruleset
+from rules_engine.compiler import compile_ruleset, rulesets_in
 from rules_engine.errors import CaseError, RulesEngineError
 from rules_engine.evaluator import PreparedRuleset
 from rules_engine.facts import Case
-from rules_engine.ruletest import gate, rulesets_in
+from rules_engine.ruletest import gate
 
 EXAMPLES = 5
 # A case lies near a changed threshold when its measured value is within this of the old or

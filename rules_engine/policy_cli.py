@@ -85,14 +85,15 @@ def diff(
 
 def schema(
     output: Annotated[
-        Path | None, typer.Option("--output", help="Directory to write to; default rules_engine/schemas.")
-    ] = None,
+        Path, typer.Option("--output", help="Directory to write to (created if missing); default ./schemas.")
+    ] = Path("schemas"),
 ) -> None:
-    """Write the JSON Schema of rule files and rule-test files (for YAML-aware editors)."""
-    from rules_engine.jsonschemas import SCHEMA_DIRECTORY, write_schemas
+    """Write the JSON Schema of rule files and rule-test files (for YAML-aware editors); prints each
+    file written. The copies the bundled rule files reference ship in the package (rules_engine/schemas)."""
+    from rules_engine.jsonschemas import write_schemas
 
-    for path in write_schemas(output or SCHEMA_DIRECTORY):
-        typer.echo(str(path))
+    for path in write_schemas(output):
+        typer.echo(f"wrote {path}")
 
 
 def docs(
@@ -100,11 +101,11 @@ def docs(
     output: Annotated[Path, typer.Option("--output", help="Directory for <ruleset>.md and .html.")] = Path("docs"),
 ) -> None:
     """Render each ruleset as a readable catalogue: rules in plain words, thresholds and covering tests."""
-    from rules_engine.compiler import compile_ruleset
+    from rules_engine.compiler import compile_ruleset, rulesets_in
     from rules_engine.docs import write_docs
     from rules_engine.errors import RuleFileErrors
     from rules_engine.evaluator import PreparedRuleset
-    from rules_engine.ruletest import rulesets_in, run_rule_tests
+    from rules_engine.ruletest import run_rule_tests
 
     for ruleset_dir in rulesets_in(directory):
         try:

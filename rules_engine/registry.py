@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules_engine.compiled import CompiledRuleset
-from rules_engine.compiler import ruleset_directories
+from rules_engine.compiler import rulesets_in
 from rules_engine.errors import (
     RuleFileError,
     RuleFileErrors,
@@ -89,7 +89,7 @@ class Registry:
         with self._reload_lock:
             results = []
             seen: set[Path] = set()
-            for directory in ruleset_directories(self.root):
+            for directory in rulesets_in(self.root):
                 seen.add(directory)
                 results.append(self._reload_one(directory))
             for directory in set(self._dirs) - seen:

@@ -25,16 +25,23 @@ def _day(text: str, option: str) -> dt.date | None:
 
 # Heavy imports (durable-rules, altair) wait until the command runs, so --help stays fast.
 def replay(
-    case_file: Annotated[Path, typer.Argument(help="Case as proto3 JSON of Case, or an EvaluateRequest.")],
+    case_file: Annotated[
+        Path, typer.Argument(help="Proto3 JSON of a Case, or of an EvaluateRequest (its asOf ends the span).")
+    ],
     from_: Annotated[str, typer.Option("--from", help="First date (YYYY-MM-DD); default the earliest fact.")] = "",
     to: Annotated[
         str, typer.Option("--to", help="Last date (YYYY-MM-DD); default the latest date in the case, at most today.")
     ] = "",
     step: Annotated[str, typer.Option("--step", help="month, week (Sundays) or day.")] = "month",
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw the timeline to FILE.svg, .png or .html.")] = None,
-    ruleset: Annotated[str, typer.Option("--ruleset", help="Ruleset name, if several are loaded.")] = "",
+    ruleset: Annotated[
+        str, typer.Option("--ruleset", help="Ruleset name; default the file's ruleset, else the only one loaded.")
+    ] = "",
     rulesets: Annotated[
-        Path, typer.Option("--rulesets", envvar="RULES_ENGINE_RULESETS", help="Directory of rulesets.")
+        Path,
+        typer.Option(
+            "--rulesets", envvar="RULES_ENGINE_RULESETS", help="A rulesets directory, or one ruleset's directory."
+        ),
     ] = BUNDLED_RULESETS,
 ) -> None:
     """Evaluate a case as it stood at each step of its history; print when each rule first fired,
@@ -50,7 +57,10 @@ def replay(
         typer.echo(f"--plot {plot}: name a .svg, .png or .html file", err=True)
         raise typer.Exit(2)
     first, last = _day(from_, "--from"), _day(to, "--to")
-    _, case = read_case_file(case_file)
+    read = read_case_file(case_file)
+    case = read.case
+    if last is None and read.as_of:
+        last = _day(read.as_of[:10], f"{case_file}: as_of")
     span = default_span(case)
     if first is None or last is None:
         if span is None:
@@ -65,7 +75,7 @@ def replay(
     started = time.perf_counter()
     _, registry = load_engine(rulesets)
     try:
-        with registry.lease(ruleset or None) as prepared:
+        with registry.lease(ruleset or read.ruleset or None) as prepared:
             result = run_replay(prepared, case, days)
     except RulesEngineError as exc:
         typer.echo(str(exc), err=True)

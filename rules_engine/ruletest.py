@@ -11,7 +11,7 @@ from typing import Any
 
 from rules_engine import wire
 from rules_engine.compiled import CompiledRule, MeasureValue
-from rules_engine.compiler import compile_ruleset, ruleset_directories
+from rules_engine.compiler import compile_ruleset, rulesets_in
 from rules_engine.conditions import suggest
 from rules_engine.errors import CaseError, LoadError, RuleFileError, RuleFileErrors, SchemaError, SourcePosition
 from rules_engine.evaluator import Outcome, PreparedRuleset
@@ -253,13 +253,6 @@ def gate(prepared: PreparedRuleset) -> list[str]:
     if lines:
         lines.append(f"{run.passed} passed, {run.failed} failed: the ruleset's own tests fail")
     return lines
-
-
-def rulesets_in(root: Path) -> list[Path]:
-    """`root` itself when it is one ruleset, else the rulesets under it."""
-    if any(p.is_file() and p.suffix in RULE_FILE_SUFFIXES for p in root.iterdir()):
-        return [root]
-    return ruleset_directories(root)
 
 
 def run_directory(root: Path, use_engine: bool = True) -> RuleTestRun:

@@ -21,7 +21,8 @@ from rules_engine.config import Settings
 from rules_engine.evaluation import EvaluationService
 from rules_engine.interceptors import ObservingInterceptor
 from rules_engine.limits import Limits, RequestGuard, limits_from
-from rules_engine.security import AuthInterceptor, ClientRegistry, clients_from, credentials_from
+from rules_engine.preflight import GRPC_PORT_REMEDY, StartupError, port_in_use
+from rules_engine.security import AuthInterceptor, ClientRegistry, ClientsFileError, clients_from, credentials_from
 from rules_engine.servicer import MAX_BATCH, RulesEngineServicer
 from rules_engine.watcher import Watcher
 
@@ -115,17 +116,27 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
     With a `watcher`, rulesets reload when their files change and on SIGHUP.
     """
     settings = settings or Settings()
-    server, port, health_servicer = build_server(
-        service,
-        settings.host,
-        settings.port,
-        settings.max_workers,
-        options=[("grpc.so_reuseport", 1 if settings.reuse_port else 0)],
-        credentials=credentials_from(settings),
-        clients=clients_from(settings),
-        limits=limits_from(settings),
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-    )
+    try:
+        clients = clients_from(settings)
+    except ClientsFileError as exc:
+        raise StartupError(f"{exc} (--clients-file / RULES_ENGINE_CLIENTS_FILE)") from None
+    try:
+        server, port, health_servicer = build_server(
+            service,
+            settings.host,
+            settings.port,
+            settings.max_workers,
+            options=[("grpc.so_reuseport", 1 if settings.reuse_port else 0)],
+            credentials=credentials_from(settings),
+            clients=clients,
+            limits=limits_from(settings),
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+    except RuntimeError as exc:
+        # grpcio: "Failed to bind to address [::]:50051; set GRPC_VERBOSITY=debug ..."
+        if "bind" not in str(exc):
+            raise
+        raise port_in_use(settings.port, "--port", "RULES_ENGINE_PORT", GRPC_PORT_REMEDY) from None
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -9,6 +9,7 @@ restarts a worker that dies and passes SIGTERM and SIGHUP on to every worker.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import multiprocessing
@@ -19,10 +20,16 @@ import threading
 import time
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
+from multiprocessing.queues import SimpleQueue
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rules_engine.config import Settings, split_state_refusal
-from rules_engine.errors import RulesEngineError
+from rules_engine.preflight import METRICS_PORT_REMEDY, StartupError, port_in_use
+
+if TYPE_CHECKING:
+    from threading import Thread
+    from wsgiref.simple_server import WSGIServer
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +39,11 @@ CRASH_LOOP_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
 
 
-class StartupError(RulesEngineError):
-    """The server cannot start (no valid ruleset, the port is taken, bad settings)."""
-
-
 def run_worker(settings: Settings) -> None:
     """Serve in this process until SIGTERM: load and test the rulesets, open the store, serve."""
     from rules_engine.compiler import compile_ruleset
     from rules_engine.engine import Engine, open_case_store
-    from rules_engine.metrics import record_reload, serve_metrics
+    from rules_engine.metrics import record_reload
     from rules_engine.registry import Registry
     from rules_engine.ruletest import gate
     from rules_engine.server import serve_forever
@@ -55,27 +58,52 @@ def run_worker(settings: Settings) -> None:
         on_reload=record_reload,
         default=settings.default_ruleset,
     )
+    refusals = []
     for result in registry.reload():
         if result.outcome == "refused":
+            refusals.append(f"{result.name}: {result.error.splitlines()[0]}")
             log.error(
                 "ruleset refused at start-up",
                 extra={"ruleset": result.name, "rule_file_error": result.error.splitlines()[0]},
             )
     if not registry.names():
         registry.close()
-        raise StartupError(f"no valid ruleset under {settings.rulesets}")
+        first = f" ({refusals[0]})" if refusals else ""
+        raise StartupError(
+            f"no valid ruleset under {settings.rulesets}{first} (--rulesets / RULES_ENGINE_RULESETS); "
+            f"see `rules-engine check {settings.rulesets}` and `rules-engine test {settings.rulesets}`"
+        )
     if settings.default_ruleset and settings.default_ruleset not in registry.names():
         loaded = ", ".join(registry.names())
         registry.close()
-        raise StartupError(f"the default ruleset {settings.default_ruleset!r} is not loaded (loaded: {loaded})")
+        raise StartupError(
+            f"the default ruleset {settings.default_ruleset!r} is not loaded (loaded: {loaded}) "
+            "(--default-ruleset / RULES_ENGINE_DEFAULT_RULESET); name one of those"
+        )
     engine = Engine(registry)
-    engine.store = open_case_store(settings)  # in-memory unless a Redis URL is set
-    serve_metrics(settings.metrics_port)
+    try:
+        engine.store = open_case_store(settings)  # in-memory unless a Redis URL is set
+        start_metrics(settings.metrics_port)
+    except BaseException:
+        engine.close()
+        raise
     settle_garbage_collector()
     try:
         serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload))
     finally:
         engine.close()
+
+
+def start_metrics(port: int) -> tuple[WSGIServer, Thread] | None:
+    """serve_metrics, with a taken port as a StartupError naming --metrics-port."""
+    from rules_engine.metrics import serve_metrics
+
+    try:
+        return serve_metrics(port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise port_in_use(port, "--metrics-port", "RULES_ENGINE_METRICS_PORT", METRICS_PORT_REMEDY) from None
+        raise StartupError(f"cannot serve metrics on port {port}: {exc.strerror} (--metrics-port)") from None
 
 
 def settle_garbage_collector() -> None:
@@ -92,7 +120,7 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(10_000, 50, 100)
 
 
-def _worker_entry(settings: Settings) -> None:
+def _worker_entry(settings: Settings, reasons: SimpleQueue[str]) -> None:
     from rules_engine.logs import configure_logging
 
     configure_logging(logging.INFO, background=True)
@@ -100,6 +128,7 @@ def _worker_entry(settings: Settings) -> None:
         run_worker(settings)
     except StartupError as exc:
         log.error("worker could not start", extra={"reason": str(exc)})
+        reasons.put(str(exc))  # the parent says it once, as `serve` would for one process
         raise SystemExit(3) from None
 
 
@@ -116,12 +145,15 @@ class Supervisor:
         self._started: dict[int, float] = {}
         self._backoff = 1.0
         self._stopping = threading.Event()
+        # Why a worker could not start; a worker that fails its first start stops the whole start.
+        self._reasons: SimpleQueue[str] = self._context.SimpleQueue()
+        self._restarted: set[int] = set()
 
     def run(self) -> int:
-        from rules_engine.metrics import mark_process_dead, serve_metrics
+        from rules_engine.metrics import mark_process_dead
 
+        metrics = start_metrics(self._settings.metrics_port)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-        metrics = serve_metrics(self._settings.metrics_port)
         try:
             for slot in range(self._count):
                 self._start(slot)
@@ -134,6 +166,11 @@ class Supervisor:
                         mark_process_dead(process.pid)
                     if self._stopping.is_set():
                         break
+                    if process.exitcode == 3 and slot not in self._restarted:
+                        # It never served: a setting or the rulesets stop it, and would stop the next one too.
+                        reason = self._reasons.get() if not self._reasons.empty() else "a worker could not start"
+                        self._stop_all()
+                        raise StartupError(reason)
                     log.warning("worker exited; restarting", extra={"pid": process.pid, "exit_code": process.exitcode})
                     if process.exitcode == 3 and time.monotonic() - self._started[slot] < CRASH_LOOP_SECONDS:
                         # A worker that cannot start (bad rulesets, port taken) will not start next time either.
@@ -149,7 +186,11 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _start(self, slot: int) -> None:
-        process = self._context.Process(target=_worker_entry, args=(self._worker_settings,), name=f"worker-{slot}")
+        if slot in self._workers:
+            self._restarted.add(slot)
+        process = self._context.Process(
+            target=_worker_entry, args=(self._worker_settings, self._reasons), name=f"worker-{slot}"
+        )
         process.start()
         self._workers[slot] = process
         self._started[slot] = time.monotonic()
@@ -180,20 +221,18 @@ class Supervisor:
 
 
 def serve(settings: Settings, workers: int) -> int:
-    """Run the service: in this process for one worker, under a Supervisor for more."""
+    """Run the service: in this process for one worker, under a Supervisor for more.
+
+    Raises StartupError (one line saying which setting and what to do) when it cannot start.
+    """
     from rules_engine.metrics import MULTIPROC_ENV, clean_multiprocess_dir
 
     if workers <= 1:
         clean_multiprocess_dir()
-        try:
-            run_worker(settings)
-        except StartupError as exc:
-            log.error("could not start", extra={"reason": str(exc)})
-            return 1
+        run_worker(settings)  # a StartupError is `serve`'s to report
         return 0
     if (refusal := split_state_refusal(settings, workers)) is not None:  # `serve` refuses first
-        log.error("could not start", extra={"reason": refusal})
-        return 2
+        raise StartupError(refusal)
     # Workers write their metrics to files the parent aggregates; the directory must exist
     # before any of them starts, and start empty.
     if not os.environ.get(MULTIPROC_ENV):

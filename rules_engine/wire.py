@@ -20,7 +20,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel, ValidationError
 
-from rules_engine import calendar, facts
+from rules_engine import calendar, facts, json_input
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.config import MAX_FACTS
@@ -231,6 +231,8 @@ def _check_facts(raw: dict[str, Any], path: str, walk: _Walk) -> None:
                 seen.add(agency)
 
 
+# pydantic lists a Literal's values as "'A', 'B' or 'C'".
+_QUOTED = re.compile(r"'([^']*)'")
 _PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[]+)")
 
 
@@ -249,7 +251,7 @@ def _describe(error: Any) -> str:
         return "required"
     if kind == "literal_error":
         # Codes are echoed (cut short) to help the caller; free text never belongs in them.
-        return f"unknown code {str(error['input'])[:40]!r}"
+        return json_input.unknown_code(str(error["input"]), _QUOTED.findall(error["ctx"]["expected"]))
     if kind == "string_too_long":
         return f"longer than {error['ctx']['max_length']} characters"
     if kind == "string_too_short":
@@ -287,12 +289,15 @@ def parse_as_of(text: str) -> dt.datetime | None:
     return moment
 
 
-def case_from_json(obj: dict[str, Any]) -> case_pb2.Case:
-    """Parse the proto3 JSON form of a Case (as grpcurl sends it); raise CaseError when it does not fit."""
-    try:
-        return json_format.ParseDict(obj, case_pb2.Case())
-    except json_format.ParseError as exc:
-        raise CaseError([FieldViolation("case", str(exc))]) from None
+def case_from_json(obj: dict[str, Any], path: str = "case") -> case_pb2.Case:
+    """Parse the proto3 JSON form of a Case (as grpcurl sends it); raise CaseError naming each
+    mistake by its field path (`case.concerns[1].agnecy: unknown field; did you mean 'agency'?`)."""
+    return json_input.parse_json(obj, case_pb2.Case(), path)
+
+
+def request_from_json(obj: dict[str, Any]) -> pb.EvaluateRequest:
+    """Parse the proto3 JSON form of an EvaluateRequest (`case`, `asOf`, `ruleset`, …), as case_from_json."""
+    return json_input.parse_json(obj, pb.EvaluateRequest(), "")
 
 
 # Most severe first, then by rule id, so responses are stable.

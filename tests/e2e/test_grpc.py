@@ -85,7 +85,10 @@ def test_invalid_case_names_every_field_in_message_and_details(stub: pb_grpc.Rul
     assert _bad_request(error) == [
         ("as_of", "not a date (YYYY-MM-DD) or RFC 3339 timestamp"),
         ("case.concerns[2].date", "not a date (YYYY-MM-DD)"),
-        ("case.conferences[0].agencies[1].agency", "unknown code 'MI5'"),
+        (
+            "case.conferences[0].agencies[1].agency",
+            "unknown code 'MI5'; not one of the 23 codes in rules_engine/codes.py",
+        ),
     ]
 
 

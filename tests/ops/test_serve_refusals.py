@@ -41,5 +41,5 @@ def test_several_workers_without_redis_refuse_to_start(args: tuple[str, ...], en
 
 def test_a_default_ruleset_that_is_not_loaded_stops_the_start() -> None:
     result = _serve("--default-ruleset", "nope")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "the default ruleset 'nope' is not loaded (loaded: safeguarding, starter)" in result.stderr

@@ -30,7 +30,9 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 def test_committed_schemas_are_what_the_models_generate(tmp_path: Path) -> None:
     for name, schema in schemas().items():
-        assert (SCHEMA_DIRECTORY / name).read_text(encoding="utf-8") == render(schema), "run `rules-engine schema`"
+        assert (SCHEMA_DIRECTORY / name).read_text(encoding="utf-8") == render(schema), (
+            "run `rules-engine schema --output rules_engine/schemas`"
+        )
     result = CliRunner().invoke(app, ["schema", "--output", str(tmp_path)])
     assert result.exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [RULE_FILE_SCHEMA, RULE_TEST_SCHEMA]

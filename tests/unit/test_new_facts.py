@@ -159,7 +159,7 @@ _BAD: list[tuple[str, Any, str, str]] = [
         "subject",
         lambda c: setattr(c.concerns[0], "subject", "COUSIN"),
         "case.concerns[0].subject",
-        "unknown code 'COUSIN'",
+        "unknown code 'COUSIN'; one of CHILD, SIBLING, HOUSEHOLD",
     ),
     (
         "subject child id",
@@ -177,7 +177,7 @@ _BAD: list[tuple[str, Any, str, str]] = [
         "factor",
         lambda c: setattr(c.recorded_factors[1], "factor", "99Z"),
         "case.recorded_factors[1].factor",
-        "unknown code '99Z'",
+        "unknown code '99Z'; not one of the 38 codes in rules_engine/codes.py",
     ),
     (
         "factor agency",
@@ -201,7 +201,7 @@ _BAD: list[tuple[str, Any, str, str]] = [
         "appointment agency",
         lambda c: setattr(c.appointments[0], "agency", "DENTIST"),
         "case.appointments[0].agency",
-        "unknown code 'DENTIST'",
+        "unknown code 'DENTIST'; not one of the 23 codes in rules_engine/codes.py",
     ),
     (
         "appointment date",
@@ -232,7 +232,7 @@ _BAD: list[tuple[str, Any, str, str]] = [
         "direction",
         lambda c: setattr(c.transfers[0], "direction", "SIDEWAYS"),
         "case.transfers[0].direction",
-        "unknown code 'SIDEWAYS'",
+        "unknown code 'SIDEWAYS'; one of IN, OUT",
     ),
     ("no direction", lambda c: setattr(c.transfers[1], "direction", ""), "case.transfers[1].direction", "required"),
     (

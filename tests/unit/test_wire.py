@@ -179,8 +179,11 @@ def test_unknown_codes() -> None:
     message.assessments[0].factors.append("99Z")
 
     assert _violations(message) == [
-        ("case.assessments[0].factors[2]", "unknown code '99Z'"),
-        ("case.conferences[0].agencies[1].agency", "unknown code 'MI5'"),
+        ("case.assessments[0].factors[2]", "unknown code '99Z'; not one of the 38 codes in rules_engine/codes.py"),
+        (
+            "case.conferences[0].agencies[1].agency",
+            "unknown code 'MI5'; not one of the 23 codes in rules_engine/codes.py",
+        ),
     ]
 
 
@@ -293,8 +296,9 @@ def test_case_from_json_rejects_unknown_fields() -> None:
     with pytest.raises(CaseError) as caught:
         wire.case_from_json({"caseId": "case-1", "notes": "free text"})
 
-    assert caught.value.violations[0].field == "case"
-    assert "notes" in caught.value.violations[0].description
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("case.notes", "unknown field (value 'free text')")
+    ]
 
 
 def _flag(rule_id: str, severity: Severity) -> ExplainedFlag:
