@@ -319,6 +319,20 @@ class RedisStore(CaseStore):
             except Exception:  # a bug must not end the thread: the next interval tries again
                 log.exception("outbox drain failed")
 
+    def _lifecycle_args(self, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> list[str | int]:
+        """What the RECORD and COMMIT scripts both take first: the common settings, the ruleset,
+        the moment and the flags raised (each rule once, at its highest severity)."""
+        lifecycle.check_ruleset(ruleset)
+        sightings = [[s.rule_id, int(s.severity)] for s in lifecycle.unique_sightings(raised)]
+        return [
+            *self._common_args(),
+            ruleset,
+            now.isoformat(),
+            now.date().isoformat(),
+            self.settings.raised_history,
+            compact_json(sightings),
+        ]
+
     def _common_args(self) -> list[str | int]:
         s = self.settings
         return [
@@ -384,23 +398,14 @@ class RedisStore(CaseStore):
         writes = merged.writes
         if not isinstance(writes, _Writes):
             raise TypeError("a MergedCase from another store")
-        lifecycle.check_ruleset(ruleset)
-        sightings = [[s.rule_id, int(s.severity)] for s in lifecycle.unique_sightings(raised)]
-        fields = decision_fields(decision)
-        del fields["flags"]  # the script writes them from the states it computes
-        args: list[str | int] = [
-            *self._common_args(),
-            ruleset,
-            now.isoformat(),
-            now.date().isoformat(),
-            self.settings.raised_history,
-            compact_json(sightings),
+        args = self._lifecycle_args(ruleset, raised, now)
+        args += [
             merged.stored.revision,
             len(writes.sets),
             *(part for pair in writes.sets for part in pair),
             len(writes.deletes),
             *writes.deletes,
-            *(part for pair in fields.items() for part in pair),
+            *_decision_args(decision),
         ]
         reply = self._run(self._commit, [*self.case_keys(merged.case_id), self._log_target(merged.case_id)], args)
         if reply[0] == "changed":
@@ -458,24 +463,12 @@ class RedisStore(CaseStore):
         now: dt.datetime,
         revision: int | None = None,
     ) -> FlagStates:
-        lifecycle.check_ruleset(ruleset)
-        sightings = [[s.rule_id, int(s.severity)] for s in lifecycle.unique_sightings(raised)]
-        args: list[str | int] = [
-            *self._common_args(),
-            ruleset,
-            now.isoformat(),
-            now.date().isoformat(),
-            self.settings.raised_history,
-            compact_json(sightings),
-            "0" if decision is None else "1",
-            "" if revision is None else revision,
-        ]
+        args = self._lifecycle_args(ruleset, raised, now)
+        args += ["0" if decision is None else "1", "" if revision is None else revision]
         keys = self.case_keys(case_id)
         if decision is not None:
             keys.append(self._log_target(case_id))
-            fields = decision_fields(decision)
-            del fields["flags"]  # the script writes them from the states it computes
-            args += [part for pair in fields.items() for part in pair]
+            args += _decision_args(decision)
         reply = self._run(self._record, keys, args)
         if reply[0] == "changed":
             raise CaseChangedError(_stored_case(case_id, reply[1]))
@@ -627,6 +620,14 @@ def _stored_case(case_id: str, flat: list[str]) -> StoredCase:
     """A case from a flat HGETALL reply of its facts hash."""
     fields = _pairs(flat)
     return StoredCase(records_from_fields(case_id, fields), revision_of(fields), fields_digest(case_id, fields))
+
+
+def _decision_args(decision: DecisionRecord) -> list[str]:
+    """A decision's fields as script arguments; its flags are left out, since the script writes
+    them from the states it computes."""
+    fields = decision_fields(decision)
+    del fields["flags"]
+    return [part for pair in fields.items() for part in pair]
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
