@@ -156,6 +156,22 @@ def _build_span(first_year: int, last_year: int) -> _Span:
     return _Span(first_year, last_year, ordinals)
 
 
+def month_end(day: dt.date) -> dt.date:
+    """The last day of `day`'s month."""
+    following = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return following - dt.timedelta(days=1)
+
+
+def month_ends(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every month end from the end of `first`'s month to `last`, inclusive."""
+    days: list[dt.date] = []
+    day = month_end(first)
+    while day <= last:
+        days.append(day)
+        day = month_end(day + dt.timedelta(days=1))
+    return days
+
+
 @cache
 def default_calendar() -> WorkingDayCalendar:
     """The shared calendar, built on first use so that importing this module is cheap."""

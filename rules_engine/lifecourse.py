@@ -18,8 +18,8 @@ from typing import Any, Literal, TextIO
 
 from dateutil.relativedelta import relativedelta
 
+from rules_engine.calendar import month_ends
 from rules_engine.lifecourse_controls import CONTROL_KINDS, write_control
-from rules_engine.lifecourse_kit import plus_months
 from rules_engine.lifecourse_slow_burn import ASSESSMENT_PATTERNS, HOSTILITY, SlowBurnDraws, SlowBurnWriter
 from rules_engine.synth import CaseJson
 
@@ -168,17 +168,6 @@ def pattern_at(case: CaseJson, day: dt.date) -> Pattern:
         workers=len(workers),
         last_chronology=max(chronology, default=None),
     )
-
-
-def month_ends(first: dt.date, last: dt.date) -> Iterator[dt.date]:
-    """Month ends from the end of `first`'s month to `last`, inclusive."""
-    month = dt.date(first.year, first.month, 1)
-    while True:
-        end = plus_months(month, 1) - dt.timedelta(days=1)
-        if end > last:
-            return
-        yield end
-        month = plus_months(month, 1)
 
 
 def first_visible(case: CaseJson, first: dt.date, last: dt.date) -> dt.date | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from rules_engine import calendar
 from rules_engine.compiled import Severity
 from rules_engine.evaluator import PreparedRuleset
 from rules_engine.facts import FACT_TYPES, Case
@@ -130,11 +131,6 @@ def default_span(case: Case, today: dt.date | None = None) -> tuple[dt.date, dt.
 # --- steps ----------------------------------------------------------------------------------
 
 
-def _month_end(day: dt.date) -> dt.date:
-    following = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
-    return following - dt.timedelta(days=1)
-
-
 def replay_steps(first: dt.date, last: dt.date, step: Step = "month") -> list[dt.date]:
     """The dates to evaluate at: each month end (or week end, Sunday; or day) from `first` to
     `last`, and `last` itself when it is not one, so a replay always reaches its last date."""
@@ -151,10 +147,7 @@ def replay_steps(first: dt.date, last: dt.date, step: Step = "month") -> list[dt
             days.append(day)
             day += dt.timedelta(days=7)
     else:
-        day = _month_end(first)
-        while day <= last:
-            days.append(day)
-            day = _month_end(day + dt.timedelta(days=1))
+        days = calendar.month_ends(first, last)
     if not days or days[-1] != last:
         days.append(last)
     return days
