@@ -172,6 +172,22 @@ def serve(
             help="Days the log keeps a decision (unset: no limit).",
         ),
     ] = None,
+    case_decisions_max_entries: Annotated[
+        int,
+        typer.Option(
+            envvar="RULES_ENGINE_CASE_DECISIONS_MAX_ENTRIES",
+            min=1,
+            help="Decisions each case's index keeps, newest first.",
+        ),
+    ] = Settings.case_decisions_max_entries,
+    max_cases: Annotated[
+        int,
+        typer.Option(
+            envvar="RULES_ENGINE_MAX_CASES",
+            min=1,
+            help="Cases the in-memory store keeps (the least recently written is forgotten first).",
+        ),
+    ] = Settings.max_cases,
 ) -> None:
     """Run the gRPC service on the rulesets in a directory."""
     from rules_engine.logs import configure_logging
@@ -202,6 +218,8 @@ def serve(
         retention_days=retention_days,
         decision_log_max_entries=decision_log_max_entries,
         decision_log_max_age_days=decision_log_max_age_days,
+        case_decisions_max_entries=case_decisions_max_entries,
+        max_cases=max_cases,
         default_ruleset=default_ruleset or None,
     )
     from rules_engine.security import TransportConfigError, check_transport, warn_if_open

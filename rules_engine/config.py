@@ -47,6 +47,10 @@ class Settings:
     decision_log_max_entries: int | None = None
     # Decisions older than this are trimmed (None: kept until the length bound).
     decision_log_max_age_days: int | None = None
+    # Decisions each case's index keeps, newest first (both stores).
+    case_decisions_max_entries: int = 1_000
+    # Cases the in-memory store keeps at most; past it the least recently written is forgotten.
+    max_cases: int = 100_000
     # Transport: TLS from these files (mutual TLS with a client CA), reloaded when they change.
     # Without a certificate the port is plaintext, which `serve` allows only when asked.
     tls_cert: Path | None = None

@@ -60,9 +60,10 @@ def open_case_store(settings: Settings) -> CaseStore:
         decision_max_age=(
             dt.timedelta(days=settings.decision_log_max_age_days) if settings.decision_log_max_age_days else None
         ),
+        case_decision_maxlen=settings.case_decisions_max_entries,
     )
     if in_memory:
-        return MemoryStore(store_settings)
+        return MemoryStore(store_settings, max_cases=settings.max_cases)
     return open_store(
         settings.store_url,
         store_settings,

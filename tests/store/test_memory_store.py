@@ -39,3 +39,18 @@ def test_a_full_decision_log_is_left_out_of_garbage_collections() -> None:
     newest = store.decisions(limit=1)[0]
     assert newest.decision_id == "d1999" and newest.time == NOW
     assert newest.flags[0] == DecisionFlag("R0", FlagState.ONGOING, Severity.HIGH)
+
+
+def test_the_servers_settings_bound_the_in_memory_store() -> None:
+    from rules_engine.config import Settings
+    from rules_engine.engine import open_case_store
+
+    store = open_case_store(Settings(max_cases=3, case_decisions_max_entries=2, decision_log_max_entries=5))
+    assert isinstance(store, MemoryStore)
+    for i in range(10):
+        record = DecisionRecord(f"d{i}", NOW, f"case-{i % 4}", "rs", "v1", "0" * 64)
+        store.merge_facts(record.case_id, case(concern("c1"), case_id=record.case_id), now=NOW)
+        store.record_evaluation(record.case_id, "rs", [], record, now=NOW)
+    assert store.load_case("case-2") is None and store.evicted == 7  # four case ids cycled through three places
+    assert [d.decision_id for d in store.decisions(limit=100)] == ["d9", "d8", "d7", "d6", "d5"]
+    assert len(store.decisions(case_id="case-1", limit=100)) <= 2
