@@ -16,8 +16,9 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from rules_engine import facts, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine.case import facts
+from rules_engine.service import wire
 
 
 def synthetic_case(size: int) -> case_pb2.Case:

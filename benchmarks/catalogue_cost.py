@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(ruleset: Path, facts: int, evaluations: int) -> str:
-    from rules_engine import records, wire
-    from rules_engine.compiler import compile_ruleset
-    from rules_engine.evaluator import PreparedRuleset
-    from rules_engine.synth import LONG_TIMELINE_END, sized_case
+    from rules_engine.case import records
+    from rules_engine.engine.evaluator import PreparedRuleset
+    from rules_engine.policy.compiler import compile_ruleset
+    from rules_engine.service import wire
+    from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
     prepared = PreparedRuleset(compile_ruleset(ruleset))
     message = wire.case_from_json(sized_case(facts))

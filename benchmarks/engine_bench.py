@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rules_engine import records, wire
-from rules_engine.compiler import compile_ruleset
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.synth import LONG_TIMELINE_END, sized_case
+from rules_engine.case import records
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
+from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (20, 200, 2000)

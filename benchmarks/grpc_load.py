@@ -30,10 +30,10 @@ from typing import Any
 
 import grpc
 
-from rules_engine import wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.synth import LONG_TIMELINE_END, sized_case
+from rules_engine.service import wire
+from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

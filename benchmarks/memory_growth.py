@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rules_engine import records, wire
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.registry import Registry
-from rules_engine.response_encoding import encode_response
+from rules_engine.case import records
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
+from rules_engine.service.response_encoding import encode_response
 from rules_engine.store import MemoryStore, StoreSettings
-from rules_engine.synth import LONG_TIMELINE_END, sized_case
+from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = 32

@@ -15,14 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from rules_engine import records, wire
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.facts import Concern
-from rules_engine.registry import Registry
+from rules_engine.case import records
+from rules_engine.case.facts import Concern
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
 from rules_engine.store import CaseStore, MemoryStore, StoreSettings
 from rules_engine.store.redis import RedisStore
-from rules_engine.synth import LONG_TIMELINE_END, sized_case
+from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """`python -m rules_engine` runs the command line."""
 
-from rules_engine.cli import main
+from rules_engine.cli.app import main
 
 main()

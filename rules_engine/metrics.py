@@ -28,8 +28,8 @@ from prometheus_client.registry import REGISTRY
 from rules_engine.errors import RulesEngineError, StoreUnavailableError
 
 if TYPE_CHECKING:
-    from rules_engine.evaluation import Evaluation
-    from rules_engine.registry import ReloadResult
+    from rules_engine.engine.registry import ReloadResult
+    from rules_engine.engine.results import Evaluation
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, NamedTuple, Protocol
 
-from rules_engine.compiled import Severity
-from rules_engine.facts import Case, CaseFacts
+from rules_engine.case.facts import Case, CaseFacts
+from rules_engine.policy.compiled import Severity
 
 # Seven years, as for closed children's social care records; a case's keys expire this long after
 # its last write, and every write refreshes the period.

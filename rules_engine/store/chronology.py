@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rules_engine.facts import FACT_TYPES, Case, Fact
+from rules_engine.case.facts import FACT_TYPES, Case, Fact
 from rules_engine.store.base import ChronologyEntry, FlagRecord
 
 # The field that names who or what a fact is, in the order tried; most types have one of these.

@@ -8,8 +8,8 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from rules_engine.compiled import Severity
-from rules_engine.facts import FACT_TYPES, Case, CaseFacts, Child, ChildFacts, Fact
+from rules_engine.case.facts import FACT_TYPES, Case, CaseFacts, Child, ChildFacts, Fact
+from rules_engine.policy.compiled import Severity
 from rules_engine.store.base import Acknowledgement, DecisionFlag, DecisionRecord, FlagRecord, FlagState
 
 CHILD_FIELD = "child"  # facts-hash field of the child; fact fields always contain a ':'
@@ -50,7 +50,7 @@ def stored_facts(case: CaseFacts) -> list[tuple[str, str]]:
     if isinstance(case, Case):
         return [(field, fact_json(fact)) for field, fact in fact_items(case)]
     # Imported here, not at the top: records imports wire, which imports the store.
-    from rules_engine import records
+    from rules_engine.case import records
 
     return records.stored_facts(case)
 
@@ -58,7 +58,7 @@ def stored_facts(case: CaseFacts) -> list[tuple[str, str]]:
 def child_json(child: ChildFacts) -> str:
     if isinstance(child, Child):
         return child.model_dump_json(exclude_defaults=True)
-    from rules_engine import records  # as in stored_facts
+    from rules_engine.case import records  # as in stored_facts
 
     return records.child_json(child)
 
@@ -67,7 +67,7 @@ def as_case(case: CaseFacts) -> Case:
     """A case given as records as a validated facts.Case (the in-memory store keeps models)."""
     if isinstance(case, Case):
         return case
-    from rules_engine import records  # as in stored_facts
+    from rules_engine.case import records  # as in stored_facts
 
     return records.to_case(case)
 
@@ -109,7 +109,7 @@ def case_from_fields(case_id: str, fields: Mapping[str, str]) -> Case | None:
 def records_from_fields(case_id: str, fields: Mapping[str, str]) -> CaseFacts:
     """A stored facts hash as records (records.case_from_stored), for evaluation: no model is
     built and nothing is validated again, which costs a third of case_from_fields."""
-    from rules_engine import records  # as in stored_facts
+    from rules_engine.case import records  # as in stored_facts
 
     return records.case_from_stored(case_id, json.loads(fields.get(CHILD_FIELD, "{}")), _parsed_facts(fields))
 
@@ -120,7 +120,7 @@ def merged_records(
     """The stored case after a merge, as records: the facts just sent, which the store now holds
     exactly as sent, joined to `rest`, the stored fields the merge did not set. Only `rest` is
     parsed, so resending a whole case parses nothing."""
-    from rules_engine import records  # as in stored_facts
+    from rules_engine.case import records  # as in stored_facts
 
     held = records.of(sent) if isinstance(sent, Case) else sent
     gone = set(withdrawn)  # a fact sent and withdrawn in one request ends withdrawn

@@ -6,8 +6,8 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
+from rules_engine.case.facts import ID_RE
 from rules_engine.errors import AcknowledgementError
-from rules_engine.facts import ID_RE
 from rules_engine.store.base import (
     Acknowledgement,
     DecisionFlag,

@@ -12,9 +12,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rules_engine.compiled import Severity
+from rules_engine.case.facts import Case, CaseFacts, Child, Fact
 from rules_engine.errors import CaseChangedError, FlagNotFoundError
-from rules_engine.facts import Case, CaseFacts, Child, Fact
+from rules_engine.policy.compiled import Severity
 from rules_engine.store import lifecycle
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,

@@ -45,8 +45,8 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from rules_engine import metrics
+from rules_engine.case.facts import Case, CaseFacts
 from rules_engine.errors import CaseChangedError, FlagNotFoundError, StoreUnavailableError
-from rules_engine.facts import Case, CaseFacts
 from rules_engine.store import lifecycle, scripts
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,

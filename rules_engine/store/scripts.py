@@ -9,7 +9,7 @@ behaviour tests run both stores through the same cases to keep them in step.
 
 from __future__ import annotations
 
-from rules_engine.compiled import Severity
+from rules_engine.policy.compiled import Severity
 from rules_engine.store.codec import REVISION_FIELD
 
 # ARGV[1..4] of every script: retention in milliseconds, log MAXLEN ('' none), log max age ms ('' none),

@@ -9,10 +9,10 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.compiled import Severity
+from rules_engine.case.facts import Case
+from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
 from rules_engine.errors import EvaluationError, RulesetNotFoundError, StoreUnavailableError
-from rules_engine.evaluation import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
-from rules_engine.facts import Case
+from rules_engine.policy.compiled import Severity
 
 LOADED_AT = dt.datetime(2025, 1, 1, 9, 30, tzinfo=dt.UTC)
 

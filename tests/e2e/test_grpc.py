@@ -87,7 +87,7 @@ def test_invalid_case_names_every_field_in_message_and_details(stub: pb_grpc.Rul
         ("case.concerns[2].date", "not a date (YYYY-MM-DD)"),
         (
             "case.conferences[0].agencies[1].agency",
-            "unknown code 'MI5'; not one of the 23 codes in rules_engine/codes.py",
+            "unknown code 'MI5'; not one of the 23 codes in rules_engine/case/codes.py",
         ),
     ]
 
@@ -127,7 +127,7 @@ def test_a_bug_is_internal_and_logged_without_case_content(
     stub: pb_grpc.RulesEngineServiceStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     with (
-        caplog.at_level(logging.ERROR, logger="rules_engine.servicer"),
+        caplog.at_level(logging.ERROR, logger="rules_engine.service.servicer"),
         pytest.raises(grpc.RpcError) as caught,
     ):
         stub.Evaluate(pb.EvaluateRequest(case=_case("secret-case"), ruleset="bug"), timeout=5)
@@ -223,7 +223,7 @@ def test_garbage_bytes_get_a_status_and_the_server_keeps_serving(running: Runnin
 _SERVE = """
 import logging
 from rules_engine.config import Settings
-from rules_engine.server import serve_forever
+from rules_engine.server.server import serve_forever
 from tests.e2e.harness import ConcernCountService
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 serve_forever(ConcernCountService(), Settings(host="127.0.0.1", port=0, grace_seconds=5))

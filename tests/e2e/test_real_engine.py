@@ -12,11 +12,11 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from rules_engine import wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.registry import Registry
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
 from tests.e2e.harness import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ import pytest
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.registry import Registry
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.store import CaseStore, MemoryStore, StoreSettings
 from rules_engine.store.redis import RedisStore
 from tests.e2e.harness import RunningServer
@@ -456,7 +456,7 @@ def test_decisions_cli_prints_json_lines(rulesets: Path, redis_server: RedisServ
     registry.reload()
     case_id = f"cli-{time.monotonic_ns()}"
     engine = Engine(registry, store=store)
-    from rules_engine import wire
+    from rules_engine.service import wire
 
     message = _case("c1", "c2", "c3", case_id=case_id)
     evaluation = engine.evaluate(wire.case_from_proto(message, TODAY))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
-from rules_engine import wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
+from rules_engine.service import wire
 from tests.redis_server import RedisServer, free_port
 from tests.serve_process import ROOT, serve, worker_pids
 

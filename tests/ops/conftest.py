@@ -12,10 +12,10 @@ import pytest
 
 from rules_engine import metrics
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.registry import Registry
-from rules_engine.server import build_server
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.server.server import build_server
 from rules_engine.store import StoreSettings
 from rules_engine.store.redis import RedisStore
 from tests.redis_server import RedisServer, free_port

@@ -91,7 +91,7 @@ def _record(logger: str, message: object, *args: object, **extra: object) -> log
 def test_only_whitelisted_fields_and_our_own_arguments_are_written() -> None:
     formatter = JsonFormatter()
 
-    ours = json.loads(formatter.format(_record("rules_engine.server", "serving %s on port %d", "svc", 50051)))
+    ours = json.loads(formatter.format(_record("rules_engine.server.server", "serving %s on port %d", "svc", 50051)))
     theirs = json.loads(formatter.format(_record("redis.client", "bad reply %s", MARKER)))
     extra = json.loads(formatter.format(_record("rules_engine.x", "event", case_id="case-9", name=MARKER, facts=[1])))
 
@@ -108,8 +108,14 @@ def test_exception_messages_are_replaced_by_their_type_unless_known_safe() -> No
         try:
             raise exc
         except Exception:
-            record = logging.getLogger("rules_engine.servicer").makeRecord(
-                "rules_engine.servicer", logging.ERROR, __file__, 1, "failed", (), (type(exc), exc, exc.__traceback__)
+            record = logging.getLogger("rules_engine.service.servicer").makeRecord(
+                "rules_engine.service.servicer",
+                logging.ERROR,
+                __file__,
+                1,
+                "failed",
+                (),
+                (type(exc), exc, exc.__traceback__),
             )
             lines.append(json.loads(formatter.format(record)))
 

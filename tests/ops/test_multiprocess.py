@@ -20,7 +20,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     from rules_engine import metrics
-    from rules_engine.registry import ReloadResult
+    from rules_engine.engine.registry import ReloadResult
 
     n, version = int(sys.argv[1]), sys.argv[2]
     metrics.record_reload(ReloadResult("starter", "loaded", version))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rules_engine.cli import app
-from rules_engine.diff import compare, read_cases
+from rules_engine.cli.app import app
+from rules_engine.tools.diff import compare, read_cases
 
 RULES = """\
 parameters:

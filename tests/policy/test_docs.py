@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from rules_engine.cli import app
+from rules_engine.cli.app import app
 from rules_engine.config import BUNDLED_RULESETS
 
 

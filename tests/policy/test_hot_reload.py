@@ -13,15 +13,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rules_engine import ruletest, wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.compiler import compile_ruleset
 from rules_engine.config import BUNDLED_RULESETS
-from rules_engine.engine import Engine
-from rules_engine.registry import Registry, ReloadResult
-from rules_engine.server import build_server
-from rules_engine.watcher import Watcher
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry, ReloadResult
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.server.server import build_server
+from rules_engine.server.watcher import Watcher
+from rules_engine.service import wire
+from rules_engine.tools import ruletest
 
 EXAMPLE_CASE = Path(__file__).resolve().parents[2] / "examples" / "case.json"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from rules_engine.cli import app
+from rules_engine.cli.app import app
 from rules_engine.config import BUNDLED_RULESETS
-from rules_engine.ruletest import run_directory
+from rules_engine.tools.ruletest import run_directory
 
 RULES = """\
 parameters:

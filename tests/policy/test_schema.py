@@ -12,11 +12,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from rules_engine.cli import app
-from rules_engine.compiler import check_rulesets
+from rules_engine.cli.app import app
 from rules_engine.config import BUNDLED_RULESETS
-from rules_engine.jsonschemas import RULE_FILE_SCHEMA, RULE_TEST_SCHEMA, SCHEMA_DIRECTORY, render, schemas
-from rules_engine.ruletest import load_rule_tests
+from rules_engine.policy.compiler import check_rulesets
+from rules_engine.tools.jsonschemas import RULE_FILE_SCHEMA, RULE_TEST_SCHEMA, SCHEMA_DIRECTORY, render, schemas
+from rules_engine.tools.ruletest import load_rule_tests
 
 STARTER = BUNDLED_RULESETS / "starter"
 Edit = Callable[[dict[str, Any]], None]

@@ -29,12 +29,13 @@ from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine import records, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.conditions import RuleConditionCompiler, parse_condition
+from rules_engine.case import records
+from rules_engine.case.facts import Case
 from rules_engine.errors import CaseError, CompileError, SourcePosition
-from rules_engine.facts import Case
+from rules_engine.policy.conditions import RuleConditionCompiler, parse_condition
+from rules_engine.service import wire
 from tests.redis_server import free_port
 from tests.serve_process import wait_serving
 

@@ -13,9 +13,9 @@ import pytest
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.evaluation import Evaluation
-from rules_engine.facts import Case
-from rules_engine.limits import Limits
+from rules_engine.case.facts import Case
+from rules_engine.engine.results import Evaluation
+from rules_engine.server.limits import Limits
 from tests.e2e.harness import ConcernCountService, RunningServer
 
 LIMITS = Limits(max_message_bytes=256 * 1024, max_batch=5, max_facts=20, max_string_chars=64)

@@ -40,11 +40,12 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from rules_engine import facts, wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine.case import facts
 from rules_engine.config import MAX_FACTS
-from rules_engine.filters import fact_fields
-from rules_engine.limits import MAX_STRING_CHARS
+from rules_engine.policy.filters import fact_fields
+from rules_engine.server.limits import MAX_STRING_CHARS
+from rules_engine.service import wire
 from tests.redis_server import free_port
 from tests.serve_process import serve
 

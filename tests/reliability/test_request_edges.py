@@ -18,10 +18,10 @@ from grpc_status import rpc_status
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.limits import Limits
-from rules_engine.registry import Registry
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.server.limits import Limits
 from tests.e2e.harness import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.compiler import check_rulesets, compile_ruleset
 from rules_engine.errors import RuleFileError, RuleFileErrors
+from rules_engine.policy.compiler import check_rulesets, compile_ruleset
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTER = {p.name: p.read_bytes() for p in (ROOT / "rulesets" / "starter").glob("*.yaml")}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.compiler import compile_ruleset
-from rules_engine.evaluator import PreparedRuleset
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.policy.compiler import compile_ruleset
 
 RULESET_DIR = Path(__file__).resolve().parents[2] / "rulesets" / "safeguarding"
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from rules_engine import wire
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.synth import ORDINARY_KINDS, generate
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.service import wire
+from rules_engine.tools.synth import ORDINARY_KINDS, generate
 
 AS_OF = dt.date(2025, 6, 30)
 CASES = 10_000

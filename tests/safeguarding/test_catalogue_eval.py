@@ -10,8 +10,8 @@ import statistics
 
 import pytest
 
-from rules_engine.catalogue_eval import PATTERN_RULE, Summary, run
-from rules_engine.catalogue_report import render
+from rules_engine.tools.catalogue_eval import PATTERN_RULE, Summary, run
+from rules_engine.tools.catalogue_report import render
 from tests.safeguarding.conftest import RULESET_DIR
 
 
@@ -52,7 +52,7 @@ def test_every_theme_is_caught_on_the_slow_burns_and_the_report_renders(summary:
 
 
 def test_every_rule_names_the_source_of_its_threshold(summary: Summary) -> None:
-    from rules_engine.compiler import compile_ruleset
+    from rules_engine.policy.compiler import compile_ruleset
 
     compiled = compile_ruleset(RULESET_DIR)
     for rule in compiled.rules:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from rules_engine import wire
-from rules_engine.compiled import Severity
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.replay import replay, replay_steps
-from rules_engine.synth import CONTROL_END, CONTROL_START, control_case
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.policy.compiled import Severity
+from rules_engine.service import wire
+from rules_engine.tools.replay import replay, replay_steps
+from rules_engine.tools.synth import CONTROL_END, CONTROL_START, control_case
 
 
 def test_control_case_raises_no_high_or_critical_flag(safeguarding: PreparedRuleset) -> None:

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from rules_engine import lifecourse, wire
-from rules_engine.calendar import default_calendar
-from rules_engine.cli import app
-from rules_engine.lifecourse import CONTROL_KINDS, LifeCourse, first_visible, month_ends, pattern_at
-from rules_engine.lifecourse_kit import LATEST_END
-from rules_engine.synth import CaseJson
+from rules_engine.cli.app import app
+from rules_engine.engine.calendar import default_calendar
+from rules_engine.service import wire
+from rules_engine.tools import lifecourse
+from rules_engine.tools.lifecourse import CONTROL_KINDS, LifeCourse, first_visible, month_ends, pattern_at
+from rules_engine.tools.lifecourse_kit import LATEST_END
+from rules_engine.tools.synth import CaseJson
 
 COUNT = 200
 SEED = 13

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rules_engine import wire
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.facts import Case
-from rules_engine.replay import replay, replay_steps
-from rules_engine.synth import LONG_TIMELINE_END, LONG_TIMELINE_START, long_timeline_case
+from rules_engine.case.facts import Case
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.service import wire
+from rules_engine.tools.replay import replay, replay_steps
+from rules_engine.tools.synth import LONG_TIMELINE_END, LONG_TIMELINE_START, long_timeline_case
 
 PATTERN = "long-running-pattern"
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine import wire
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.facts import (
+from rules_engine.case.facts import (
     FACT_TYPES,
     Allocation,
     Assessment,
@@ -25,9 +23,11 @@ from rules_engine.facts import (
     Plan,
     Referral,
 )
-from rules_engine.replay import Replay, as_it_stood, default_span, replay, replay_steps
-from rules_engine.replay import _shape as clearable
-from rules_engine.synth import LONG_TIMELINE_END, long_timeline_case
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.service import wire
+from rules_engine.tools.replay import Replay, as_it_stood, default_span, replay, replay_steps
+from rules_engine.tools.replay import _shape as clearable
+from rules_engine.tools.synth import LONG_TIMELINE_END, long_timeline_case
 
 ROOT = Path(__file__).resolve().parents[2]
 RULESETS = ROOT / "rulesets"

@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from rules_engine import wire
-from rules_engine.compiled import Severity
-from rules_engine.compiler import compile_ruleset
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.facts import Case
-from rules_engine.replay import Replay, as_it_stood, replay, replay_steps
+from rules_engine.case.facts import Case
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.policy.compiled import Severity
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
+from rules_engine.tools.replay import Replay, as_it_stood, replay, replay_steps
 from tests.safeguarding.second_opinion import (
     Course,
     agnes_timeline,

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rules_engine.compiled import Severity
+from rules_engine.policy.compiled import Severity
 from rules_engine.store import MemoryStore, StoreSettings
 from rules_engine.store.codec import case_from_fields, fact_items, fact_json
 from rules_engine.store.redis import RedisStore

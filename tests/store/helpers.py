@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from rules_engine.compiled import Severity
-from rules_engine.facts import Case, Child, Concern, Conference, ConferenceAgency, Plan, Visit
+from rules_engine.case.facts import Case, Child, Concern, Conference, ConferenceAgency, Plan, Visit
+from rules_engine.policy.compiled import Severity
 from rules_engine.store import CaseStore, DecisionRecord, FlagSighting, MemoryStore
 
 NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)

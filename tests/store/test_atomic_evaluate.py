@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 import redis
 
-from rules_engine import records, wire
-from rules_engine.compiled import Severity
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
+from rules_engine.case import records
+from rules_engine.case.facts import CaseFacts, Concern
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
 from rules_engine.errors import CaseChangedError, RulesetNotFoundError
-from rules_engine.facts import CaseFacts, Concern
-from rules_engine.registry import Registry
+from rules_engine.policy.compiled import Severity
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
 from rules_engine.store import (
     CaseStore,
     DecisionRecord,

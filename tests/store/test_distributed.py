@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from rules_engine import records, wire
-from rules_engine.compiled import Severity
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
+from rules_engine.case import records
+from rules_engine.case.facts import Concern
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
 from rules_engine.errors import StoreUnavailableError
-from rules_engine.facts import Concern
-from rules_engine.registry import Registry
+from rules_engine.policy.compiled import Severity
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
 from rules_engine.store import StoreSettings, open_store
 from rules_engine.store.redis import OUTBOX_SETTLE_SECONDS, RedisStore
 from tests.redis_cluster import RedisClusterServers, SentinelSetup
@@ -130,7 +131,7 @@ def test_a_sweep_forwards_what_a_process_that_died_left_in_an_outbox(redis_clust
 
 def test_serve_opens_a_cluster_store_from_a_redis_cluster_url(redis_cluster: RedisClusterServers) -> None:
     from rules_engine.config import Settings
-    from rules_engine.engine import open_case_store
+    from rules_engine.engine.engine import open_case_store
 
     store = open_case_store(Settings(store_url=redis_cluster.url))
     try:

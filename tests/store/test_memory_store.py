@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from rules_engine.compiled import Severity
+from rules_engine.policy.compiled import Severity
 from rules_engine.store.base import DecisionFlag, DecisionRecord, FlagSighting, FlagState
 from rules_engine.store.memory import MemoryStore
 from tests.store.helpers import NOW, case, concern
@@ -43,7 +43,7 @@ def test_a_full_decision_log_is_left_out_of_garbage_collections() -> None:
 
 def test_the_servers_settings_bound_the_in_memory_store() -> None:
     from rules_engine.config import Settings
-    from rules_engine.engine import open_case_store
+    from rules_engine.engine.engine import open_case_store
 
     store = open_case_store(Settings(max_cases=3, case_decisions_max_entries=2, decision_log_max_entries=5))
     assert isinstance(store, MemoryStore)

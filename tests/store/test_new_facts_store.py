@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rules_engine import records, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
-from rules_engine.facts import Appointment, Case, PlanReview, RecordedFactor, Transfer
+from rules_engine.case import records
+from rules_engine.case.facts import Appointment, Case, PlanReview, RecordedFactor, Transfer
+from rules_engine.service import wire
 from rules_engine.store import CaseStore
 from tests.store.helpers import CASE, NOW, case, concern
 

@@ -14,10 +14,10 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from rules_engine import records
-from rules_engine.compiled import Severity
+from rules_engine.case import records
+from rules_engine.case.facts import Child
 from rules_engine.errors import StoreUnavailableError
-from rules_engine.facts import Child
+from rules_engine.policy.compiled import Severity
 from rules_engine.store import StoreSettings
 from rules_engine.store.codec import case_from_fields, fields_digest, revision_of
 from rules_engine.store.redis import RedisStore

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from rules_engine import records
-from rules_engine.compiled import Severity
+from rules_engine.case import records
+from rules_engine.case.facts import Child, Visit
 from rules_engine.errors import AcknowledgementError, CaseChangedError, FlagNotFoundError
-from rules_engine.facts import Child, Visit
+from rules_engine.policy.compiled import Severity
 from rules_engine.store import CaseStore, DecisionFlag, FlagState, StoreSettings, case_digest
 from tests.store.conftest import Clock
 from tests.store.helpers import CASE, NOW, advance, big_case, case, concern, decision, flags

@@ -1,4 +1,4 @@
-"""Tests for rules_engine.calendar: working days, window starts and deadlines."""
+"""Tests for rules_engine.engine.calendar: working days, window starts and deadlines."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules_engine.calendar import WorkingDayCalendar, deadline, default_calendar, window_start
-from rules_engine.compiled import Window
+from rules_engine.engine.calendar import WorkingDayCalendar, deadline, default_calendar, window_start
+from rules_engine.policy.compiled import Window
 
 D = dt.date
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from rules_engine.checking import check
-from rules_engine.cli import app
+from rules_engine.cli.app import app
 from rules_engine.config import BUNDLED_RULESETS
+from rules_engine.policy.checking import check
 
 
 def _rulesets(tmp_path: Path) -> Path:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rules_engine.cli import app
-from rules_engine.compiler import compile_ruleset, rulesets_in
-from rules_engine.registry import Registry
+from rules_engine.cli.app import app
+from rules_engine.engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset, rulesets_in
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -144,7 +144,7 @@ def test_serve_help_shows_every_variable_whole_in_80_columns() -> None:
     environment = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
     command = [sys.executable, "-m", "rules_engine", "serve", "--help"]
     text = subprocess.run(command, check=True, capture_output=True, text=True, env=environment, cwd=ROOT).stdout
-    source = (ROOT / "rules_engine" / "cli.py").read_text(encoding="utf-8")
+    source = (ROOT / "rules_engine" / "cli" / "app.py").read_text(encoding="utf-8")
     serve_source = source[source.index("def serve(") : source.index("def check(")]
     names = set(re.findall(r"RULES_ENGINE_[A-Z_]+", serve_source))
     assert len(names) >= 20

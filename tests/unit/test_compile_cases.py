@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rules_engine.compiler import compile_ruleset
 from rules_engine.errors import RuleFileErrors
+from rules_engine.policy.compiler import compile_ruleset
 
 CASES_DIR = Path(__file__).parents[1] / "cases" / "compile"
 CASES = sorted(path for path in CASES_DIR.iterdir() if path.is_dir())

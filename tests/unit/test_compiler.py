@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.compiled import MeasureKind, Severity
-from rules_engine.compiler import MAX_RULES, check_rulesets, compile_ruleset, load_rulesets
 from rules_engine.errors import RuleFileError, RuleFileErrors
+from rules_engine.policy.compiled import MeasureKind, Severity
+from rules_engine.policy.compiler import MAX_RULES, check_rulesets, compile_ruleset, load_rulesets
 
 MEASURES = """\
 measures:

@@ -6,13 +6,8 @@ import datetime as dt
 
 import pytest
 
-from rules_engine import records, wire
-from rules_engine.compiled import BoolOp, Compare, Const, Expr, FactFilter, FlaggedRef, MeasureRef, Not
-from rules_engine.compiler import compile_ruleset
-from rules_engine.conditions import ParameterValue, RuleConditionCompiler, parse_condition
-from rules_engine.config import BUNDLED_RULESETS
-from rules_engine.errors import CompileError, SourcePosition
-from rules_engine.facts import (
+from rules_engine.case import records
+from rules_engine.case.facts import (
     MEASURABLE_FACT_TYPES,
     Allocation,
     Assessment,
@@ -21,8 +16,14 @@ from rules_engine.facts import (
     SchoolAttendance,
     facts_of,
 )
-from rules_engine.filters import FieldType, FilterCompiler, fact_fields
-from rules_engine.synth import LONG_TIMELINE_END, sized_case
+from rules_engine.config import BUNDLED_RULESETS
+from rules_engine.errors import CompileError, SourcePosition
+from rules_engine.policy.compiled import BoolOp, Compare, Const, Expr, FactFilter, FlaggedRef, MeasureRef, Not
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.policy.conditions import ParameterValue, RuleConditionCompiler, parse_condition
+from rules_engine.policy.filters import FieldType, FilterCompiler, fact_fields
+from rules_engine.service import wire
+from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 MEASURES = ("concerns_12m", "visits_3m")
 PARAMETERS: dict[str, ParameterValue] = {"threshold": 5, "enabled": True, "interval": "10 working days"}

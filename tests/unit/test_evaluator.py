@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.compiler import compile_ruleset
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.facts import FACT_TYPES, Case
+from rules_engine.case.facts import FACT_TYPES, Case
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.policy.compiler import compile_ruleset
 
 STARTER = Path(__file__).resolve().parents[2] / "rulesets" / "starter"
 AS_OF = dt.date(2025, 6, 30)

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rules_engine.checking import check
-from rules_engine.cli import app
-from rules_engine.compiler import compile_ruleset
+from rules_engine.case.facts import Case
+from rules_engine.cli.app import app
 from rules_engine.config import BUNDLED_RULESETS
+from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.errors import RuleFileErrors
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.facts import Case
-from rules_engine.literals import parameter_literals
+from rules_engine.policy.checking import check
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.policy.literals import parameter_literals
 
 AS_OF = dt.date(2025, 6, 30)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rules_engine.errors import LoadError, RuleFileError, RuleFileErrors
-from rules_engine.loader import MAX_FILE_BYTES, load_ruleset, parse_rule_file, rule_file_paths
+from rules_engine.policy.loader import MAX_FILE_BYTES, load_ruleset, parse_rule_file, rule_file_paths
 
 
 def errors_of(text: str | bytes) -> list[RuleFileError]:

@@ -8,7 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.compiled import (
+from rules_engine.engine.matching import PARTITION_CONDITIONS, RuleMatcher, count_leaves, to_durable
+from rules_engine.engine.reference import ReferenceEvaluator, Truth
+from rules_engine.errors import EvaluationError, SourcePosition
+from rules_engine.policy.compiled import (
     BoolOp,
     Compare,
     CompiledRule,
@@ -21,9 +24,6 @@ from rules_engine.compiled import (
     Not,
     Severity,
 )
-from rules_engine.errors import EvaluationError, SourcePosition
-from rules_engine.matching import PARTITION_CONDITIONS, RuleMatcher, count_leaves, to_durable
-from rules_engine.reference import ReferenceEvaluator, Truth
 
 AT = SourcePosition("t.yaml", 1, 1)
 MEASURES = ["a", "b", "c", "d"]

@@ -1,4 +1,4 @@
-"""Tests for rules_engine.measures: every measure kind, window edges and evidence."""
+"""Tests for rules_engine.engine.measures: every measure kind, window edges and evidence."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules_engine.calendar import deadline, default_calendar, window_start
-from rules_engine.case_index import build_index
-from rules_engine.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
-from rules_engine.errors import SourcePosition
-from rules_engine.evaluation import EvidenceItem
-from rules_engine.facts import (
+from rules_engine.case.facts import (
     Assessment,
     Case,
     Child,
@@ -26,7 +21,12 @@ from rules_engine.facts import (
     Visit,
     facts_of,
 )
-from rules_engine.measures import compute_measures, measure_evidence
+from rules_engine.engine.calendar import deadline, default_calendar, window_start
+from rules_engine.engine.case_index import build_index
+from rules_engine.engine.measures import compute_measures, measure_evidence
+from rules_engine.engine.results import EvidenceItem
+from rules_engine.errors import SourcePosition
+from rules_engine.policy.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
 
 D = dt.date
 POS = SourcePosition("t.yaml", 1, 1)

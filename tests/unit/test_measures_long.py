@@ -1,4 +1,4 @@
-"""Long-horizon measures (rules_engine.long_measures): each kind and option at, and either side
+"""Long-horizon measures (rules_engine.engine.long_measures): each kind and option at, and either side
 of, its threshold and its window edge; missing values; evidence; compile errors with positions;
 float values through the matching engine and the reference evaluator alike."""
 
@@ -10,14 +10,7 @@ from typing import Any
 
 import pytest
 
-from rules_engine.case_index import build_index
-from rules_engine.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
-from rules_engine.compiler import compile_ruleset
-from rules_engine.docs import measure_words
-from rules_engine.errors import RuleFileError, RuleFileErrors, SourcePosition
-from rules_engine.evaluator import PreparedRuleset
-from rules_engine.explainer import format_value
-from rules_engine.facts import (
+from rules_engine.case.facts import (
     Allocation,
     Assessment,
     Case,
@@ -27,7 +20,14 @@ from rules_engine.facts import (
     EngagementEvent,
     Visit,
 )
-from rules_engine.measures import compute_measures, measure_evidence
+from rules_engine.engine.case_index import build_index
+from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.engine.explainer import format_value
+from rules_engine.engine.measures import compute_measures, measure_evidence
+from rules_engine.errors import RuleFileError, RuleFileErrors, SourcePosition
+from rules_engine.policy.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.tools.docs import measure_words
 
 D = dt.date
 K = MeasureKind

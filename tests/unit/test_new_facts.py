@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from rules_engine import facts, records, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine.case import facts, records
 from rules_engine.errors import CaseError
+from rules_engine.service import wire
 from rules_engine.store import codec
 from rules_engine.store.chronology import build_chronology
 
@@ -177,7 +178,7 @@ _BAD: list[tuple[str, Any, str, str]] = [
         "factor",
         lambda c: setattr(c.recorded_factors[1], "factor", "99Z"),
         "case.recorded_factors[1].factor",
-        "unknown code '99Z'; not one of the 38 codes in rules_engine/codes.py",
+        "unknown code '99Z'; not one of the 38 codes in rules_engine/case/codes.py",
     ),
     (
         "factor agency",
@@ -201,7 +202,7 @@ _BAD: list[tuple[str, Any, str, str]] = [
         "appointment agency",
         lambda c: setattr(c.appointments[0], "agency", "DENTIST"),
         "case.appointments[0].agency",
-        "unknown code 'DENTIST'; not one of the 23 codes in rules_engine/codes.py",
+        "unknown code 'DENTIST'; not one of the 23 codes in rules_engine/case/codes.py",
     ),
     (
         "appointment date",

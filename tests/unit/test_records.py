@@ -14,12 +14,14 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from pydantic import BaseModel
 
-from rules_engine import facts, records, synth, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
-from rules_engine.compiler import compile_ruleset
+from rules_engine.case import facts, records
+from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.errors import CaseError
-from rules_engine.evaluator import PreparedRuleset
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
 from rules_engine.store import codec
+from rules_engine.tools import synth
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 26)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.compiler import compile_ruleset
+from rules_engine.case.facts import Case
+from rules_engine.engine.registry import Registry
 from rules_engine.errors import EvaluationError, RulesetRequiredError
-from rules_engine.facts import Case
-from rules_engine.registry import Registry
+from rules_engine.policy.compiler import compile_ruleset
 
 STARTER = Path(__file__).resolve().parents[2] / "rulesets" / "starter"
 AS_OF = dt.date(2025, 6, 30)

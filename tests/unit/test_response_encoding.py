@@ -16,20 +16,21 @@ from google.protobuf import unknown_fields
 from google.protobuf.internal import encoder
 from google.protobuf.message import Message
 
-from rules_engine import synth, wire
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.compiled import Severity
-from rules_engine.compiler import compile_ruleset
-from rules_engine.engine import Engine
-from rules_engine.evaluation import Evaluation, EvidenceItem, ExplainedFlag, UndeterminedRule
-from rules_engine.registry import Registry
-from rules_engine.response_encoding import (
+from rules_engine.engine.engine import Engine
+from rules_engine.engine.registry import Registry
+from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, UndeterminedRule
+from rules_engine.policy.compiled import Severity
+from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.service import wire
+from rules_engine.service.response_encoding import (
     EncodedEvaluateResponse,
     encode_evaluation,
     encode_response,
     encode_varint,
 )
 from rules_engine.store import Acknowledgement, FlagRecord, FlagState
+from rules_engine.tools import synth
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "case.json"

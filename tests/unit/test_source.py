@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rules_engine.errors import SourcePosition
-from rules_engine.loader import parse_rule_file
-from rules_engine.source import SourceMap, mark_position, parent_path
+from rules_engine.policy.loader import parse_rule_file
+from rules_engine.policy.source import SourceMap, mark_position, parent_path
 
 
 def source_map(text: str) -> SourceMap:

@@ -12,13 +12,14 @@ from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine import codes, wire
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.compiled import Severity
+from rules_engine.case import codes
+from rules_engine.case.facts import FACT_TYPES
+from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus, UndeterminedRule
 from rules_engine.errors import CaseError
-from rules_engine.evaluation import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus, UndeterminedRule
-from rules_engine.facts import FACT_TYPES
+from rules_engine.policy.compiled import Severity
+from rules_engine.service import wire
 
 TODAY = dt.date(2025, 1, 1)
 
@@ -179,10 +180,10 @@ def test_unknown_codes() -> None:
     message.assessments[0].factors.append("99Z")
 
     assert _violations(message) == [
-        ("case.assessments[0].factors[2]", "unknown code '99Z'; not one of the 38 codes in rules_engine/codes.py"),
+        ("case.assessments[0].factors[2]", "unknown code '99Z'; not one of the 38 codes in rules_engine/case/codes.py"),
         (
             "case.conferences[0].agencies[1].agency",
-            "unknown code 'MI5'; not one of the 23 codes in rules_engine/codes.py",
+            "unknown code 'MI5'; not one of the 23 codes in rules_engine/case/codes.py",
         ),
     ]
 

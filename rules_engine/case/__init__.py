@@ -1,0 +1,1 @@
+"""The case in its domain forms: pydantic facts, code lists, the fast path's records."""

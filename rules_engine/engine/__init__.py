@@ -1,0 +1,1 @@
+"""Evaluation: calendar, measures, matching, explanations, the registry and the Engine."""

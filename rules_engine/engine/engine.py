@@ -1,0 +1,255 @@
+"""The engine: holds the ruleset registry, the case store and the clock, and turns a case into an Evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from rules_engine import metrics
+from rules_engine.case.facts import Case, CaseFacts
+from rules_engine.config import Settings
+from rules_engine.engine.registry import Registry
+from rules_engine.engine.results import Evaluation, RulesetStatus
+from rules_engine.errors import CaseChangedError, StoreUnavailableError
+from rules_engine.store import (
+    CaseDeletion,
+    CaseStore,
+    ChronologyEntry,
+    DecisionRecord,
+    FlagRecord,
+    FlagSighting,
+    FlagStates,
+    MemoryStore,
+    StoreSettings,
+    case_digest,
+    open_store,
+)
+
+log = logging.getLogger(__name__)
+
+# Evaluations of one case racing in several processes: each retry evaluates the newer facts, so
+# this many in a row means the case is being rewritten faster than it can be evaluated (ABORTED).
+MAX_RECORD_ATTEMPTS = 10
+RETRY_JITTER_SECONDS = 0.002  # times the attempt number, so racing writers fall out of step
+# After the store fails a best-effort write, stateless calls skip it this long rather than each
+# waiting out a connect timeout; stored-history calls always try, and fail fast.
+STORE_RETRY_SECONDS = 1.0
+# The in-memory store keeps its decision log in the process: bound it lower than Redis's stream.
+MEMORY_DECISION_MAXLEN = 100_000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def open_case_store(settings: Settings) -> CaseStore:
+    """The case store the settings name: in-memory unless `store_url` is a redis:// or rediss:// URL."""
+    in_memory = settings.store_url is None or settings.store_url.startswith("memory:")
+    maxlen = settings.decision_log_max_entries
+    if maxlen is None:
+        maxlen = MEMORY_DECISION_MAXLEN if in_memory else StoreSettings.decision_maxlen
+    store_settings = StoreSettings(
+        retention=dt.timedelta(days=settings.retention_days),
+        decision_maxlen=maxlen,
+        decision_max_age=(
+            dt.timedelta(days=settings.decision_log_max_age_days) if settings.decision_log_max_age_days else None
+        ),
+        case_decision_maxlen=settings.case_decisions_max_entries,
+    )
+    if in_memory:
+        return MemoryStore(store_settings, max_cases=settings.max_cases)
+    return open_store(
+        settings.store_url,
+        store_settings,
+        sentinels=settings.redis_sentinels,
+        sentinel_service=settings.redis_sentinel_service,
+        socket_timeout=settings.redis_timeout_seconds,
+        connect_timeout=settings.redis_timeout_seconds,
+    )
+
+
+@metrics.instrument_evaluations  # latency, flags by state, shadow hits, fallbacks
+class Engine:
+    """Implements CaseStateService over a Registry and a CaseStore. The only place that reads the clock."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Callable[[], dt.datetime] = utcnow,
+        store: CaseStore | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store: CaseStore = store if store is not None else MemoryStore()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._skip_until = 0.0  # monotonic; best-effort writes are skipped before it
+        self.unrecorded = 0  # stateless evaluations whose decision could not be recorded
+
+    def evaluate(
+        self,
+        case: CaseFacts,
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+        input_digest: str | None = None,
+    ) -> Evaluation:
+        """Evaluate the request's facts; the decision and flag lifecycle are recorded if the store answers.
+
+        The store being down never fails this call: the flags come back without their states.
+        """
+        evaluation = self._evaluate(case, as_of or self._clock(), ruleset)
+        if time.monotonic() < self._skip_until:
+            return self._unrecorded(evaluation)
+        try:
+            states = self.store.record_evaluation(
+                case.case_id,
+                evaluation.ruleset,
+                _sightings(evaluation),
+                self._decision(evaluation, input_digest or _digest(case)),
+                evaluation.as_of,
+            )
+        except StoreUnavailableError as exc:
+            self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
+            log.warning("decision not recorded: %s", exc)
+            return self._unrecorded(evaluation)
+        return _with_states(evaluation, states)
+
+    def evaluate_history(
+        self,
+        case: CaseFacts,
+        withdrawn: Sequence[tuple[str, str]] = (),
+        as_of: dt.datetime | None = None,
+        ruleset: str | None = None,
+    ) -> Evaluation:
+        """Evaluate the stored case with `case` merged in and `withdrawn` removed; write only on success.
+
+        Two store round trips: read_merged reads the stored case and merges in memory, writing
+        nothing; the evaluation runs; commit_evaluation writes the merged facts, the flag lifecycle
+        and the decision in one atomic step, guarded by the revision that was read. A failure at any
+        point before that step leaves the store as it was. Raises StoreUnavailableError when the
+        store is down, CaseChangedError when other writers kept changing the case through
+        MAX_RECORD_ATTEMPTS evaluations.
+        """
+        moment = as_of or self._clock()
+        for attempt in range(MAX_RECORD_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
+            merged = self.store.read_merged(case.case_id, case, withdrawn)
+            evaluation = self._evaluate(merged.stored.case, moment, ruleset)
+            try:
+                states = self.store.commit_evaluation(
+                    merged,
+                    evaluation.ruleset,
+                    _sightings(evaluation),
+                    self._decision(evaluation, merged.stored.digest),
+                    moment,
+                )
+            except CaseChangedError:
+                # Another writer changed the facts since they were read: recording this view could
+                # resolve flags the newer facts hold, so read again and evaluate the current case.
+                continue
+            return _with_states(evaluation, states)
+        raise CaseChangedError(merged.stored)
+
+    def record_facts(self, case: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
+        return self.store.merge_case(case.case_id, case, withdrawn, now=self._clock()).case
+
+    def acknowledge(
+        self,
+        case_id: str,
+        ruleset: str | None,
+        rule_id: str,
+        *,
+        practitioner_id: str,
+        reason_code: str,
+        snooze_until: dt.date | None = None,
+    ) -> FlagRecord:
+        with self.registry.lease(ruleset) as prepared:  # resolves the default ruleset's name
+            name = prepared.ruleset.name
+        return self.store.acknowledge(
+            case_id,
+            name,
+            rule_id,
+            practitioner_id=practitioner_id,
+            reason_code=reason_code,
+            snooze_until=snooze_until,
+            now=self._clock(),
+        )
+
+    def delete_case(self, case_id: str) -> CaseDeletion:
+        """Forget everything stored for a case; logged with the case id and counts only."""
+        deleted = self.store.delete_case(case_id)
+        log.info(
+            "case deleted",
+            extra={
+                "case_id": case_id,
+                "facts": deleted.facts,
+                "flags": deleted.flags,
+                "decisions": deleted.decisions,
+            },
+        )
+        return deleted
+
+    def chronology(self, case_id: str) -> list[ChronologyEntry]:
+        return self.store.chronology(case_id)
+
+    def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
+        return self.store.decisions(case_id, limit)
+
+    def list_rulesets(self) -> list[RulesetStatus]:
+        return self.registry.statuses()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _evaluate(self, case: CaseFacts, moment: dt.datetime, ruleset: str | None) -> Evaluation:
+        with self.registry.lease(ruleset) as prepared:
+            outcome = prepared.evaluate(case, moment.date())
+            compiled = prepared.ruleset
+        return Evaluation(
+            case_id=case.case_id,
+            ruleset=compiled.name,
+            ruleset_version=compiled.version,
+            decision_id=uuid.uuid4().hex,
+            as_of=moment,
+            flags=outcome.flags,
+            shadow_flags=outcome.shadow_flags,
+            undetermined=outcome.undetermined,
+            engine_fallback=outcome.engine_fallback,
+            measures=outcome.measures,
+        )
+
+    def _decision(self, evaluation: Evaluation, input_digest: str) -> DecisionRecord:
+        return DecisionRecord(
+            decision_id=evaluation.decision_id,
+            time=self._clock(),
+            case_id=evaluation.case_id,
+            ruleset=evaluation.ruleset,
+            ruleset_version=evaluation.ruleset_version,
+            input_digest=input_digest,
+        )
+
+    def _unrecorded(self, evaluation: Evaluation) -> Evaluation:
+        with self._lock:
+            self.unrecorded += 1
+        return evaluation
+
+
+def _digest(case: CaseFacts) -> str:
+    if not isinstance(case, Case):
+        raise TypeError("a case given as records needs its input digest")
+    return case_digest(case)
+
+
+def _sightings(evaluation: Evaluation) -> list[FlagSighting]:
+    # Shadow flags are for review, not action: they have no lifecycle.
+    return [FlagSighting(f.rule_id, f.severity) for f in evaluation.flags]
+
+
+def _with_states(evaluation: Evaluation, states: FlagStates) -> Evaluation:
+    return dataclasses.replace(evaluation, lifecycle={r.rule_id: r for r in states.raised}, resolved=states.resolved)

@@ -1,0 +1,109 @@
+"""Evaluate: a compiled ruleset, a case and `as_of` in; rule outcomes and explained flags out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rules_engine.case.facts import CaseFacts
+from rules_engine.engine.case_index import build_index
+from rules_engine.engine.explainer import EvidenceCacheEntry, cited_measures, explain
+from rules_engine.engine.matching import RuleMatcher
+from rules_engine.engine.measures import compute_measures
+from rules_engine.engine.reference import ReferenceEvaluator, Truth
+from rules_engine.engine.results import ExplainedFlag, UndeterminedRule
+from rules_engine.errors import EvaluationError
+from rules_engine.policy.compiled import CompiledRule, CompiledRuleset, MeasureValue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one evaluation decided, before it is dressed as a response."""
+
+    measures: dict[str, MeasureValue]
+    outcomes: dict[str, Truth]
+    flags: tuple[ExplainedFlag, ...]
+    shadow_flags: tuple[ExplainedFlag, ...]
+    undetermined: tuple[UndeterminedRule, ...]
+    engine_fallback: bool
+
+
+class PreparedRuleset:
+    """A compiled ruleset with its engine registration and reference evaluator: prepare once, evaluate often."""
+
+    def __init__(self, ruleset: CompiledRuleset, use_engine: bool = True) -> None:
+        self.ruleset = ruleset
+        self.reference = ReferenceEvaluator(ruleset)
+        self.matcher = RuleMatcher(ruleset) if use_engine else None
+        self._measure_specs = {m.name: m for m in ruleset.measures}
+        rules = {rule.id: rule for rule in ruleset.rules}
+        self._cited = {rule.id: cited_measures(rule, rules, self._measure_specs) for rule in ruleset.rules}
+        self._by_level: list[list[CompiledRule]] = [[] for _ in range(ruleset.levels)]
+        for rule in ruleset.rules:
+            self._by_level[rule.level].append(rule)
+
+    def close(self) -> None:
+        if self.matcher is not None:
+            self.matcher.close()
+
+    def evaluate(self, case: CaseFacts, as_of: dt.date) -> Outcome:
+        index = build_index(case)
+        measures = compute_measures(self.ruleset.measures, index, as_of)
+        fallback = False
+        if self.matcher is None:
+            outcomes = self.reference.evaluate(measures)
+        else:
+            try:
+                outcomes = self._match(self.matcher, measures)
+            except EvaluationError:
+                # Counted by the caller (engine_fallback); the reference gives the same answer.
+                log.exception("matching engine failed; answering with the reference evaluator")
+                outcomes = self.reference.evaluate(measures)
+                fallback = True
+        flags: list[ExplainedFlag] = []
+        shadow: list[ExplainedFlag] = []
+        undetermined: list[UndeterminedRule] = []
+        params = self.ruleset.parameters
+        evidence: dict[str, EvidenceCacheEntry] = {}
+        for rule in self.ruleset.rules:
+            outcome = outcomes[rule.id]
+            if outcome is True:
+                flag = explain(
+                    rule, measures, params, outcomes, self._measure_specs, index, as_of, self._cited[rule.id], evidence
+                )
+                (shadow if flag.shadow else flags).append(flag)
+            elif outcome is None and rule.status == "active":
+                missing = tuple(m for m in rule.measures if measures.get(m) is None)
+                missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
+                undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
+        flags.sort(key=lambda f: (-f.severity, f.rule_id))
+        shadow.sort(key=lambda f: (-f.severity, f.rule_id))
+        return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), fallback)
+
+    def _match(self, matcher: RuleMatcher, measures: Mapping[str, MeasureValue]) -> dict[str, Truth]:
+        outcomes: dict[str, Truth] = {}
+        # Flags of decided lower-level rules, handed to composite rules; undetermined ones are left out.
+        decided: dict[str, bool] = {}
+        missing = {name for name, value in measures.items() if value is None}
+        for level, rules in enumerate(self._by_level):
+            held = matcher.match_level(level, measures, decided)
+            for rule in rules:
+                if rule.id in held:
+                    outcome: Truth = True
+                elif (missing and not missing.isdisjoint(rule.measures)) or any(
+                    outcomes.get(d) is None for d in rule.depends_on
+                ):
+                    # Only rules that read missing data can be undetermined: ask the reference.
+                    outcome = self.reference.rule(rule.id, measures, outcomes)
+                    if outcome is True:
+                        raise EvaluationError("engine and reference disagree", rule.id)
+                else:
+                    outcome = False
+                outcomes[rule.id] = outcome
+                if outcome is not None:
+                    decided[rule.id] = outcome
+        return outcomes

@@ -1,0 +1,1 @@
+"""Rule files to a compiled ruleset: source, loading, schema, validation, compilation."""

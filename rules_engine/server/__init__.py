@@ -1,0 +1,1 @@
+"""The process: the gRPC server, its supervisor, watcher, interceptors, limits and security."""

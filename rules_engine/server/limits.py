@@ -1,0 +1,186 @@
+"""Request limits: sizes, counts, string lengths and deadlines, checked before a call reaches the servicer.
+
+`RequestGuard` is a server interceptor for RulesEngineService's methods. It parses requests
+itself, so bytes that are not the method's message get INVALID_ARGUMENT (gRPC's own answer
+would be INTERNAL, which reads as our fault), then refuses, with the field's path:
+- a call whose deadline has already passed (DEADLINE_EXCEEDED: nothing is evaluated);
+- more cases in a batch than `max_batch` (RESOURCE_EXHAUSTED);
+- a case with more facts than `max_facts`, more withdrawn facts than that, or a top-level
+  text field (ruleset, as_of, ids, codes) longer than `max_string_chars` (INVALID_ARGUMENT).
+The facts' own fields are bounded by the case model (ids 128 characters, codes from fixed
+lists, nested lists wire.MAX_LIST_ITEMS) and the message's nesting by its schema, which the
+protobuf parser enforces (unknown nested groups stop at its recursion limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from rules_engine.case.facts import FACT_TYPES
+from rules_engine.config import MAX_FACTS, Settings
+from rules_engine.errors import FieldViolation
+from rules_engine.server.interceptors import WrappingInterceptor
+from rules_engine.server.security import SERVICE_PREFIX, guarded
+from rules_engine.service.statuses import abort_invalid
+
+if TYPE_CHECKING:
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+
+# A 10,000-fact case is about 1 MiB; 16 MiB leaves room for batches while refusing
+# anything big enough to threaten the process.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_BATCH = 1_000
+MAX_STRING_CHARS = 256
+# Calls one process works on at once; beyond this gRPC answers RESOURCE_EXHAUSTED at once
+# rather than queueing behind the thread pool (the caller retries another replica).
+MAX_CONCURRENT_RPCS = 64
+# A call with less time left than this is not started: it could not finish anyway.
+MIN_SECONDS_LEFT = 0.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_batch: int = MAX_BATCH
+    max_facts: int = MAX_FACTS
+    max_string_chars: int = MAX_STRING_CHARS
+    max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS
+
+
+class _Malformed:
+    """Stands for a request whose bytes did not parse; the guard refuses it."""
+
+    __slots__ = ("message_name",)
+
+    def __init__(self, message_name: str = "request") -> None:
+        self.message_name = message_name
+
+
+MALFORMED = _Malformed()
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    # The parser is the message class's FromString: its class names the message in the refusal.
+    message_class = getattr(parse, "__self__", None)
+    descriptor = getattr(message_class, "DESCRIPTOR", None)
+    malformed = _Malformed(descriptor.name) if descriptor is not None else MALFORMED
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except (DecodeError, RuntimeError, ValueError):  # upb raises DecodeError; a recursion limit may differ
+            return malformed
+
+    return deserialize
+
+
+def deadline_passed(context: grpc.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= MIN_SECONDS_LEFT
+
+
+def abort_if_past_deadline(context: grpc.ServicerContext) -> None:
+    """DEADLINE_EXCEEDED when the caller has stopped waiting: work past it is wasted."""
+    if deadline_passed(context):
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before it was evaluated")
+
+
+def _parsed(request: Any, context: grpc.ServicerContext) -> None:
+    if isinstance(request, _Malformed):
+        # The empty field path is the whole request: no field of it could be read.
+        violation = FieldViolation("", f"the bytes are not a valid {request.message_name} message")
+        abort_invalid(context, request.message_name, [violation])
+
+
+def _checked_stream(handler: Handler, deserializer: Callable[[bytes], Any] | None) -> Handler:
+    """A client-streaming handler (reflection) whose bad messages end the call with INVALID_ARGUMENT.
+
+    Left to gRPC, an unparsable message in a client stream is INTERNAL and, with grpcio 1.85,
+    leaves the call behind so that server.stop() never returns: SIGTERM would hang.
+    """
+    if handler.stream_stream is None:
+        return handler
+    behaviour = handler.stream_stream
+
+    def stream_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        def checked() -> Iterator[Any]:
+            for request in requests:
+                _parsed(request, context)
+                yield request
+
+        yield from behaviour(checked(), context)
+
+    return grpc.stream_stream_rpc_method_handler(
+        stream_stream, request_deserializer=deserializer, response_serializer=handler.response_serializer
+    )
+
+
+def _fact_count(case: Message) -> int:
+    return sum(len(getattr(case, name)) for name in FACT_TYPES)
+
+
+class RequestGuard(WrappingInterceptor):
+    """Refuses requests over the limits before the servicer sees them; other services pass through."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__()
+        self.limits = limits or Limits()
+
+    def wrap(self, path: str, handler: Handler) -> Handler:
+        parse = handler.request_deserializer
+        deserializer = _lenient(parse) if parse is not None else None
+        if handler.request_streaming:
+            return _checked_stream(handler, deserializer)
+        # Health checks get the lenient parse too; only our service's requests have limits.
+        return guarded(handler, self.check if path.startswith(SERVICE_PREFIX) else _parsed, deserializer)
+
+    def check(self, request: Any, context: grpc.ServicerContext) -> None:
+        """Abort the call when the request breaks a limit; return when it may go on."""
+        _parsed(request, context)
+        abort_if_past_deadline(context)
+        limits = self.limits
+        for field, value in request.ListFields():
+            name = field.name
+            if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
+                if len(value) > limits.max_string_chars:
+                    _invalid(context, request, name, f"longer than {limits.max_string_chars} characters")
+            elif name == "case":
+                self._check_case(context, request, value, "case")
+            elif name == "cases":
+                if len(value) > limits.max_batch:
+                    context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"cases: {len(value)} cases in one batch; at most {limits.max_batch}",
+                    )
+                for index, case in enumerate(value):
+                    self._check_case(context, request, case, f"cases[{index}]")
+            elif name == "withdrawn" and len(value) > limits.max_facts:
+                _invalid(context, request, name, f"{len(value)} items; at most {limits.max_facts}")
+
+    def _check_case(self, context: grpc.ServicerContext, request: Message, case: Message, path: str) -> None:
+        count = _fact_count(case)
+        if count > self.limits.max_facts:
+            _invalid(context, request, path, f"{count} facts; at most {self.limits.max_facts} per case")
+        case_id = getattr(case, "case_id", "")
+        if len(case_id) > self.limits.max_string_chars:
+            _invalid(context, request, f"{path}.case_id", f"longer than {self.limits.max_string_chars} characters")
+
+
+def _invalid(context: grpc.ServicerContext, request: Message, field: str, description: str) -> None:
+    abort_invalid(context, request.DESCRIPTOR.name, [FieldViolation(field, description)])
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_message_bytes=settings.max_message_bytes,
+        max_batch=settings.max_batch,
+        max_facts=settings.max_facts,
+        max_string_chars=settings.max_string_chars,
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )

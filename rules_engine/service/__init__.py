@@ -1,0 +1,1 @@
+"""The gRPC edge: the servicer, requests parsed into cases, results encoded as responses."""

@@ -1,0 +1,285 @@
+"""Serialized EvaluateResponse bytes, built from cached per-rule parts instead of one message tree.
+
+Serialized protobuf messages concatenate into their merge, and a repeated field keeps the
+order of its elements. So a Flag is encoded as the part that comes from its rule (serialized
+once and cached) followed by the part that changes every call, and the response as its
+scalar fields followed by the framed flags. Protobuf encodes every field but the three
+strings of an evidence item; only those and the framing of embedded messages (tag, length,
+payload) are written here. The bytes parse to a message equal to `wire.evaluation_to_proto`'s,
+though fields may come in a different order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+from collections.abc import Sequence
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag
+from rules_engine.policy.compiled import MeasureValue, Severity
+from rules_engine.service.wire import (
+    FLAG_STATES,
+    SEVERITIES,
+    SOURCE_KINDS,
+    flag_order,
+    measured_value,
+    resolved_to_proto,
+    rfc3339,
+    undetermined_to_proto,
+)
+from rules_engine.store import FlagRecord, FlagState
+
+# Rulesets reload, so cached parts of rules no longer loaded must age out.
+CACHE_SIZE = 4096
+
+_LENGTH_DELIMITED = 2  # the wire type of embedded messages, strings and bytes
+
+
+def encode_varint(value: int) -> bytes:
+    """The base-128 varint of a non-negative integer, low 7-bit group first, as protobuf writes it."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# Lengths under 128 are most evidence items and many flags: one byte, looked up.
+_SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x80))
+
+
+def _tag(message: Descriptor, name: str) -> bytes:
+    field = message.fields_by_name[name]
+    if field.type not in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING):
+        raise RuntimeError(f"{field.full_name} is neither a message nor a string; only those are framed here")
+    return encode_varint(field.number << 3 | _LENGTH_DELIMITED)
+
+
+_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
+_SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
+_MEASURED_VALUES_TAG = _tag(pb.Flag.DESCRIPTOR, "measured_values")
+_EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
+_FACT_TYPE_TAG, _FACT_ID_TAG, _DATE_TAG = (_tag(pb.Evidence.DESCRIPTOR, n) for n in ("fact_type", "fact_id", "date"))
+
+
+def _framed(tag: bytes, payload: bytes) -> bytes:
+    size = len(payload)
+    return b"".join((tag, _SHORT_LENGTHS[size] if size < 0x80 else encode_varint(size), payload))
+
+
+class EncodedEvaluateResponse:
+    """A serialized EvaluateResponse plus the summary fields that logging and metrics read.
+
+    `flags` and `shadow_flags` hold the rule ids in response order, so their `len()` is the
+    flag count, as on the message. `SerializeToString` lets one gRPC response serializer
+    take this and real messages alike.
+    """
+
+    __slots__ = ("case_id", "data", "decision_id", "flags", "ruleset", "ruleset_version", "shadow_flags")
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        case_id: str,
+        ruleset: str,
+        ruleset_version: str,
+        decision_id: str,
+        flags: tuple[str, ...],
+        shadow_flags: tuple[str, ...],
+    ) -> None:
+        self.data = data
+        self.case_id = case_id
+        self.ruleset = ruleset
+        self.ruleset_version = ruleset_version
+        self.decision_id = decision_id
+        self.flags = flags
+        self.shadow_flags = shadow_flags
+
+    def SerializeToString(self) -> bytes:
+        return self.data
+
+    def to_message(self) -> pb.EvaluateResponse:
+        return pb.EvaluateResponse.FromString(self.data)
+
+
+def encode_response(evaluation: Evaluation) -> EncodedEvaluateResponse:
+    """Encode an evaluation's response, keeping the fields other code reads beside the bytes."""
+    flags = sorted(evaluation.flags, key=flag_order)
+    shadow_flags = sorted(evaluation.shadow_flags, key=flag_order)
+    return EncodedEvaluateResponse(
+        _encode(evaluation, flags, shadow_flags),
+        case_id=evaluation.case_id,
+        ruleset=evaluation.ruleset,
+        ruleset_version=evaluation.ruleset_version,
+        decision_id=evaluation.decision_id,
+        flags=tuple(f.rule_id for f in flags),
+        shadow_flags=tuple(f.rule_id for f in shadow_flags),
+    )
+
+
+def encode_evaluation(evaluation: Evaluation) -> bytes:
+    """The serialized EvaluateResponse of an evaluation; parses equal to `wire.evaluation_to_proto`."""
+    return _encode(
+        evaluation, sorted(evaluation.flags, key=flag_order), sorted(evaluation.shadow_flags, key=flag_order)
+    )
+
+
+def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: list[ExplainedFlag]) -> bytes:
+    call = _Call([*flags, *shadow_flags])
+    scalars = pb.EvaluateResponse(
+        case_id=evaluation.case_id,
+        ruleset=evaluation.ruleset,
+        ruleset_version=evaluation.ruleset_version,
+        decision_id=evaluation.decision_id,
+        as_of=call.moment(evaluation.as_of),
+    )
+    # Set only when there are some: converting even an empty list argument costs.
+    if evaluation.undetermined:
+        scalars.undetermined.extend([undetermined_to_proto(u) for u in evaluation.undetermined])
+    if evaluation.resolved:
+        scalars.resolved.extend([resolved_to_proto(r) for r in evaluation.resolved])
+    lifecycle = evaluation.lifecycle
+    parts = [scalars.SerializeToString()]
+    parts += [_framed(_FLAGS_TAG, call.flag(f, lifecycle.get(f.rule_id))) for f in flags]
+    # Shadow flags have no lifecycle, as in evaluation_to_proto.
+    parts += [_framed(_SHADOW_FLAGS_TAG, call.flag(f, None)) for f in shadow_flags]
+    return b"".join(parts)
+
+
+class _Call:
+    """What one response repeats: evidence that several flags cite, the lifecycle most flags share."""
+
+    __slots__ = ("evidence", "lifecycles", "moments")
+
+    def __init__(self, flags: Sequence[ExplainedFlag]) -> None:
+        # Each distinct item once; per call, not process-wide, because evidence is case data.
+        distinct = dict.fromkeys(itertools.chain.from_iterable(f.evidence for f in flags))
+        self.evidence = {item: _evidence_element(item) for item in distinct}
+        # Most flags were raised (or last seen) at as_of, and formatting a moment costs more
+        # than encoding it. Equal datetimes may differ in offset or fold, and so in their text:
+        # all three make the key.
+        self.moments: dict[tuple[dt.datetime, dt.tzinfo | None, int], str] = {}
+        self.lifecycles: dict[tuple[FlagState, str, str, str], bytes] = {}
+
+    def flag(self, flag: ExplainedFlag, record: FlagRecord | None) -> bytes:
+        """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence."""
+        message = pb.Flag(explanation=flag.explanation, evidence_count=flag.evidence_count)
+        if flag.contributing_rule_ids:  # an empty list argument costs a conversion too
+            message.contributing_rule_ids.extend(flag.contributing_rule_ids)
+        parts = [
+            _rule_fields(
+                flag.rule_id,
+                flag.title,
+                flag.severity,
+                flag.escalation,
+                flag.condition,
+                flag.thresholds,
+                _threshold_kinds(flag.thresholds),
+                flag.source_kind,
+                flag.source_reference,
+            ),
+            message.SerializeToString(),
+        ]
+        if record is not None:
+            parts.append(self.lifecycle(record))
+        parts += [_measured_value(n, v) for n, v in flag.measured_values]
+        evidence = self.evidence
+        parts += [evidence[item] for item in flag.evidence]
+        return b"".join(parts)
+
+    def lifecycle(self, record: FlagRecord) -> bytes:
+        """The Flag fields of its stored lifecycle, serialized."""
+        snooze_until = ""
+        ack = record.acknowledgement
+        if record.state is FlagState.SNOOZED and ack and ack.snooze_until:
+            snooze_until = ack.snooze_until.isoformat()
+        key = (record.state, self.moment(record.first_raised), self.moment(record.last_seen), snooze_until)
+        fields = self.lifecycles.get(key)
+        if fields is None:
+            state, first_raised, last_seen, _ = key
+            fields = self.lifecycles[key] = pb.Flag(
+                state=FLAG_STATES[state], first_raised=first_raised, last_seen=last_seen, snooze_until=snooze_until
+            ).SerializeToString()
+        return fields
+
+    def moment(self, moment: dt.datetime) -> str:
+        key = (moment, moment.tzinfo, moment.fold)
+        text = self.moments.get(key)
+        if text is None:
+            text = self.moments[key] = rfc3339(moment)
+        return text
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _rule_fields(
+    rule_id: str,
+    title: str,
+    severity: Severity,
+    escalation: str,
+    condition: str,
+    thresholds: tuple[tuple[str, float | int | bool | str], ...],
+    threshold_kinds: tuple[object, ...],
+    source_kind: str,
+    source_reference: str,
+) -> bytes:
+    """The Flag fields that come from the rule alone, serialized."""
+    return pb.Flag(
+        rule_id=rule_id,
+        title=title,
+        severity=SEVERITIES[severity.name],
+        escalation=escalation,
+        condition=condition,
+        thresholds=[measured_value(n, v) for n, v in thresholds],
+        threshold_source=pb.ThresholdSource(kind=SOURCE_KINDS[source_kind], reference=source_reference),
+    ).SerializeToString()
+
+
+def _threshold_kinds(thresholds: tuple[tuple[str, float | int | bool | str], ...]) -> tuple[object, ...]:
+    # Part of the rule's cache key: equal thresholds may encode differently (True == 1 but is
+    # a boolean; -0.0 == 0.0 but has its sign bit set).
+    return tuple([v.hex() if type(v) is float else type(v) for _, v in thresholds])
+
+
+def _measured_value(name: str, value: MeasureValue) -> bytes:
+    # -0.0 == 0.0 as a cache key, yet their doubles differ: encode float zeros every time.
+    if value == 0 and type(value) is float:
+        return _encode_measured_value(name, value)
+    return _cached_measured_value(name, value)
+
+
+def _encode_measured_value(name: str, value: MeasureValue) -> bytes:
+    """One Flag.measured_values element, framed."""
+    return _framed(_MEASURED_VALUES_TAG, measured_value(name, value).SerializeToString())
+
+
+# Measures take few distinct values (small counts, flags, missing). typed: True == 1, yet a
+# boolean encodes differently from a number.
+_cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_encode_measured_value)
+
+
+def _evidence_element(item: EvidenceItem) -> bytes:
+    """One Flag.evidence element, framed: three string fields, written as protobuf would (a
+    field left empty is left out); setting and serializing a message per item cost twice as
+    much. The fact type and date parts repeat across items and are cached."""
+    fact_type, fact_id, day = item
+    id_field = _framed(_FACT_ID_TAG, fact_id.encode()) if fact_id else b""
+    return _framed(_EVIDENCE_TAG, b"".join((_fact_type_field(fact_type), id_field, _date_field(day))))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _fact_type_field(fact_type: str) -> bytes:
+    return _framed(_FACT_TYPE_TAG, fact_type.encode()) if fact_type else b""
+
+
+# Evidence dates may be dates or, later, their ISO text. Dates alone say nothing about a case
+# (nor do fact types): cached process-wide, unlike the ids.
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _date_field(day: dt.date | str) -> bytes:
+    text = day if isinstance(day, str) else day.isoformat()
+    return _framed(_DATE_TAG, text.encode()) if text else b""

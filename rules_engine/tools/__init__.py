@@ -1,0 +1,1 @@
+"""Policy tooling: rule tests, diff, docs, schemas, synthetic cases, replay, catalogue evaluation."""
