@@ -48,4 +48,4 @@ fuzz-long: setup
 	RULES_ENGINE_PROPERTY_EXAMPLES=100000 $(BIN)/pytest -s -p no:cacheprovider tests/reliability/test_properties.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
