@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 # The rulesets bundled with the source tree (and copied beside the package in the image).
 BUNDLED_RULESETS = Path(__file__).resolve().parent.parent / "rulesets"
@@ -14,6 +15,10 @@ DEFAULT_PORT = 50051
 MAX_FACTS = 10_000
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_THREADS = 8
+# What decides which rules hold: "durable", the durable-rules Matcher (engine/matching.py), or
+# "reference", the pure-Python evaluator alone (which also answers whenever the Matcher fails).
+MatcherName = Literal["durable", "reference"]
+MATCHERS: tuple[MatcherName, ...] = ("durable", "reference")
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,8 @@ class Settings:
     # about 3x to 4-5x the median. Inline callers wait, so latency wins; scale with --workers.
     max_workers: int = DEFAULT_THREADS
     grace_seconds: float = 10.0
-    # Evaluate with the durable-rules engine; off means the reference evaluator alone.
-    use_engine: bool = True
+    # Which rules hold is decided by this matcher (see MatcherName).
+    matcher: MatcherName = "durable"
     # Share the port with other worker processes (SO_REUSEPORT). Off for a lone process, so
     # a second server started by mistake on the same port fails instead of splitting traffic.
     reuse_port: bool = False

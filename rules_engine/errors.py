@@ -15,16 +15,19 @@ RulesEngineError
   FlagNotFoundError    an acknowledgement for a flag not currently raised for the case
   AcknowledgementError an acknowledgement with a malformed id or code, or a past snooze date
   CaseChangedError     the stored case changed between evaluating it and recording the result
+  StartupError         the server cannot start (a taken port, a missing file, bad settings)
+  DiffInputError       a revision or case file the impact diff cannot read
+ClientsFileError       (also a ValueError) a clients file that cannot be read or has a malformed line
+TransportConfigError   (also a ValueError) settings giving half a TLS setup, or no TLS unasked
+
+Imports nothing of rules_engine: every layer raises these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rules_engine.store.base import StoredCase
+from typing import Protocol
 
 
 @dataclass(frozen=True, order=True)
@@ -145,9 +148,33 @@ class AcknowledgementError(RulesEngineError):
     """An acknowledgement with a malformed practitioner id or reason code, or a snooze date not in the future."""
 
 
-class CaseChangedError(RulesEngineError):
-    """Another evaluation changed the stored case first; `current` is the case as it now stands."""
+class CaseAtRevision(Protocol):
+    """A stored case as CaseChangedError carries it (the store's StoredCase): its revision, and more."""
 
-    def __init__(self, current: StoredCase) -> None:
+    @property
+    def revision(self) -> int: ...
+
+
+class CaseChangedError(RulesEngineError):
+    """Another evaluation changed the stored case first; `current` is the case as it now stands
+    (a store.base.StoredCase: typed structurally, so this module need not import the store)."""
+
+    def __init__(self, current: CaseAtRevision) -> None:
         super().__init__("the stored case changed while it was being evaluated")
         self.current = current
+
+
+class StartupError(RulesEngineError):
+    """The server cannot start (no valid ruleset, the port is taken, bad settings); says what to do."""
+
+
+class DiffInputError(RulesEngineError):
+    """A revision that cannot be read, or a line of the case file that is not a case."""
+
+
+class ClientsFileError(RulesEngineError, ValueError):
+    """The clients file cannot be read or has a malformed line (reported by line number, never content)."""
+
+
+class TransportConfigError(RulesEngineError, ValueError):
+    """The settings ask for no TLS without saying plaintext is meant, or give half a TLS setup."""

@@ -7,18 +7,20 @@ method) and fixed vocabularies (outcome, severity, state, status code): never re
 With several worker processes, set PROMETHEUS_MULTIPROC_DIR before the process starts: the
 parent calls `clean_multiprocess_dir()` once at start-up, each worker writes its own files
 there, and `serve_metrics` exposes their sum through MultiProcessCollector.
+
+Imports nothing above the root: the engine and the store call these functions where they
+measure, with plain values (names, outcomes, seconds).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import wraps
+from collections.abc import Iterable
 from pathlib import Path
 from threading import Thread
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import TracebackType
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -26,10 +28,6 @@ from prometheus_client import exposition as _exposition
 from prometheus_client.registry import REGISTRY
 
 from rules_engine.errors import RulesEngineError, StoreUnavailableError
-
-if TYPE_CHECKING:
-    from rules_engine.engine.registry import ReloadResult
-    from rules_engine.engine.results import Evaluation
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -109,7 +107,6 @@ _served_versions: dict[str, str] = {}
 UNKNOWN = "unknown"
 OUTCOMES = ("ok", "invalid", "error")
 STATELESS = "stateless"
-T = TypeVar("T", bound=type)
 
 
 # -- evaluations -------------------------------------------------------------------------
@@ -129,24 +126,35 @@ def count_evaluation(ruleset: str, outcome: str) -> None:
     _child(EVALUATIONS, ruleset, outcome).inc()
 
 
-def record_evaluation(evaluation: Evaluation, seconds: float) -> None:
-    """Latency, flags, shadow-rule hits and engine fallbacks of one successful evaluation."""
-    name = evaluation.ruleset
-    _child(EVALUATION_SECONDS, name).observe(seconds)
-    for flag in evaluation.flags:
-        # No lifecycle when the store could not record the evaluation.
-        record = evaluation.lifecycle.get(flag.rule_id)
-        state = STATELESS if record is None else record.state.value.lower()
-        _child(FLAGS, name, flag.rule_id, flag.severity.name.lower(), state).inc()
-    for flag in evaluation.shadow_flags:
-        _child(SHADOW_FLAGS, name, flag.rule_id).inc()
-    if evaluation.engine_fallback:
-        ENGINE_FALLBACKS.labels(name).inc()
+def record_evaluation(
+    ruleset: str,
+    seconds: float,
+    flags: Iterable[tuple[str, str, str | None]],
+    shadow_rules: Iterable[str],
+    fallback: bool,
+) -> None:
+    """One answered evaluation: its latency, each flag as (rule id, severity name, lifecycle
+    state, None when the store did not record it), the shadow rules that held, and whether
+    the reference evaluator answered because the matcher failed."""
+    _child(EVALUATION_SECONDS, ruleset).observe(seconds)
+    for rule_id, severity, state in flags:
+        key = (ruleset, rule_id, severity, state)
+        child = _flag_children.get(key)
+        if child is None:
+            labels = (ruleset, rule_id, severity.lower(), STATELESS if state is None else state.lower())
+            child = _flag_children[key] = FLAGS.labels(*labels)
+        child.inc()
+    for rule_id in shadow_rules:
+        _child(SHADOW_FLAGS, ruleset, rule_id).inc()
+    if fallback:
+        ENGINE_FALLBACKS.labels(ruleset).inc()
 
 
 # Metric children by labels: labels() takes a lock and builds a key on every call, and an
 # evaluation counts a dozen flags. Bounded as the series are: rulesets x rules x states.
 _children: dict[tuple[Any, ...], Any] = {}
+# Flag children by the values as given (before lower-casing them into labels).
+_flag_children: dict[tuple[str, str, str, str | None], Any] = {}
 
 
 def _child(metric: Any, *labels: str) -> Any:
@@ -157,34 +165,23 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-def instrument_evaluations(cls: T) -> T:
-    """Class decorator for the engine: time each method in EVALUATING_METHODS and record what it returned."""
-    for name in EVALUATING_METHODS:
-        method = cls.__dict__.get(name)
-        if callable(method):
-            setattr(cls, name, _timed_evaluation(method))
-    return cls
-
-
-# The engine's methods that return an Evaluation: with and without stored history.
-EVALUATING_METHODS = ("evaluate", "evaluate_history")
-
-
-def _timed_evaluation(method: Callable[..., Evaluation]) -> Callable[..., Evaluation]:
-    @wraps(method)
-    def timed(*args: Any, **kwargs: Any) -> Evaluation:
-        started = time.perf_counter()
-        evaluation = method(*args, **kwargs)
-        record_evaluation(evaluation, time.perf_counter() - started)
-        return evaluation
-
-    return timed
-
-
 # -- rulesets ----------------------------------------------------------------------------
 
 
-def record_reload(result: ReloadResult) -> None:
+class Reload(Protocol):
+    """What record_reload reads of a reload's result (the registry's ReloadResult)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+def record_reload(result: Reload) -> None:
     """Registry's on_reload callback: count the result, keep ruleset info and last-success time current."""
     name = result.name
     RELOADS.labels(name, result.outcome).inc()
@@ -212,58 +209,33 @@ def record_reload(result: ReloadResult) -> None:
 # -- case store --------------------------------------------------------------------------
 
 
-@contextmanager
-def observe_store(operation: str) -> Iterator[None]:
-    """Time one store operation; count it as an error if the store failed (not for domain answers)."""
-    started = time.perf_counter()
-    try:
-        yield
-    except StoreUnavailableError:
-        STORE_ERRORS.labels(operation).inc()
-        raise
-    except RulesEngineError:
-        raise  # e.g. FlagNotFoundError: the store answered
-    except Exception:
-        STORE_ERRORS.labels(operation).inc()
-        raise
-    finally:
-        STORE_SECONDS.labels(operation).observe(time.perf_counter() - started)
+def observe_store(operation: str) -> StoreOperation:
+    """`with observe_store("merge_case"):` around one store operation: its latency, and an error
+    count when the store failed (not for domain answers such as FlagNotFoundError)."""
+    return StoreOperation(operation)
 
 
-# merge_facts is left out: it calls merge_case, which is counted.
-STORE_OPERATIONS = (
-    "merge_case",
-    "load_case",
-    "record_flags",
-    "record_evaluation",
-    "read_merged",
-    "commit_evaluation",
-    "delete_case",
-    "acknowledge",
-    "append_decision",
-    "decisions",
-    "chronology",
-    "retention_left",
-    "ping",
-)
+class StoreOperation:
+    """The timer observe_store returns; its label children are resolved once per operation name (_child)."""
 
+    __slots__ = ("_operation", "_started")
 
-def instrument_store(cls: T) -> T:
-    """Class decorator: each public store operation the class defines runs inside observe_store."""
-    for operation in STORE_OPERATIONS:
-        method = cls.__dict__.get(operation)
-        if callable(method):
-            setattr(cls, operation, _observed(operation, method))
-    return cls
+    def __init__(self, operation: str) -> None:
+        self._operation = operation
+        self._started = 0.0
 
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
 
-def _observed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(method)
-    def observed(*args: Any, **kwargs: Any) -> Any:
-        with observe_store(operation):
-            return method(*args, **kwargs)
-
-    return observed
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        operation = self._operation
+        if isinstance(error, Exception) and (
+            isinstance(error, StoreUnavailableError) or not isinstance(error, RulesEngineError)
+        ):
+            _child(STORE_ERRORS, operation).inc()
+        _child(STORE_SECONDS, operation).observe(time.perf_counter() - self._started)
 
 
 # -- gRPC ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from rules_engine.config import (
     DEFAULT_PORT,
     DEFAULT_THREADS,
     MAX_FACTS,
+    MatcherName,
     Settings,
     split_state_refusal,
 )
@@ -188,6 +189,13 @@ def serve(
             help="Cases the in-memory store keeps (the least recently written is forgotten first).",
         ),
     ] = Settings.max_cases,
+    matcher: Annotated[
+        MatcherName,
+        typer.Option(
+            envvar="RULES_ENGINE_MATCHER",
+            help="What decides which rules hold: durable-rules, or the reference evaluator alone.",
+        ),
+    ] = Settings.matcher,
 ) -> None:
     """Run the gRPC service on the rulesets in a directory."""
     from rules_engine.logs import configure_logging
@@ -221,8 +229,10 @@ def serve(
         case_decisions_max_entries=case_decisions_max_entries,
         max_cases=max_cases,
         default_ruleset=default_ruleset or None,
+        matcher=matcher,
     )
-    from rules_engine.server.security import TransportConfigError, check_transport, warn_if_open
+    from rules_engine.errors import TransportConfigError
+    from rules_engine.server.security import check_transport, warn_if_open
 
     try:
         check_transport(settings)
@@ -235,7 +245,8 @@ def serve(
     if (refusal := split_state_refusal(settings, workers)) is not None:
         typer.echo(f"refusing to start: {refusal}", err=True)
         raise typer.Exit(2)
-    from rules_engine.server.preflight import StartupError, check_settings
+    from rules_engine.errors import StartupError
+    from rules_engine.server.preflight import check_settings
 
     try:
         check_settings(settings)

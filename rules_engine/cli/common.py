@@ -17,6 +17,7 @@ import typer
 if TYPE_CHECKING:
     from rules_engine._generated.rules_engine.v1 import case_pb2
     from rules_engine.case.facts import Case
+    from rules_engine.config import MatcherName
     from rules_engine.engine.engine import Engine
     from rules_engine.engine.registry import Gate, Registry
 
@@ -34,7 +35,7 @@ def rulesets_problem(rulesets: Path) -> str | None:
     return None
 
 
-def load_engine(rulesets: Path, use_engine: bool = True, gate: Gate | None = None) -> tuple[Engine, Registry]:
+def load_engine(rulesets: Path, matcher: MatcherName = "durable", gate: Gate | None = None) -> tuple[Engine, Registry]:
     """An engine over the rulesets `rulesets` names (compiler.rulesets_in: a rulesets directory or one
     ruleset's), with its registry (close it); exit 2 when the directory names none, 1 when none is valid."""
     from rules_engine.engine.engine import Engine
@@ -45,7 +46,7 @@ def load_engine(rulesets: Path, use_engine: bool = True, gate: Gate | None = Non
     if (problem := rulesets_problem(rulesets)) is not None:
         typer.echo(f"--rulesets: {problem}", err=True)
         raise typer.Exit(2)
-    registry = Registry(rulesets, compile_ruleset, use_engine=use_engine, gate=gate, on_reload=record_reload)
+    registry = Registry(rulesets, compile_ruleset, matcher=matcher, gate=gate, on_reload=record_reload)
     results = registry.reload()
     refused = [r for r in results if r.outcome == "refused"]
     for result in refused:

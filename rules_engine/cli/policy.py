@@ -50,8 +50,8 @@ def diff(
     from rich.console import Console
     from rich.progress import track
 
-    from rules_engine.errors import RuleFileErrors
-    from rules_engine.tools.diff import DiffInputError, compare, materialise, read_cases
+    from rules_engine.errors import DiffInputError, RuleFileErrors
+    from rules_engine.tools.diff import compare, materialise, read_cases
     from rules_engine.tools.diff_report import print_table, to_html, to_markdown
 
     if report is not None and report.suffix not in (".md", ".html"):
@@ -113,7 +113,7 @@ def docs(
         except RuleFileErrors as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
-        prepared = PreparedRuleset(compiled, use_engine=False)
+        prepared = PreparedRuleset(compiled, matcher="reference")
         try:
             run = run_rule_tests(prepared, ruleset_dir)
         finally:

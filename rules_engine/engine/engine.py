@@ -74,9 +74,9 @@ def open_case_store(settings: Settings) -> CaseStore:
     )
 
 
-@metrics.instrument_evaluations  # latency, flags by state, shadow hits, fallbacks
 class Engine:
-    """Implements CaseStateService over a Registry and a CaseStore. The only place that reads the clock."""
+    """Implements service.ports.CaseStateService over a Registry and a CaseStore; the only place that reads
+    the clock."""
 
     def __init__(
         self,
@@ -102,22 +102,27 @@ class Engine:
 
         The store being down never fails this call: the flags come back without their states.
         """
+        started = time.perf_counter()
         evaluation = self._evaluate(case, as_of or self._clock(), ruleset)
         if time.monotonic() < self._skip_until:
-            return self._unrecorded(evaluation)
-        try:
-            states = self.store.record_evaluation(
-                case.case_id,
-                evaluation.ruleset,
-                _sightings(evaluation),
-                self._decision(evaluation, input_digest or _digest(case)),
-                evaluation.as_of,
-            )
-        except StoreUnavailableError as exc:
-            self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
-            log.warning("decision not recorded: %s", exc)
-            return self._unrecorded(evaluation)
-        return _with_states(evaluation, states)
+            evaluation = self._unrecorded(evaluation)
+        else:
+            try:
+                states = self.store.record_evaluation(
+                    case.case_id,
+                    evaluation.ruleset,
+                    _sightings(evaluation),
+                    self._decision(evaluation, input_digest or _digest(case)),
+                    evaluation.as_of,
+                )
+            except StoreUnavailableError as exc:
+                self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
+                log.warning("decision not recorded: %s", exc)
+                evaluation = self._unrecorded(evaluation)
+            else:
+                evaluation = _with_states(evaluation, states)
+        _record_metrics(evaluation, started)
+        return evaluation
 
     def evaluate_history(
         self,
@@ -135,6 +140,7 @@ class Engine:
         store is down, CaseChangedError when other writers kept changing the case through
         MAX_RECORD_ATTEMPTS evaluations.
         """
+        started = time.perf_counter()
         moment = as_of or self._clock()
         for attempt in range(MAX_RECORD_ATTEMPTS):
             if attempt:
@@ -153,7 +159,9 @@ class Engine:
                 # Another writer changed the facts since they were read: recording this view could
                 # resolve flags the newer facts hold, so read again and evaluate the current case.
                 continue
-            return _with_states(evaluation, states)
+            evaluation = _with_states(evaluation, states)
+            _record_metrics(evaluation, started)
+            return evaluation
         raise CaseChangedError(merged.stored)
 
     def record_facts(self, case: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> CaseFacts:
@@ -220,7 +228,7 @@ class Engine:
             flags=outcome.flags,
             shadow_flags=outcome.shadow_flags,
             undetermined=outcome.undetermined,
-            engine_fallback=outcome.engine_fallback,
+            matcher_fallback=outcome.matcher_fallback,
             measures=outcome.measures,
         )
 
@@ -253,3 +261,20 @@ def _sightings(evaluation: Evaluation) -> list[FlagSighting]:
 
 def _with_states(evaluation: Evaluation, states: FlagStates) -> Evaluation:
     return dataclasses.replace(evaluation, lifecycle={r.rule_id: r for r in states.raised}, resolved=states.resolved)
+
+
+def _record_metrics(evaluation: Evaluation, started: float) -> None:
+    """Latency (store included), flags by lifecycle state, shadow hits and fallbacks of an answered call."""
+    seconds = time.perf_counter() - started
+    lifecycle = evaluation.lifecycle
+    flags = []
+    for flag in evaluation.flags:
+        record = lifecycle.get(flag.rule_id)  # none when the store did not record the evaluation
+        flags.append((flag.rule_id, flag.severity.name, None if record is None else record.state.value))
+    metrics.record_evaluation(
+        evaluation.ruleset,
+        seconds,
+        flags,
+        [flag.rule_id for flag in evaluation.shadow_flags],
+        evaluation.matcher_fallback,
+    )

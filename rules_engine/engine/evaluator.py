@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rules_engine.case.facts import CaseFacts
+from rules_engine.config import MATCHERS, MatcherName
 from rules_engine.engine.case_index import build_index
 from rules_engine.engine.explainer import EvidenceCacheEntry, cited_measures, explain
-from rules_engine.engine.matching import RuleMatcher
+from rules_engine.engine.matching import Matcher
 from rules_engine.engine.measures import compute_measures
 from rules_engine.engine.reference import ReferenceEvaluator, Truth
 from rules_engine.engine.results import ExplainedFlag, UndeterminedRule
@@ -29,16 +30,21 @@ class Outcome:
     flags: tuple[ExplainedFlag, ...]
     shadow_flags: tuple[ExplainedFlag, ...]
     undetermined: tuple[UndeterminedRule, ...]
-    engine_fallback: bool
+    matcher_fallback: bool  # the Matcher failed and the reference evaluator answered
 
 
 class PreparedRuleset:
-    """A compiled ruleset with its engine registration and reference evaluator: prepare once, evaluate often."""
+    """A compiled ruleset with its Matcher and reference evaluator: prepare once, evaluate often.
 
-    def __init__(self, ruleset: CompiledRuleset, use_engine: bool = True) -> None:
+    `matcher="reference"` leaves durable-rules out: the reference evaluator decides alone.
+    """
+
+    def __init__(self, ruleset: CompiledRuleset, matcher: MatcherName = "durable") -> None:
+        if matcher not in MATCHERS:
+            raise ValueError(f"unknown matcher {matcher!r}; choose one of {', '.join(MATCHERS)}")
         self.ruleset = ruleset
         self.reference = ReferenceEvaluator(ruleset)
-        self.matcher = RuleMatcher(ruleset) if use_engine else None
+        self.matcher = Matcher(ruleset) if matcher == "durable" else None
         self._measure_specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
         self._cited = {rule.id: cited_measures(rule, rules, self._measure_specs) for rule in ruleset.rules}
@@ -60,7 +66,7 @@ class PreparedRuleset:
             try:
                 outcomes = self._match(self.matcher, measures)
             except EvaluationError:
-                # Counted by the caller (engine_fallback); the reference gives the same answer.
+                # Counted by the caller (matcher_fallback); the reference gives the same answer.
                 log.exception("matching engine failed; answering with the reference evaluator")
                 outcomes = self.reference.evaluate(measures)
                 fallback = True
@@ -84,7 +90,7 @@ class PreparedRuleset:
         shadow.sort(key=lambda f: (-f.severity, f.rule_id))
         return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), fallback)
 
-    def _match(self, matcher: RuleMatcher, measures: Mapping[str, MeasureValue]) -> dict[str, Truth]:
+    def _match(self, matcher: Matcher, measures: Mapping[str, MeasureValue]) -> dict[str, Truth]:
         outcomes: dict[str, Truth] = {}
         # Flags of decided lower-level rules, handed to composite rules; undetermined ones are left out.
         decided: dict[str, bool] = {}

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import heapq
 import operator
-import string
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -15,60 +13,13 @@ from rules_engine.engine.measures import evidence_facts, evidence_items
 from rules_engine.engine.reference import Truth
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag
 from rules_engine.policy.compiled import CompiledMeasure, CompiledRule, MeasureValue
+from rules_engine.policy.templates import parse_template, render
 
 # A flag lists its most recent facts and counts the rest: twenty is enough to see the
 # pattern, and GetChronology gives the whole history.
 MAX_EVIDENCE = 20
 # Per measure, once per evaluation: its evidence facts and the newest of them as items.
 EvidenceCacheEntry = tuple[Sequence[Any], tuple[EvidenceItem, ...]]
-
-
-def format_value(value: MeasureValue | str) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        # Rates carry 2 decimals and ratios 1: show what was measured, without trailing zeros
-        # (4.0 a year reads "4", 33.3% reads "33.3", 2.35 a year is not rounded to 2.4).
-        text = f"{value:.2f}".rstrip("0").rstrip(".")
-        return "0" if text == "-0" else text
-    return str(value)
-
-
-# A template split once into (literal text, placeholder or None, format spec) parts.
-TemplateParts = tuple[tuple[str, str | None, str], ...]
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_template(template: str) -> TemplateParts:
-    return tuple((literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template))
-
-
-def render(
-    template: str,
-    values: Mapping[str, MeasureValue | str],
-    fallback: Mapping[str, MeasureValue | str] | None = None,
-) -> str:
-    """Fill `{name}` placeholders from `values`, then `fallback`; the compiler has already
-    rejected anything but plain names."""
-    parts = []
-    for literal, field, spec in parse_template(template):
-        parts.append(literal)
-        if field is None:
-            continue
-        if field in values:
-            raw = values[field]
-        elif fallback is not None and field in fallback:
-            raw = fallback[field]
-        else:
-            parts.append("{" + field + "}")
-            continue
-        if spec and isinstance(raw, int | float) and not isinstance(raw, bool):
-            parts.append(format(raw, spec))
-        else:
-            parts.append(format_value(raw))
-    return "".join(parts)
 
 
 def explain(

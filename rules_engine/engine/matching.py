@@ -1,11 +1,11 @@
 """Rule matching through durable-rules: the only module that imports durable_rules_engine.
 
-We call the engine's C functions directly with plain JSON definitions (see
+We call durable-rules' C functions directly with plain JSON definitions (see
 shared/durable-rules-notes.md): one long-lived session per process, one summary fact
 per case holding the measured values, assert -> drain fired actions -> retract. The
 `Host` API and the DSL are never used: their timer threads race with the caller.
 
-Limits shaped by the engine's hazards:
+Limits shaped by durable-rules' hazards:
 - a fact satisfying more than 64 conditions fails with error 303, so each level's rules
   are split into partitions of at most PARTITION_CONDITIONS leaf conditions;
 - values of mixed types compare as strings, so the compiler type-checks conditions first;
@@ -156,7 +156,7 @@ class _Partition:
     handle: int
     rule_ids: frozenset[str]
     # What its rules read, as (name, fact key): each partition is sent only these, since
-    # the engine's cost grows with the size of the fact it parses.
+    # durable-rules' cost grows with the size of the fact it parses.
     measures: tuple[tuple[str, str], ...]
     flags: tuple[tuple[str, str], ...]
 
@@ -179,10 +179,10 @@ def _partition(
     return groups
 
 
-class RuleMatcher:
-    """The compiled rules of one ruleset version registered in the engine.
+class Matcher:
+    """The compiled rules of one ruleset version registered in durable-rules.
 
-    Not thread-safe: the engine holds no locks and never releases the GIL, so each
+    Not thread-safe: durable-rules holds no locks and never releases the GIL, so each
     process serialises its calls (threads would add no throughput anyway).
     """
 
@@ -268,7 +268,7 @@ class RuleMatcher:
         return {self._rule_by_key[key] for key in fired if key in self._rule_by_key}
 
     def close(self) -> None:
-        """Free the engine's rulesets; later calls to match fail."""
+        """Free the rulesets registered in durable-rules; later calls to match fail."""
         with self._lock:
             if self._closed:
                 return

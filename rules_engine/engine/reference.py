@@ -1,10 +1,10 @@
 """The pure-Python evaluator of compiled conditions, in three-valued logic.
 
-It answers when the matching engine fails, explains which rules are undetermined,
-and cross-checks the engine in tests. A missing measure (None) makes a comparison
-unknown; `and`/`or`/`not` follow Kleene's logic, so a rule holds (True) exactly
-when the engine would match it, and is undetermined (None) when missing data
-could change the outcome.
+It answers when the durable-rules Matcher fails (or alone, with `--matcher reference`),
+explains which rules are undetermined, and cross-checks the Matcher in tests. A missing
+measure (None) makes a comparison unknown; `and`/`or`/`not` follow Kleene's logic, so a
+rule holds (True) exactly when the Matcher would match it, and is undetermined (None)
+when missing data could change the outcome.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rules_engine.config import MatcherName
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.engine.results import RulesetStatus
 from rules_engine.errors import (
@@ -64,7 +65,7 @@ class Registry:
         self,
         root: Path,
         compile_fn: Callable[[Path], CompiledRuleset],
-        use_engine: bool = True,
+        matcher: MatcherName = "durable",
         gate: Gate | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
         on_reload: Callable[[ReloadResult], None] | None = None,
@@ -74,7 +75,7 @@ class Registry:
         # The ruleset a request naming none gets; None: the only one loaded, else the request is refused.
         self.default = default or None
         self._compile = compile_fn
-        self._use_engine = use_engine
+        self._matcher: MatcherName = matcher
         self._gate = gate
         # Told of every ruleset's result on each reload (e.g. to count refusals in a metric).
         self._on_reload = on_reload
@@ -118,7 +119,7 @@ class Registry:
             if slot.active is not None and slot.active.prepared.ruleset.version == compiled.version:
                 return ReloadResult(name, "unchanged", compiled.version)
         try:
-            prepared = PreparedRuleset(compiled, use_engine=self._use_engine)
+            prepared = PreparedRuleset(compiled, matcher=self._matcher)
         except RulesEngineError as exc:
             return self._refuse(name, f"{directory}: {exc}")
         problems = self._gate(prepared) if self._gate else []

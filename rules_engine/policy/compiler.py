@@ -11,13 +11,11 @@ rule uses become warnings (literals.py).
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from rules_engine.engine.explainer import render
 from rules_engine.errors import CompileError, LoadError, RuleFileError, RuleFileErrors, RuleFileWarning, SourcePosition
 from rules_engine.policy.compiled import (
     CompiledMeasure,
@@ -36,6 +34,7 @@ from rules_engine.policy.loader import RULE_FILE_SUFFIXES, FailedFile, load_rule
 from rules_engine.policy.measure_compiler import MeasureCompiler, link_derived
 from rules_engine.policy.schema import MeasureSpec, RulesetHeader, RuleSpec, parse_window
 from rules_engine.policy.source import SourceMap
+from rules_engine.policy.templates import render, template_parts
 from rules_engine.policy.validator import Located, RuleFile, validate_file
 
 MAX_RULES = 500
@@ -339,7 +338,7 @@ class _RulesetCompiler:
         """The parameters behind `measures` and the measures an explanation names (windows,
         deadlines, periods, counts and filters, through sums and ratios), and the durations
         those measures write out instead."""
-        named = [name for _, name, _, _ in _template_parts(explanation) if name]
+        named = [name for _, name, _, _ in template_parts(explanation) if name]
         pending = [*measures, *named]
         seen: set[str] = set()
         found: dict[str, None] = dict.fromkeys(name for name in named if name in self.parameters)
@@ -383,7 +382,7 @@ class _RulesetCompiler:
         known = [*self.parameters] if field == "title" else [*self.measure_specs, *self.parameters, *self.broken]
         before = len(self.errors)
         try:
-            parts = _template_parts(template)
+            parts = template_parts(template)
         except ValueError:
             message = f"the {field} has an unmatched '{{' or '}}'; write {{{{ or }}}} for a brace itself"
             self._error(message, source_map.at(path))
@@ -460,11 +459,6 @@ def _depth_first(rules: Mapping[str, CompiledRule], report: _Report) -> list[str
                 path.append(ref.rule_id)
                 stack.append(iter(_flagged_refs(rules[ref.rule_id])))
     return None if cycles else finished
-
-
-def _template_parts(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
-    """The parts of a `{name}` template; ValueError on an unmatched brace."""
-    return list(string.Formatter().parse(template))
 
 
 def _flagged_refs(rule: CompiledRule) -> list[FlaggedRef]:

@@ -15,13 +15,9 @@ import ssl
 from pathlib import Path
 
 from rules_engine.config import Settings
-from rules_engine.errors import RulesEngineError
+from rules_engine.errors import StartupError
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://", "memory://")
-
-
-class StartupError(RulesEngineError):
-    """The server cannot start (no valid ruleset, the port is taken, bad settings); says what to do."""
 
 
 def port_in_use(port: int, flag: str, variable: str, remedy: str) -> StartupError:

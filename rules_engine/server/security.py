@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 
 from rules_engine.config import Settings
+from rules_engine.errors import ClientsFileError, TransportConfigError
 from rules_engine.server.interceptors import WrappingInterceptor
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ RELOAD_CHECK_SECONDS = 1.0
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-
-
-class ClientsFileError(ValueError):
-    """The clients file cannot be read or has a malformed line (reported by line number, never content)."""
 
 
 @dataclass(frozen=True)
@@ -283,10 +280,6 @@ def server_credentials(files: TlsFiles) -> grpc.ServerCredentials:
 
 
 # -- from settings -----------------------------------------------------------------------------
-
-
-class TransportConfigError(ValueError):
-    """The settings ask for no TLS without saying plaintext is meant, or give half a TLS setup."""
 
 
 def check_transport(settings: Settings) -> None:

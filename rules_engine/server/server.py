@@ -18,18 +18,18 @@ from grpc_reflection.v1alpha import reflection
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.config import Settings
-from rules_engine.engine.results import EvaluationService
+from rules_engine.errors import ClientsFileError, StartupError
 from rules_engine.server.interceptors import ObservingInterceptor
 from rules_engine.server.limits import Limits, RequestGuard, limits_from
-from rules_engine.server.preflight import GRPC_PORT_REMEDY, StartupError, port_in_use
+from rules_engine.server.preflight import GRPC_PORT_REMEDY, port_in_use
 from rules_engine.server.security import (
     AuthInterceptor,
     ClientRegistry,
-    ClientsFileError,
     clients_from,
     credentials_from,
 )
 from rules_engine.server.watcher import Watcher
+from rules_engine.service.ports import EvaluationService
 from rules_engine.service.servicer import MAX_BATCH, RulesEngineServicer
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from rules_engine.config import Settings, split_state_refusal
-from rules_engine.server.preflight import METRICS_PORT_REMEDY, StartupError, port_in_use
+from rules_engine.errors import StartupError
+from rules_engine.server.preflight import METRICS_PORT_REMEDY, port_in_use
 
 if TYPE_CHECKING:
     from threading import Thread
@@ -53,7 +54,7 @@ def run_worker(settings: Settings) -> None:
     registry = Registry(
         settings.rulesets,
         compile_ruleset,
-        use_engine=settings.use_engine,
+        matcher=settings.matcher,
         gate=gate,
         on_reload=record_reload,
         default=settings.default_ruleset,

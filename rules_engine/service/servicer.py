@@ -15,7 +15,7 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
 from rules_engine.case import records
 from rules_engine.case.facts import CaseFacts
-from rules_engine.engine.results import CaseStateService, Evaluation, EvaluationService
+from rules_engine.engine.results import Evaluation
 from rules_engine.errors import (
     AcknowledgementError,
     CaseChangedError,
@@ -29,6 +29,7 @@ from rules_engine.errors import (
 )
 from rules_engine.server.limits import abort_if_past_deadline
 from rules_engine.service import wire
+from rules_engine.service.ports import CaseStateService, EvaluationService
 from rules_engine.service.response_encoding import EncodedEvaluateResponse, encode_response
 from rules_engine.service.statuses import abort_invalid, shorten
 

@@ -96,9 +96,11 @@ SWEEP_RETRY_SECONDS = 2.0
 _UNAVAILABLE_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
 
 
-@metrics.instrument_store  # each operation's latency and errors
 class RedisStore(CaseStore):
-    """Shares case state between processes; each call is at most one round trip to Redis."""
+    """Shares case state between processes; each call is at most one round trip to Redis.
+
+    Each public operation runs inside metrics.observe_store: its latency, and its failures.
+    """
 
     def __init__(
         self,
@@ -352,40 +354,42 @@ class RedisStore(CaseStore):
         *,
         now: dt.datetime,
     ) -> StoredCase:
-        upserts = stored_facts(incoming)
-        if has_data(incoming.child):
-            upserts.append((CHILD_FIELD, child_json(incoming.child)))
-        deleted = [fact_field(t, i) for t, i in withdrawn]
-        args: list[str | int] = [*self._common_args(), len(upserts), *(part for pair in upserts for part in pair)]
-        args += deleted
-        # The reply holds the stored fields the merge did not set: the rest the caller has.
-        flat = self._run(self._merge, self.case_keys(case_id), args)
-        rest = _pairs(flat)
-        fields = dict(upserts)
-        for field in deleted:
-            fields.pop(field, None)
-        fields.update(rest)
-        case = merged_records(case_id, incoming, withdrawn, rest)
-        return StoredCase(case, revision_of(rest), fields_digest(case_id, fields))
+        with metrics.observe_store("merge_case"):
+            upserts = stored_facts(incoming)
+            if has_data(incoming.child):
+                upserts.append((CHILD_FIELD, child_json(incoming.child)))
+            deleted = [fact_field(t, i) for t, i in withdrawn]
+            args: list[str | int] = [*self._common_args(), len(upserts), *(part for pair in upserts for part in pair)]
+            args += deleted
+            # The reply holds the stored fields the merge did not set: the rest the caller has.
+            flat = self._run(self._merge, self.case_keys(case_id), args)
+            rest = _pairs(flat)
+            fields = dict(upserts)
+            for field in deleted:
+                fields.pop(field, None)
+            fields.update(rest)
+            case = merged_records(case_id, incoming, withdrawn, rest)
+            return StoredCase(case, revision_of(rest), fields_digest(case_id, fields))
 
     def read_merged(self, case_id: str, incoming: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> MergedCase:
-        upserts = stored_facts(incoming)
-        if has_data(incoming.child):
-            upserts.append((CHILD_FIELD, child_json(incoming.child)))
-        deleted = [fact_field(t, i) for t, i in withdrawn]
-        args: list[str | int] = [len(upserts), *(part for pair in upserts for part in pair), *deleted]
-        # One read-only script: the stored fields the request did not send, and which sent ones differ.
-        revision, flat, differing = self._run(self._read, self.case_keys(case_id)[:1], args)
-        rest = _pairs(flat)
-        fields = dict(upserts)
-        gone = [field for field in deleted if field in fields or field in rest]
-        for field in gone:
-            fields.pop(field, None)
-            rest.pop(field, None)
-        fields.update(rest)
-        case = merged_records(case_id, incoming, withdrawn, rest)
-        writes = _Writes([upserts[i - 1] for i in differing], gone)
-        return MergedCase(case_id, StoredCase(case, int(revision), fields_digest(case_id, fields)), writes)
+        with metrics.observe_store("read_merged"):
+            upserts = stored_facts(incoming)
+            if has_data(incoming.child):
+                upserts.append((CHILD_FIELD, child_json(incoming.child)))
+            deleted = [fact_field(t, i) for t, i in withdrawn]
+            args: list[str | int] = [len(upserts), *(part for pair in upserts for part in pair), *deleted]
+            # One read-only script: the stored fields the request did not send, and which sent ones differ.
+            revision, flat, differing = self._run(self._read, self.case_keys(case_id)[:1], args)
+            rest = _pairs(flat)
+            fields = dict(upserts)
+            gone = [field for field in deleted if field in fields or field in rest]
+            for field in gone:
+                fields.pop(field, None)
+                rest.pop(field, None)
+            fields.update(rest)
+            case = merged_records(case_id, incoming, withdrawn, rest)
+            writes = _Writes([upserts[i - 1] for i in differing], gone)
+            return MergedCase(case_id, StoredCase(case, int(revision), fields_digest(case_id, fields)), writes)
 
     def commit_evaluation(
         self,
@@ -395,52 +399,57 @@ class RedisStore(CaseStore):
         decision: DecisionRecord,
         now: dt.datetime,
     ) -> FlagStates:
-        writes = merged.writes
-        if not isinstance(writes, _Writes):
-            raise TypeError("a MergedCase from another store")
-        args = self._lifecycle_args(ruleset, raised, now)
-        args += [
-            merged.stored.revision,
-            len(writes.sets),
-            *(part for pair in writes.sets for part in pair),
-            len(writes.deletes),
-            *writes.deletes,
-            *_decision_args(decision),
-        ]
-        reply = self._run(self._commit, [*self.case_keys(merged.case_id), self._log_target(merged.case_id)], args)
-        if reply[0] == "changed":
-            raise CaseChangedError(merged.stored)
-        raised_out, resolved_out, logged = reply
-        states = _states(raised_out, resolved_out)
-        self._forward(merged.case_id, logged, decision, states)
-        return states
+        with metrics.observe_store("commit_evaluation"):
+            writes = merged.writes
+            if not isinstance(writes, _Writes):
+                raise TypeError("a MergedCase from another store")
+            args = self._lifecycle_args(ruleset, raised, now)
+            args += [
+                merged.stored.revision,
+                len(writes.sets),
+                *(part for pair in writes.sets for part in pair),
+                len(writes.deletes),
+                *writes.deletes,
+                *_decision_args(decision),
+            ]
+            reply = self._run(self._commit, [*self.case_keys(merged.case_id), self._log_target(merged.case_id)], args)
+            if reply[0] == "changed":
+                raise CaseChangedError(merged.stored)
+            raised_out, resolved_out, logged = reply
+            states = _states(raised_out, resolved_out)
+            self._forward(merged.case_id, logged, decision, states)
+            return states
 
     def delete_case(self, case_id: str) -> CaseDeletion:
-        args: list[str | int] = [self._common_args()[0]]
-        facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), args)
-        return CaseDeletion(int(facts), int(flags), int(decisions))
+        with metrics.observe_store("delete_case"):
+            args: list[str | int] = [self._common_args()[0]]
+            facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), args)
+            return CaseDeletion(int(facts), int(flags), int(decisions))
 
     def load_case(self, case_id: str) -> Case | None:
-        with self._reach():
-            fields: dict[str, str] = self._client.hgetall(self.case_keys(case_id)[0])  # type: ignore[assignment]
-        return case_from_fields(case_id, fields)
+        with metrics.observe_store("load_case"):
+            with self._reach():
+                fields: dict[str, str] = self._client.hgetall(self.case_keys(case_id)[0])  # type: ignore[assignment]
+            return case_from_fields(case_id, fields)
 
     def retention_left(self, case_id: str) -> dt.timedelta | None:
-        with self._reach():
-            pipe = self._client.pipeline(transaction=False)
-            for key in self.case_keys(case_id):
-                pipe.pttl(key)
-            pipe.hlen(self.case_keys(case_id)[0])
-            *ttls, facts_fields = pipe.execute()
-            if facts_fields <= 1:  # no facts hash, or a deleted case's tombstone (the revision alone)
-                ttls[0] = -2
-            left = [ms for ms in ttls if ms >= 0]  # -2: no such key
-        return dt.timedelta(milliseconds=max(left)) if left else None
+        with metrics.observe_store("retention_left"):
+            with self._reach():
+                pipe = self._client.pipeline(transaction=False)
+                for key in self.case_keys(case_id):
+                    pipe.pttl(key)
+                pipe.hlen(self.case_keys(case_id)[0])
+                *ttls, facts_fields = pipe.execute()
+                if facts_fields <= 1:  # no facts hash, or a deleted case's tombstone (the revision alone)
+                    ttls[0] = -2
+                left = [ms for ms in ttls if ms >= 0]  # -2: no such key
+            return dt.timedelta(milliseconds=max(left)) if left else None
 
     # -- flags -----------------------------------------------------------------------------
 
     def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
-        return self._record_states(case_id, ruleset, raised, None, now)
+        with metrics.observe_store("record_flags"):
+            return self._record_states(case_id, ruleset, raised, None, now)
 
     def record_evaluation(
         self,
@@ -452,7 +461,8 @@ class RedisStore(CaseStore):
         *,
         revision: int | None = None,
     ) -> FlagStates:
-        return self._record_states(case_id, ruleset, raised, decision, now, revision)
+        with metrics.observe_store("record_evaluation"):
+            return self._record_states(case_id, ruleset, raised, decision, now, revision)
 
     def _record_states(
         self,
@@ -489,56 +499,60 @@ class RedisStore(CaseStore):
         snooze_until: dt.date | None = None,
         now: dt.datetime,
     ) -> FlagRecord:
-        lifecycle.check_acknowledgement(practitioner_id, reason_code, snooze_until, now.date())
-        args: list[str | int] = [
-            *self._common_args(),
-            f"{ruleset}/{rule_id}",
-            practitioner_id,
-            reason_code,
-            now.isoformat(),
-            "" if snooze_until is None else snooze_until.isoformat(),
-        ]
-        text = self._run(self._acknowledge, self.case_keys(case_id), args)
-        if text is None:
-            raise FlagNotFoundError(f"flag {rule_id!r} of ruleset {ruleset!r} is not raised for the case")
-        return flag_from_json(text)
+        with metrics.observe_store("acknowledge"):
+            lifecycle.check_acknowledgement(practitioner_id, reason_code, snooze_until, now.date())
+            args: list[str | int] = [
+                *self._common_args(),
+                f"{ruleset}/{rule_id}",
+                practitioner_id,
+                reason_code,
+                now.isoformat(),
+                "" if snooze_until is None else snooze_until.isoformat(),
+            ]
+            text = self._run(self._acknowledge, self.case_keys(case_id), args)
+            if text is None:
+                raise FlagNotFoundError(f"flag {rule_id!r} of ruleset {ruleset!r} is not raised for the case")
+            return flag_from_json(text)
 
     # -- decision log ----------------------------------------------------------------------
 
     def append_decision(self, record: DecisionRecord) -> None:
-        fields = decision_fields(record)
-        args = [*self._common_args(), *(part for pair in fields.items() for part in pair)]
-        logged = self._run(self._append, [*self.case_keys(record.case_id), self._log_target(record.case_id)], args)
-        self._forward(record.case_id, logged, record, FlagStates((), ()))
+        with metrics.observe_store("append_decision"):
+            fields = decision_fields(record)
+            args = [*self._common_args(), *(part for pair in fields.items() for part in pair)]
+            logged = self._run(self._append, [*self.case_keys(record.case_id), self._log_target(record.case_id)], args)
+            self._forward(record.case_id, logged, record, FlagStates((), ()))
 
     def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
-        # A case's decisions come from its own index stream: reading them never scans the log.
-        key = self.log_key if case_id is None else self.case_keys(case_id)[2]
-        if case_id is None and self._pending:  # what this process holds back goes first
-            with suppress(StoreUnavailableError):
-                self.drain_pending()
-        with self._reach():
-            entries: list[tuple[str, dict[str, str]]] = self._client.xrevrange(  # type: ignore[assignment]
-                key, count=limit
-            )
-        return [decision_from_fields(fields) for _, fields in entries]
+        with metrics.observe_store("decisions"):
+            # A case's decisions come from its own index stream: reading them never scans the log.
+            key = self.log_key if case_id is None else self.case_keys(case_id)[2]
+            if case_id is None and self._pending:  # what this process holds back goes first
+                with suppress(StoreUnavailableError):
+                    self.drain_pending()
+            with self._reach():
+                entries: list[tuple[str, dict[str, str]]] = self._client.xrevrange(  # type: ignore[assignment]
+                    key, count=limit
+                )
+            return [decision_from_fields(fields) for _, fields in entries]
 
     # -- chronology ------------------------------------------------------------------------
 
     def chronology(self, case_id: str) -> list[ChronologyEntry]:
-        facts_key, flags_key, _ = self.case_keys(case_id)
-        with self._reach():
-            pipe = self._client.pipeline(transaction=False)
-            pipe.hgetall(facts_key)
-            pipe.hgetall(flags_key)
-            facts, flags = pipe.execute()
-        case = case_from_fields(case_id, facts)
-        return build_chronology(case, (flag_from_json(t) for t in flags.values()))
+        with metrics.observe_store("chronology"):
+            facts_key, flags_key, _ = self.case_keys(case_id)
+            with self._reach():
+                pipe = self._client.pipeline(transaction=False)
+                pipe.hgetall(facts_key)
+                pipe.hgetall(flags_key)
+                facts, flags = pipe.execute()
+            case = case_from_fields(case_id, facts)
+            return build_chronology(case, (flag_from_json(t) for t in flags.values()))
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def ping(self) -> None:
-        with self._reach():
+        with metrics.observe_store("ping"), self._reach():
             self._client.ping()
 
     def close(self) -> None:

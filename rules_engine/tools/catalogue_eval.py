@@ -81,7 +81,7 @@ _WORKER: dict[str, PreparedRuleset] = {}
 
 
 def _init_worker(ruleset_dir: str) -> None:
-    _WORKER["prepared"] = PreparedRuleset(compile_ruleset(Path(ruleset_dir)), use_engine=False)
+    _WORKER["prepared"] = PreparedRuleset(compile_ruleset(Path(ruleset_dir)), matcher="reference")
 
 
 def evaluate_course(prepared: PreparedRuleset, course: LifeCourse) -> CourseResult:

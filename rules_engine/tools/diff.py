@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rules_engine.case.facts import Case
 from rules_engine.engine.evaluator import PreparedRuleset
-from rules_engine.errors import CaseError, RulesEngineError
+from rules_engine.errors import CaseError, DiffInputError
 from rules_engine.policy.compiled import Compare, CompiledRule, CompiledRuleset, Const, MeasureRef, walk
 from rules_engine.policy.compiler import compile_ruleset, rulesets_in
 from rules_engine.service import wire
@@ -30,10 +30,6 @@ EXAMPLES = 5
 # the new value, or between them.
 NEAR = 1
 ParameterValue = float | int | bool | str
-
-
-class DiffInputError(RulesEngineError):
-    """A revision that cannot be read, or a line of the case file that is not a case."""
 
 
 @dataclass
@@ -164,8 +160,8 @@ def read_cases(path: Path, as_of: dt.date) -> list[Case]:
 def _prepare(root: Path, stack: ExitStack) -> dict[str, PreparedRuleset]:
     prepared: dict[str, PreparedRuleset] = {}
     for directory in rulesets_in(root):
-        # The reference evaluator: equal to the engine (tests/unit/test_matching.py) and no registration.
-        ruleset = PreparedRuleset(compile_ruleset(directory), use_engine=False)
+        # The reference evaluator: equal to the Matcher (tests/engine/test_matching.py) and no registration.
+        ruleset = PreparedRuleset(compile_ruleset(directory), matcher="reference")
         stack.callback(ruleset.close)
         prepared[ruleset.ruleset.name] = ruleset
     return prepared

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rules_engine.case.facts import Case
+from rules_engine.config import MatcherName
 from rules_engine.engine.evaluator import Outcome, PreparedRuleset
 from rules_engine.errors import CaseError, LoadError, RuleFileError, RuleFileErrors, SchemaError, SourcePosition
 from rules_engine.policy.compiled import CompiledRule, MeasureValue
@@ -255,7 +256,7 @@ def gate(prepared: PreparedRuleset) -> list[str]:
     return lines
 
 
-def run_directory(root: Path, use_engine: bool = True) -> RuleTestRun:
+def run_directory(root: Path, matcher: MatcherName = "durable") -> RuleTestRun:
     """Compile and test every ruleset under `root` (or `root` as one ruleset)."""
     run = RuleTestRun()
     if not root.is_dir():
@@ -270,7 +271,7 @@ def run_directory(root: Path, use_engine: bool = True) -> RuleTestRun:
         except RuleFileErrors as exc:
             run.errors.extend(exc.errors)
             continue
-        prepared = PreparedRuleset(compiled, use_engine=use_engine)
+        prepared = PreparedRuleset(compiled, matcher=matcher)
         try:
             run.extend(run_rule_tests(prepared, directory))
         finally:

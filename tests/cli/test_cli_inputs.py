@@ -34,7 +34,7 @@ def test_one_resolution_of_a_directory_for_every_command() -> None:
     assert rulesets_in(ROOT / "rulesets") == [ROOT / "rulesets" / "safeguarding", STARTER]
     assert rulesets_in(STARTER) == [STARTER]
     assert rulesets_in(ROOT / "nope") == []
-    registry = Registry(STARTER, compile_ruleset, use_engine=False)
+    registry = Registry(STARTER, compile_ruleset, matcher="reference")
     try:
         assert [r.outcome for r in registry.reload()] == ["loaded"]
         assert registry.names() == ["starter"]

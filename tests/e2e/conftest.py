@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.engine.results import EvaluationService
 from rules_engine.server.server import build_server
+from rules_engine.service.ports import EvaluationService
 from tests.e2e.harness import ConcernCountService, RunningServer
 
 

@@ -21,7 +21,7 @@ AS_OF = dt.date(2025, 6, 30)
 @pytest.fixture(scope="module")
 def engines() -> Iterator[tuple[PreparedRuleset, PreparedRuleset]]:
     compiled = compile_ruleset(STARTER)
-    with_engine, reference_only = PreparedRuleset(compiled), PreparedRuleset(compiled, use_engine=False)
+    with_engine, reference_only = PreparedRuleset(compiled), PreparedRuleset(compiled, matcher="reference")
     yield with_engine, reference_only
     with_engine.close()
 
@@ -83,7 +83,7 @@ def test_engine_and_reference_agree_on_generated_cases(
 ) -> None:
     with_engine, reference_only = engines
     got, expected = with_engine.evaluate(case, AS_OF), reference_only.evaluate(case, AS_OF)
-    assert not got.engine_fallback
+    assert not got.matcher_fallback
     assert got.outcomes == expected.outcomes
     assert [f.rule_id for f in got.flags] == [f.rule_id for f in expected.flags]
     assert got.undetermined == expected.undetermined
@@ -107,7 +107,7 @@ def test_every_rule_holding_at_once_evaluates_without_error(engines: tuple[Prepa
         }
     )
     outcome = with_engine.evaluate(case, AS_OF)
-    assert not outcome.engine_fallback
+    assert not outcome.matcher_fallback
     raised = {f.rule_id for f in outcome.flags} | {f.rule_id for f in outcome.shadow_flags}
     assert raised == {rule.id for rule in with_engine.ruleset.rules}
 

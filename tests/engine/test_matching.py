@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.engine.matching import PARTITION_CONDITIONS, RuleMatcher, count_leaves, to_durable
+from rules_engine.engine.matching import PARTITION_CONDITIONS, Matcher, count_leaves, to_durable
 from rules_engine.engine.reference import ReferenceEvaluator, Truth
 from rules_engine.errors import EvaluationError, SourcePosition
 from rules_engine.policy.compiled import (
@@ -89,7 +89,7 @@ conditions: st.SearchStrategy[Expr] = st.recursive(
 values = st.fixed_dictionaries({name: st.one_of(st.none(), st.integers(0, 6)) for name in MEASURES})
 
 
-def match_all(matcher: RuleMatcher, compiled: CompiledRuleset, measures: Mapping[str, MeasureValue]) -> set[str]:
+def match_all(matcher: Matcher, compiled: CompiledRuleset, measures: Mapping[str, MeasureValue]) -> set[str]:
     held: set[str] = set()
     for level in range(matcher.levels):
         flags = {r.id: r.id in held for r in compiled.rules if r.level < level}
@@ -104,7 +104,7 @@ def test_engine_holds_exactly_where_the_reference_is_true(
 ) -> None:
     compiled = ruleset(*(rule(f"r{i}", c) for i, c in enumerate(conditions)))
     reference = ReferenceEvaluator(compiled)
-    matcher = RuleMatcher(compiled)
+    matcher = Matcher(compiled)
     try:
         for measures in samples:
             expected = {rule_id for rule_id, truth in reference.evaluate(measures).items() if truth is True}
@@ -116,7 +116,7 @@ def test_engine_holds_exactly_where_the_reference_is_true(
 def test_missing_value_makes_a_comparison_and_its_negation_undetermined() -> None:
     compiled = ruleset(rule("gt", compare(">", "a", 5)), rule("not-gt", Not(compare(">", "a", 5), AT)))
     reference = ReferenceEvaluator(compiled)
-    matcher = RuleMatcher(compiled)
+    matcher = Matcher(compiled)
     try:
         assert match_all(matcher, compiled, {"a": None}) == set()
         assert reference.evaluate({"a": None}) == {"gt": None, "not-gt": None}
@@ -135,7 +135,7 @@ def test_composite_rule_sees_the_base_rules() -> None:
         depends_on=("base", "other"),
     )
     compiled = ruleset(base, other, composite)
-    matcher = RuleMatcher(compiled)
+    matcher = Matcher(compiled)
     try:
         assert match_all(matcher, compiled, {"a": 5, "b": 1}) == {"base", "both"}
         assert match_all(matcher, compiled, {"a": 5, "b": 0}) == {"base", "other"}
@@ -151,7 +151,7 @@ def test_a_fact_satisfying_every_condition_stays_under_the_engine_limit() -> Non
     # durable ruleset fails with error 303 beyond 64 conditions.
     rules = [rule(f"r{i}", compare(">=", "a", i)) for i in range(200)]
     compiled = ruleset(*rules)
-    matcher = RuleMatcher(compiled)
+    matcher = Matcher(compiled)
     try:
         assert match_all(matcher, compiled, {"a": 1000}) == {r.id for r in rules}
         assert match_all(matcher, compiled, {"a": 10}) == {f"r{i}" for i in range(11)}
@@ -167,7 +167,7 @@ def test_partitions_respect_the_condition_budget() -> None:
 
 def test_the_same_version_can_be_registered_twice_and_released() -> None:
     compiled = ruleset(rule("r", compare(">", "a", 1)))
-    first, second = RuleMatcher(compiled), RuleMatcher(compiled)
+    first, second = Matcher(compiled), Matcher(compiled)
     assert match_all(second, compiled, {"a": 2}) == {"r"}
     first.close()
     assert match_all(second, compiled, {"a": 2}) == {"r"}

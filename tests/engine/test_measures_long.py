@@ -1,6 +1,6 @@
 """Long-horizon measures (rules_engine.engine.long_measures): each kind and option at, and either side
 of, its threshold and its window edge; missing values; evidence; compile errors with positions;
-float values through the matching engine and the reference evaluator alike."""
+float values through the durable-rules Matcher and the reference evaluator alike."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from rules_engine.case.facts import (
 )
 from rules_engine.engine.case_index import build_index
 from rules_engine.engine.evaluator import PreparedRuleset
-from rules_engine.engine.explainer import format_value
 from rules_engine.engine.measures import compute_measures, measure_evidence
 from rules_engine.errors import RuleFileError, RuleFileErrors, SourcePosition
 from rules_engine.policy.compiled import CompiledMeasure, MeasureKind, MeasureValue, Window
 from rules_engine.policy.compiler import compile_ruleset
+from rules_engine.policy.templates import format_value
 from rules_engine.tools.docs import measure_words
 
 D = dt.date
@@ -461,7 +461,7 @@ def test_ratio_is_a_percentage_to_one_decimal() -> None:
     assert value(measure(K.RATIO, "", "r", inputs=(missing, ALL_VISITS)), Case(case_id="c")) is None
 
 
-# --- floats through the matching engine and the reference evaluator --------------------------------
+# --- floats through the durable-rules Matcher and the reference evaluator ---------------------------
 
 FLOAT_RULESET = """\
 parameters:
@@ -510,7 +510,7 @@ def float_rulesets(tmp_path_factory: pytest.TempPathFactory) -> Any:
     directory.mkdir()
     (directory / "rules.yaml").write_text(FLOAT_RULESET, encoding="utf-8")
     ruleset = compile_ruleset(directory)
-    engine, reference = PreparedRuleset(ruleset), PreparedRuleset(ruleset, use_engine=False)
+    engine, reference = PreparedRuleset(ruleset), PreparedRuleset(ruleset, matcher="reference")
     yield engine, reference
     engine.close()
 
@@ -527,7 +527,7 @@ def test_float_values_match_alike_in_the_engine_and_the_reference(
     )
     got, want = engine.evaluate(case, AS_OF), reference.evaluate(case, AS_OF)
     assert got.outcomes == want.outcomes
-    assert not got.engine_fallback
+    assert not got.matcher_fallback
     rate = got.measures["concern_rate"]
     assert got.outcomes["rate-high"] is (rate >= 2.35)
     assert got.outcomes["share-exact"] is (got.measures["share"] == 33.3)

@@ -38,7 +38,7 @@ def test_a_changed_threshold_shows_in_the_title_and_the_flag(tmp_path: Path) -> 
     assert rules["cumulative-concerns"].title == "3 or more concerns about the child in 12 months"
     assert rules["concerns-without-assessment"].title.startswith("3 or more concerns about the child in 12 months")
     concerns = [{"id": f"c{i}", "date": AS_OF - dt.timedelta(days=10 * i), "agency": "POLICE"} for i in range(3)]
-    prepared = PreparedRuleset(ruleset, use_engine=False)
+    prepared = PreparedRuleset(ruleset, matcher="reference")
     try:
         outcome = prepared.evaluate(Case.model_validate({"case_id": "c", "concerns": concerns}), AS_OF)
     finally:

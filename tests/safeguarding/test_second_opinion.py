@@ -46,7 +46,7 @@ WITHIN = 366  # days
 
 @pytest.fixture(scope="module")
 def prepared() -> PreparedRuleset:
-    return PreparedRuleset(compile_ruleset(RULESET_DIR), use_engine=False)
+    return PreparedRuleset(compile_ruleset(RULESET_DIR), matcher="reference")
 
 
 def build(doc: dict[str, Any], today: dt.date) -> Case:

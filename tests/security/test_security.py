@@ -22,8 +22,9 @@ from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
 from rules_engine.cli.app import app
+from rules_engine.errors import ClientsFileError
 from rules_engine.logs import configure_logging
-from rules_engine.server.security import ClientRegistry, ClientsFileError, TlsFiles, parse_clients, server_credentials
+from rules_engine.server.security import ClientRegistry, TlsFiles, parse_clients, server_credentials
 from rules_engine.server.server import build_server
 from tests.certs import Authority, Issued
 from tests.e2e.harness import ConcernCountService
