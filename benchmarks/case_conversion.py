@@ -1,4 +1,5 @@
-"""Time wire.case_from_proto (the per-call conversion of a request's case) in microseconds per call.
+"""Time requests.case_model_from_proto (a request's case validated into facts.Case, every bad field
+named: what the fast path falls back to) in microseconds per call.
 
     python benchmarks/case_conversion.py [--facts 200] [--case examples/case.json]
 
@@ -18,7 +19,7 @@ from google.protobuf import json_format
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case import facts
-from rules_engine.service import wire
+from rules_engine.service import requests
 
 
 def synthetic_case(size: int) -> case_pb2.Case:
@@ -53,12 +54,12 @@ def main() -> None:
         document = json.loads(options.case.read_text())
         document = document.get("case", document)
         document.pop("as_of", None)
-        case = wire.case_from_json(document)
+        case = requests.case_from_json(document)
     else:
         case = synthetic_case(options.facts)
     today = dt.date(2025, 7, 1)
     count = sum(len(getattr(case, name)) for name in facts.FACT_TYPES)
-    ours = best_microseconds(lambda: wire.case_from_proto(case, today), options.number)
+    ours = best_microseconds(lambda: requests.case_model_from_proto(case, today), options.number)
     to_dict = best_microseconds(
         lambda: json_format.MessageToDict(case, preserving_proto_field_name=True), options.number
     )

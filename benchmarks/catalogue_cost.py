@@ -23,21 +23,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(ruleset: Path, facts: int, evaluations: int) -> str:
-    from rules_engine.case import records
     from rules_engine.engine.evaluator import PreparedRuleset
     from rules_engine.policy.compiler import compile_ruleset
-    from rules_engine.service import wire
+    from rules_engine.service import requests
     from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
     prepared = PreparedRuleset(compile_ruleset(ruleset))
-    message = wire.case_from_json(sized_case(facts))
+    message = requests.case_from_json(sized_case(facts))
     day = LONG_TIMELINE_END
-    outcome = prepared.evaluate(records.case_from_proto(message, day), day)
+    outcome = prepared.evaluate(requests.case_from_proto(message, day), day)
     for _ in range(50):
-        prepared.evaluate(records.case_from_proto(message, day), day)
+        prepared.evaluate(requests.case_from_proto(message, day), day)
     start = time.process_time()
     for _ in range(evaluations):
-        prepared.evaluate(records.case_from_proto(message, day), day)
+        prepared.evaluate(requests.case_from_proto(message, day), day)
     micros = 1e6 * (time.process_time() - start) / evaluations
     compiled = prepared.ruleset
     return (

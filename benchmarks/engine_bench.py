@@ -1,7 +1,7 @@
 """Engine-only throughput and latency: the safeguarding ruleset over synthetic cases of 20, 200 and 2,000 facts.
 
 Measures what one worker does per Evaluate without gRPC: the request's case read into records
-(records.case_from_proto, as the server does), measures, matching, explanations.
+(requests.case_from_proto, as the server does), measures, matching, explanations.
 Run: `python benchmarks/engine_bench.py [--seconds S]`.
 """
 
@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rules_engine.case import records
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +25,8 @@ SIZES = (20, 200, 2000)
 
 def bench_size(prepared: PreparedRuleset, facts: int, seconds: float, with_conversion: bool) -> dict[str, Any]:
     as_of = LONG_TIMELINE_END
-    message = wire.case_from_json(sized_case(facts))
-    case = records.case_from_proto(message, as_of)
+    message = requests.case_from_json(sized_case(facts))
+    case = requests.case_from_proto(message, as_of)
     for _ in range(50):
         prepared.evaluate(case, as_of)
     timings: list[float] = []
@@ -35,7 +34,7 @@ def bench_size(prepared: PreparedRuleset, facts: int, seconds: float, with_conve
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         if with_conversion:
-            case = records.case_from_proto(message, as_of)
+            case = requests.case_from_proto(message, as_of)
         prepared.evaluate(case, as_of)
         timings.append(time.perf_counter() - start)
     timings.sort()

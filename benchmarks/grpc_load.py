@@ -32,7 +32,7 @@ import grpc
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.service import wire
+from rules_engine.service.requests import case_from_json
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def h2load_missing() -> str | None:
 
 def evaluate_request(facts: int, stored_history: bool, seed: int = 1) -> pb.EvaluateRequest:
     return pb.EvaluateRequest(
-        case=wire.case_from_json(sized_case(facts, seed)),
+        case=case_from_json(sized_case(facts, seed)),
         ruleset="safeguarding",
         as_of=LONG_TIMELINE_END.isoformat(),
         use_stored_history=stored_history,

@@ -3,9 +3,9 @@
     python benchmarks/memory_growth.py [--evaluations 1000000] [--baseline 10000] [--facts 20]
 
 One process, the per-call work of a worker without gRPC: the request's case read into records
-(records.case_from_proto), evaluated by an Engine over the bundled rulesets (safeguarding, with
+(requests.case_from_proto), evaluated by an Engine over the bundled rulesets (safeguarding, with
 its durable-rules matcher) that records each decision and flag lifecycle in a MemoryStore, and
-the response encoded (response_encoding). The store's decision logs are capped (1,000 entries,
+the response encoded (responses.encode_response). The store's decision logs are capped (1,000 entries,
 100 per case) so that they fill before the baseline: a bounded log filling up is not a leak. The cases rotate
 through 32 seeds (distinct case ids and histories) and the as_of date through 28 consecutive
 days, so per-case and per-date caches see what a long-running worker sees. VmRSS is read from
@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rules_engine.case import records
 from rules_engine.engine.engine import Engine
 from rules_engine.engine.registry import Registry
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
-from rules_engine.service.response_encoding import encode_response
+from rules_engine.service import requests
+from rules_engine.service.responses import encode_response
 from rules_engine.store import MemoryStore, StoreSettings
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
@@ -47,7 +46,7 @@ def run(evaluations: int, baseline: int, facts: int) -> dict[str, Any]:
     registry = Registry(ROOT / "rulesets", compile_ruleset)
     registry.reload()
     engine = Engine(registry, store=MemoryStore(StoreSettings(decision_maxlen=1_000, case_decision_maxlen=100)))
-    messages = [wire.case_from_json(sized_case(facts, seed)) for seed in range(1, SEEDS + 1)]
+    messages = [requests.case_from_json(sized_case(facts, seed)) for seed in range(1, SEEDS + 1)]
     days = [LONG_TIMELINE_END - dt.timedelta(days=d) for d in range(DAYS)]
     checkpoints = sorted({baseline, *(n for n in (100_000, 250_000, 500_000) if baseline < n < evaluations)})
     checkpoints.append(evaluations)
@@ -59,9 +58,9 @@ def run(evaluations: int, baseline: int, facts: int) -> dict[str, Any]:
             for i in range(done, checkpoint):
                 as_of = days[i % DAYS]
                 message = messages[i % SEEDS]
-                case = records.case_from_proto(message, as_of)
+                case = requests.case_from_proto(message, as_of)
                 moment = dt.datetime.combine(as_of, dt.time(), dt.UTC)
-                evaluation = engine.evaluate(case, moment, "safeguarding", wire.case_message_digest(message))
+                evaluation = engine.evaluate(case, moment, "safeguarding", requests.case_message_digest(message))
                 encode_response(evaluation).SerializeToString()
             done = checkpoint
             gc.collect()

@@ -20,7 +20,7 @@ from rules_engine.case.facts import Concern
 from rules_engine.engine.engine import Engine
 from rules_engine.engine.registry import Registry
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.store import CaseStore, MemoryStore, StoreSettings
 from rules_engine.store.redis import RedisStore
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
@@ -34,7 +34,7 @@ def _bench(store: CaseStore, calls: int, changed: bool) -> tuple[float, float]:
     registry.reload()
     as_of = dt.datetime.combine(LONG_TIMELINE_END, dt.time(12), dt.UTC)
     engine = Engine(registry, clock=lambda: as_of, store=store)
-    base = records.case_from_proto(wire.case_from_json(sized_case(200)), LONG_TIMELINE_END)
+    base = requests.case_from_proto(requests.case_from_json(sized_case(200)), LONG_TIMELINE_END)
     timings = []
     for i in range(calls + 50):
         case, withdrawn = base, []

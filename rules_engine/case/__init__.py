@@ -1,1 +1,1 @@
-"""The case in its domain forms: pydantic facts, code lists, the fast path's records."""
+"""The case in its domain forms: pydantic facts and named-tuple records, code lists, field types, accepted dates."""

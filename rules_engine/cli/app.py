@@ -293,24 +293,24 @@ def eval_case(
 ) -> None:
     """Evaluate one case and print the flags as JSON (the same JSON as the gRPC response)."""
     from rules_engine.errors import CaseError, RulesEngineError, RulesetRequiredError
-    from rules_engine.service import wire
+    from rules_engine.service import requests, responses
 
     try:
-        moment = wire.parse_as_of(as_of)  # the option's mistakes are the option's, before the file is read
+        moment = requests.parse_as_of(as_of)  # the option's mistakes are the option's, before the file is read
     except CaseError as exc:
         typer.echo(f"--as-of: {exc.violations[0].description}", err=True)
         raise typer.Exit(2) from exc
     read = read_case_file(case_file)
     if not as_of:
         try:
-            moment = wire.parse_as_of(read.as_of)
+            moment = requests.parse_as_of(read.as_of)
         except CaseError as exc:
             typer.echo(f"{case_file}: {exc}", err=True)
             raise typer.Exit(2) from exc
     engine, registry = load_engine(rulesets)
     try:
         evaluation = engine.evaluate(
-            read.case, moment, ruleset or read.ruleset or None, wire.case_message_digest(read.message)
+            read.case, moment, ruleset or read.ruleset or None, requests.case_message_digest(read.message)
         )
     except RulesetRequiredError as exc:
         typer.echo(f"--ruleset: {exc.violations[0].description}", err=True)
@@ -320,7 +320,7 @@ def eval_case(
         raise typer.Exit(2) from exc
     finally:
         registry.close()
-    json.dump(wire.evaluation_to_json(evaluation), sys.stdout, indent=2)
+    json.dump(responses.evaluation_to_json(evaluation), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
@@ -342,7 +342,7 @@ def decisions(
 
     Reads the log from Redis, so it needs --redis-url."""
     from rules_engine.errors import StoreUnavailableError
-    from rules_engine.service import wire
+    from rules_engine.service.responses import decision_to_proto, message_to_json
     from rules_engine.store import open_store
 
     if not redis_url or redis_url.startswith("memory:"):
@@ -357,7 +357,7 @@ def decisions(
     store = open_store(redis_url)
     try:
         for record in store.decisions(case, limit):
-            typer.echo(json.dumps(wire.message_to_json(wire.decision_to_proto(record)), separators=(",", ":")))
+            typer.echo(json.dumps(message_to_json(decision_to_proto(record)), separators=(",", ":")))
     except StoreUnavailableError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

@@ -72,7 +72,7 @@ def read_case_file(case_file: Path) -> CaseFile:
     """A case file as proto3 JSON of `Case`, or of an EvaluateRequest (`case`, `asOf`, `ruleset`, …);
     exit 2 naming the file and each mistake by its field path when it does not fit."""
     from rules_engine.errors import CaseError
-    from rules_engine.service import wire
+    from rules_engine.service import requests
 
     try:
         document = json.loads(case_file.read_text(encoding="utf-8"))
@@ -85,11 +85,11 @@ def read_case_file(case_file: Path) -> CaseFile:
     try:
         # A Case has no field `case`: a document with one is an EvaluateRequest.
         if isinstance(document, dict) and "case" in document:
-            request = wire.request_from_json(document)
+            request = requests.request_from_json(document)
             message, as_of, ruleset = request.case, request.as_of, request.ruleset
         else:
-            message, as_of, ruleset = wire.case_from_json(document), "", ""
-        return CaseFile(message, wire.case_from_proto(message, dt.date.today()), as_of, ruleset)
+            message, as_of, ruleset = requests.case_from_json(document), "", ""
+        return CaseFile(message, requests.case_model_from_proto(message, dt.date.today()), as_of, ruleset)
     except CaseError as exc:
         for violation in exc.violations:
             typer.echo(f"{case_file}: {violation.field}: {violation.description}", err=True)

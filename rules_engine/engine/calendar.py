@@ -18,7 +18,7 @@ Deadlines run forward from a fact's date: N calendar units later, or the Nth wor
 day after it (a referral on a Friday due "within 1 working day" is due on Monday).
 
 The service accepts dates from FIRST_DATE to LAST_DATE (facts, `as_of`, snoozes; see
-`out_of_range`). Windows and deadlines saturate instead of overflowing: the longest a rule
+case.dates). Windows and deadlines saturate instead of overflowing: the longest a rule
 file may declare (9999 years, schema.parse_window) reaches past 0001-01-01 and 9999-12-31
 from any accepted date, and a window starting before the first date a fact may have holds
 every fact, as a deadline after the last date `as_of` may take is never passed.
@@ -35,23 +35,13 @@ from functools import cache
 import holidays
 from dateutil.relativedelta import relativedelta
 
+from rules_engine.case.dates import FIRST_DATE, LAST_DATE
 from rules_engine.policy.compiled import Window
 
-# The dates a request may carry, in facts, `as_of` and snoozes: every case history and plan
-# fits, and dates far outside are typos or probes (year 1, 9999) rather than records.
-FIRST_DATE = dt.date(1900, 1, 1)
-LAST_DATE = dt.date(2199, 12, 31)
 # Working days are counted on bank holidays only this far either side of the accepted dates;
 # a working-day window or deadline reaching further saturates like a calendar one.
 _FIRST_WORKING_YEAR = FIRST_DATE.year - 50
 _LAST_WORKING_YEAR = LAST_DATE.year + 50
-
-
-def out_of_range(day: dt.date) -> str | None:
-    """Why a date in a request is refused, or None when the service accepts it."""
-    if FIRST_DATE <= day <= LAST_DATE:
-        return None
-    return f"outside the dates accepted ({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})"
 
 
 # Wide enough for any case history and deadline the service sees; dates outside it

@@ -1,8 +1,8 @@
 """Compile `where:` filters over one fact type into Python predicates, type-checked against its fields.
 
-Field types come from the fact model's annotations: Literal codes are text with a fixed
-set of allowed values, bool is true/false, int/float are numbers, tuples are lists, and
-dates may only be tested against None. Each filter compiles to a FactFilter built from
+Field types come from the fact model's annotations (case.fields): Literal codes are text
+with a fixed set of allowed values, bool is true/false, int/float are numbers, tuples are
+lists, and dates may only be tested against None. Each filter compiles to a FactFilter built from
 small closures, in two forms: a test of one fact and a mask over a list of facts (see
 compiled.FactFilter). The author's text is never passed to eval or exec.
 """
@@ -10,18 +10,15 @@ compiled.FactFilter). The author's text is never passed to eval or exec.
 from __future__ import annotations
 
 import ast
-import datetime as dt
 import functools
 import operator
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
-
+from rules_engine.case.fields import FieldKind, FieldType
 from rules_engine.policy.compiled import COMPARISONS, FLIPPED, FactFilter
 from rules_engine.policy.conditions import (
     BOOLEAN_NAMES,
@@ -34,8 +31,6 @@ from rules_engine.policy.conditions import (
     type_word,
 )
 
-FieldKind = Literal["text", "number", "boolean", "date", "list"]
-
 _KIND_WORDS = {
     "text": "text",
     "number": "a number",
@@ -43,56 +38,6 @@ _KIND_WORDS = {
     "date": "a date",
     "list": "a list",
 }
-
-
-@dataclass(frozen=True)
-class FieldType:
-    """What a fact field holds, as far as filters are concerned."""
-
-    kind: FieldKind
-    nullable: bool = False
-    # For coded text (and lists of codes): the allowed values; None when any text goes.
-    codes: frozenset[str] | None = None
-
-
-def fact_fields(model: type[BaseModel]) -> dict[str, FieldType]:
-    """The filterable fields of a fact model, from its annotations (unsupported types left out)."""
-    fields = {}
-    for name, info in model.model_fields.items():
-        field_type = _field_type(info.annotation)
-        if field_type is not None:
-            fields[name] = field_type
-    return fields
-
-
-def _field_type(annotation: Any) -> FieldType | None:
-    nullable = False
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        nullable = len(members) < len(typing.get_args(annotation))
-        if len(members) != 1:
-            return None
-        annotation, origin = members[0], typing.get_origin(members[0])
-    if origin is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-        origin = typing.get_origin(annotation)
-    if origin is Literal:
-        return FieldType("text", nullable, frozenset(str(a) for a in typing.get_args(annotation)))
-    if origin is tuple:
-        item = _field_type(typing.get_args(annotation)[0])
-        if item is None or item.kind != "text":
-            return None
-        return FieldType("list", nullable, item.codes)
-    if annotation is bool:
-        return FieldType("boolean", nullable)
-    if annotation in (int, float):
-        return FieldType("number", nullable)
-    if annotation is str:
-        return FieldType("text", nullable)
-    if annotation is dt.date:
-        return FieldType("date", nullable)
-    return None
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from rules_engine.case.facts import MEASURABLE_FACT_TYPES
+from rules_engine.case.fields import FieldType, fact_fields
 from rules_engine.errors import CompileError, RuleFileError
 from rules_engine.policy.compiled import DERIVED_KINDS, CompiledMeasure, FactPredicate, MeasureKind, Window
 from rules_engine.policy.conditions import ParameterValue, parse_condition, suggest
-from rules_engine.policy.filters import FieldType, FilterCompiler, fact_fields
+from rules_engine.policy.filters import FilterCompiler
 from rules_engine.policy.schema import MeasureSpec, parse_window
 from rules_engine.policy.source import SourceMap
 from rules_engine.policy.validator import Located

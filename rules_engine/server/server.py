@@ -41,7 +41,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 # Responses serialize themselves: Evaluate answers with bytes already encoded
-# (response_encoding.EncodedEvaluateResponse), the other methods with messages.
+# (responses.EncodedEvaluateResponse), the other methods with messages.
 _serialize = operator.methodcaller("SerializeToString")
 _HANDLER_KINDS = {
     (False, False): grpc.unary_unary_rpc_method_handler,

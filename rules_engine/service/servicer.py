@@ -13,7 +13,6 @@ import grpc
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.case import records
 from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.results import Evaluation
 from rules_engine.errors import (
@@ -28,9 +27,9 @@ from rules_engine.errors import (
     StoreUnavailableError,
 )
 from rules_engine.server.limits import abort_if_past_deadline
-from rules_engine.service import wire
+from rules_engine.service import requests, responses
 from rules_engine.service.ports import CaseStateService, EvaluationService
-from rules_engine.service.response_encoding import EncodedEvaluateResponse, encode_response
+from rules_engine.service.responses import EncodedEvaluateResponse, encode_response
 from rules_engine.service.statuses import abort_invalid, shorten
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         try:
             _, case, withdrawn = self._parse_with_withdrawn("", request.case, request.withdrawn)
             stored = state.record_facts(case, withdrawn)
-            return pb.RecordFactsResponse(case_id=case.case_id, stored_fact_count=wire.stored_fact_count(stored))
+            return pb.RecordFactsResponse(case_id=case.case_id, stored_fact_count=responses.stored_fact_count(stored))
         except Exception as exc:
             _abort(context, exc, "RecordFacts")
 
@@ -94,7 +93,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     ) -> pb.AcknowledgeFlagResponse:
         state = self._state(context)  # aborts outside the try: an abort is an exception
         try:
-            case_id, rule_id, snooze_until = wire.acknowledgement_from_proto(request, self._clock().date())
+            case_id, rule_id, snooze_until = requests.acknowledgement_from_proto(request, self._clock().date())
             record = state.acknowledge(
                 case_id,
                 request.ruleset or None,
@@ -103,7 +102,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
                 reason_code=request.reason_code,
                 snooze_until=snooze_until,
             )
-            return pb.AcknowledgeFlagResponse(flag=wire.flag_record_to_proto(case_id, record))
+            return pb.AcknowledgeFlagResponse(flag=responses.flag_record_to_proto(case_id, record))
         except Exception as exc:
             _abort(context, exc, "AcknowledgeFlag")
 
@@ -112,8 +111,8 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     ) -> pb.GetChronologyResponse:
         state = self._state(context)  # aborts outside the try: an abort is an exception
         try:
-            case_id = wire.case_id_from_text(request.case_id)
-            return wire.chronology_to_proto(case_id, state.chronology(case_id))
+            case_id = requests.case_id_from_text(request.case_id)
+            return responses.chronology_to_proto(case_id, state.chronology(case_id))
         except Exception as exc:
             _abort(context, exc, "GetChronology")
 
@@ -122,19 +121,19 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     ) -> pb.ListDecisionsResponse:
         state = self._state(context)  # aborts outside the try: an abort is an exception
         try:
-            case_id = wire.case_id_from_text(request.case_id) if request.case_id else None
+            case_id = requests.case_id_from_text(request.case_id) if request.case_id else None
             if request.limit < 0:
                 raise CaseError([FieldViolation("limit", "must not be negative")])
             limit = min(request.limit or DEFAULT_DECISIONS, MAX_DECISIONS)
             decisions = state.decisions(case_id, limit)
-            return pb.ListDecisionsResponse(decisions=[wire.decision_to_proto(d) for d in decisions])
+            return pb.ListDecisionsResponse(decisions=[responses.decision_to_proto(d) for d in decisions])
         except Exception as exc:
             _abort(context, exc, "ListDecisions")
 
     def DeleteCase(self, request: pb.DeleteCaseRequest, context: grpc.ServicerContext) -> pb.DeleteCaseResponse:
         state = self._state(context)  # aborts outside the try: an abort is an exception
         try:
-            case_id = wire.case_id_from_text(request.case_id)
+            case_id = requests.case_id_from_text(request.case_id)
             deleted = state.delete_case(case_id)
             return pb.DeleteCaseResponse(
                 case_id=case_id,
@@ -154,7 +153,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
                 f"{len(request.cases)} cases in one batch; at most {self._max_batch}",
             )
         try:
-            as_of = wire.parse_as_of(request.as_of)
+            as_of = requests.parse_as_of(request.as_of)
         except CaseError as exc:
             _abort(context, exc, "EvaluateBatch")
         for index, message in enumerate(request.cases):
@@ -174,12 +173,12 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
             except Exception as exc:  # unknown ruleset, store down, bugs: the whole batch stops
                 _abort(context, exc, "EvaluateBatch")
             else:
-                yield pb.EvaluateBatchResponse(index=index, evaluation=wire.evaluation_to_proto(evaluation))
+                yield pb.EvaluateBatchResponse(index=index, evaluation=responses.evaluation_to_proto(evaluation))
 
     def ListRulesets(self, request: pb.ListRulesetsRequest, context: grpc.ServicerContext) -> pb.ListRulesetsResponse:
         try:
             statuses = self._service.list_rulesets()
-            return pb.ListRulesetsResponse(rulesets=[wire.ruleset_status_to_proto(s) for s in statuses])
+            return pb.ListRulesetsResponse(rulesets=[responses.ruleset_status_to_proto(s) for s in statuses])
         except Exception as exc:
             _abort(context, exc, "ListRulesets")
 
@@ -188,12 +187,12 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     ) -> tuple[dt.datetime | None, CaseFacts]:
         """Parse `as_of` and the case together, so the caller hears of every bad field at once.
 
-        The case comes back as records (records.case_from_proto): far cheaper than models,
-        and with wire's errors, naming every bad field, when it is refused.
+        The case comes back as records (requests.case_from_proto): far cheaper than models,
+        and with validation's errors, naming every bad field, when it is refused.
         """
         violations: list[FieldViolation] = []
         try:
-            as_of = wire.parse_as_of(as_of_text) if as_of_text else as_of
+            as_of = requests.parse_as_of(as_of_text) if as_of_text else as_of
         except CaseError as exc:
             violations.extend(exc.violations)
         # A replay may look back; a date up to a year past the later of now and as_of is plausible.
@@ -201,7 +200,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         if as_of is not None:
             today = max(today, as_of.date())
         try:
-            case = records.case_from_proto(message, today, path)
+            case = requests.case_from_proto(message, today, path)
         except CaseError as exc:
             violations.extend(exc.violations)
         if violations:
@@ -217,7 +216,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         except CaseError as exc:
             violations.extend(exc.violations)
         try:
-            withdrawn = wire.withdrawn_from_proto(refs)
+            withdrawn = requests.withdrawn_from_proto(refs)
         except CaseError as exc:
             violations.extend(exc.violations)
         if violations:
@@ -230,7 +229,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         return self._service
 
     def _evaluate(self, case: CaseFacts, as_of: dt.datetime | None, ruleset: str, message: case_pb2.Case) -> Evaluation:
-        return self._service.evaluate(case, as_of, ruleset or None, wire.case_message_digest(message))
+        return self._service.evaluate(case, as_of, ruleset or None, requests.case_message_digest(message))
 
 
 _ACKNOWLEDGEMENT_FIELDS = ("practitioner_id", "reason_code", "snooze_until")
@@ -249,7 +248,7 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> NoRetu
     if isinstance(exc, RulesetNotFoundError):
         context.abort(grpc.StatusCode.NOT_FOUND, str(exc) or "ruleset not found")
     if isinstance(exc, AcknowledgementError):
-        # The store's own check, behind wire.acknowledgement_from_proto's: its text starts with the field.
+        # The store's own check, behind requests.acknowledgement_from_proto's: its text starts with the field.
         field = next((f for f in _ACKNOWLEDGEMENT_FIELDS if str(exc).startswith(f)), "")
         abort_invalid(context, f"{method}Request", [FieldViolation(field, str(exc).removeprefix(field).strip())])
     if isinstance(exc, FlagNotFoundError):

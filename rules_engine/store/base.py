@@ -118,7 +118,7 @@ class DecisionRecord:
     ruleset: str
     ruleset_version: str
     # sha256 hex of the evaluated input: of the request's Case message in deterministic protobuf
-    # encoding (wire.case_message_digest), or for stored history of the stored case (case_digest).
+    # encoding (requests.case_message_digest), or for stored history of the stored case (case_digest).
     input_digest: str
     flags: tuple[DecisionFlag, ...] = ()
 

@@ -1,4 +1,9 @@
-"""Compact JSON forms of stored facts, flag records and decision log entries, shared by both stores."""
+"""Compact JSON forms of stored facts, flag records and decision log entries, shared by both stores.
+
+Facts are written and read back through their records (case.records), whichever form a case
+arrives in: the text is byte for byte what pydantic writes, and reading it back validates
+nothing again.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from rules_engine.case.facts import FACT_TYPES, Case, CaseFacts, Child, ChildFacts, Fact
+from rules_engine.case import records
+from rules_engine.case.facts import FACT_TYPES, Case, CaseFacts, CaseRecord, Child, ChildFacts, ChildRecord, Fact
 from rules_engine.policy.compiled import Severity
 from rules_engine.store.base import Acknowledgement, DecisionFlag, DecisionRecord, FlagRecord, FlagState
 
@@ -29,12 +35,11 @@ def fact_field(fact_type: str, fact_id: str) -> str:
 
 
 def has_data(child: ChildFacts) -> bool:
-    if isinstance(child, Child):
-        return bool(child.model_dump(exclude_none=True, exclude_defaults=True))
-    return child.birth_date is not None  # a record: the child has no other field
+    # The child's only field (facts checks ChildRecord against Child at import).
+    return child.birth_date is not None
 
 
-def fact_items(case: CaseFacts) -> list[tuple[str, Any]]:
+def fact_items(case: Case) -> list[tuple[str, Fact]]:
     """The case's facts keyed by their store field, `<fact type>:<id>`."""
     return [(fact_field(t, f.id), f) for t in FACT_TYPES for f in getattr(case, t)]
 
@@ -46,29 +51,17 @@ def fact_json(fact: Fact) -> str:
 
 def stored_facts(case: CaseFacts) -> list[tuple[str, str]]:
     """(`<fact type>:<id>`, stored JSON) of every fact, the case given as models or records (the
-    same text either way: the Lua merge compares texts to tell a changed fact from a resent one)."""
-    if isinstance(case, Case):
-        return [(field, fact_json(fact)) for field, fact in fact_items(case)]
-    # Imported here, not at the top: records imports wire, which imports the store.
-    from rules_engine.case import records
-
-    return records.stored_facts(case)
+    same text either way, fact_json's: the Lua merge compares texts to tell a changed fact from a
+    resent one)."""
+    return records.stored_facts(records.as_records(case))
 
 
 def child_json(child: ChildFacts) -> str:
-    if isinstance(child, Child):
-        return child.model_dump_json(exclude_defaults=True)
-    from rules_engine.case import records  # as in stored_facts
-
-    return records.child_json(child)
+    return records.child_json(records.child_record(child))
 
 
 def as_case(case: CaseFacts) -> Case:
-    """A case given as records as a validated facts.Case (the in-memory store keeps models)."""
-    if isinstance(case, Case):
-        return case
-    from rules_engine.case import records  # as in stored_facts
-
+    """A case in either form as a validated facts.Case (the in-memory store keeps models)."""
     return records.to_case(case)
 
 
@@ -106,29 +99,29 @@ def case_from_fields(case_id: str, fields: Mapping[str, str]) -> Case | None:
     return assemble_case(case_id, parsed.child, ((t, f) for t in arrays for f in getattr(parsed, t)))
 
 
-def records_from_fields(case_id: str, fields: Mapping[str, str]) -> CaseFacts:
+def records_from_fields(case_id: str, fields: Mapping[str, str]) -> CaseRecord:
     """A stored facts hash as records (records.case_from_stored), for evaluation: no model is
     built and nothing is validated again, which costs a third of case_from_fields."""
-    from rules_engine.case import records  # as in stored_facts
-
-    return records.case_from_stored(case_id, json.loads(fields.get(CHILD_FIELD, "{}")), _parsed_facts(fields))
+    return records.case_from_stored(case_id, _stored_child(fields), _parsed_facts(fields))
 
 
 def merged_records(
     case_id: str, sent: CaseFacts, withdrawn: Collection[tuple[str, str]], rest: Mapping[str, str]
-) -> CaseFacts:
+) -> CaseRecord:
     """The stored case after a merge, as records: the facts just sent, which the store now holds
     exactly as sent, joined to `rest`, the stored fields the merge did not set. Only `rest` is
     parsed, so resending a whole case parses nothing."""
-    from rules_engine.case import records  # as in stored_facts
-
-    held = records.of(sent) if isinstance(sent, Case) else sent
+    held = records.as_records(sent)
     gone = set(withdrawn)  # a fact sent and withdrawn in one request ends withdrawn
     # By id, the last one sent winning as in the hash: requests are checked for duplicate ids,
     # but a case built in code is not.
     lists = {t: list({f.id: f for f in getattr(held, t) if (t, f.id) not in gone}.values()) for t in FACT_TYPES}
-    child = held.child if has_data(held.child) else json.loads(rest.get(CHILD_FIELD, "{}"))
+    child = held.child if has_data(held.child) else _stored_child(rest)
     return records.case_from_stored(case_id, child, _parsed_facts(rest), lists)
+
+
+def _stored_child(fields: Mapping[str, str]) -> ChildRecord:
+    return records.child_from_stored(json.loads(fields.get(CHILD_FIELD, "{}")))
 
 
 def _parsed_facts(fields: Mapping[str, str]) -> dict[str, list[Any]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.policy.compiled import CompiledRuleset, Severity
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.lifecourse import LifeCourse, families
 from rules_engine.tools.replay import as_it_stood, replay, replay_steps
 
@@ -86,7 +86,7 @@ def _init_worker(ruleset_dir: str) -> None:
 
 def evaluate_course(prepared: PreparedRuleset, course: LifeCourse) -> CourseResult:
     """Replay one life course at each month end from its first fact to its end date."""
-    case = wire.case_from_proto(wire.case_from_json(course.case), today=course.end)
+    case = requests.case_model_from_proto(requests.case_from_json(course.case), today=course.end)
     result = replay(prepared, case, replay_steps(course.start, course.end, "month"))
     shadow = {r.id for r in prepared.ruleset.rules if r.status == "shadow"}
     fired = []

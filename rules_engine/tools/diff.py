@@ -22,7 +22,7 @@ from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.errors import CaseError, DiffInputError
 from rules_engine.policy.compiled import Compare, CompiledRule, CompiledRuleset, Const, MeasureRef, walk
 from rules_engine.policy.compiler import compile_ruleset, rulesets_in
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.ruletest import gate
 
 EXAMPLES = 5
@@ -150,8 +150,8 @@ def read_cases(path: Path, as_of: dt.date) -> list[Case]:
             if not line.strip():
                 continue
             try:
-                message = wire.case_from_json(json.loads(line))
-                cases.append(wire.case_from_proto(message, as_of))
+                message = requests.case_from_json(json.loads(line))
+                cases.append(requests.case_model_from_proto(message, as_of))
             except (ValueError, CaseError) as exc:
                 raise DiffInputError(f"{path}:{number}: {exc}") from None
     return cases

@@ -19,7 +19,7 @@ from rules_engine.policy.conditions import suggest
 from rules_engine.policy.loader import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, parse_rule_file
 from rules_engine.policy.source import SourceMap
 from rules_engine.policy.validator import validate_model
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.testschema import RuleTestFile, RuleTestSpec
 
 TESTS_DIRECTORY = "tests"
@@ -157,8 +157,8 @@ def _case(spec: RuleTestSpec, folder: Path) -> tuple[Case | None, str]:
     if not isinstance(document, dict):
         return None, "the case must be a mapping of fields"
     try:
-        message = wire.case_from_json(_json_ready(document))
-        return wire.case_from_proto(message, spec.as_of), ""
+        message = requests.case_from_json(_json_ready(document))
+        return requests.case_model_from_proto(message, spec.as_of), ""
     except CaseError as exc:
         return None, f"invalid case: {exc}"
 

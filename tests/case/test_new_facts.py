@@ -11,7 +11,7 @@ import pytest
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case import facts, records
 from rules_engine.errors import CaseError
-from rules_engine.service import wire
+from rules_engine.service import requests, responses
 from rules_engine.store import codec
 from rules_engine.store.chronology import build_chronology
 
@@ -41,8 +41,8 @@ def _case() -> case_pb2.Case:
 
 
 def _fast(message: case_pb2.Case) -> Any:
-    case = records.case_from_proto(message, TODAY)
-    assert not isinstance(case, facts.Case), "the fast path fell back to wire"
+    case = requests.case_from_proto(message, TODAY)
+    assert not isinstance(case, facts.Case), "the fast path fell back to validation"
     return case
 
 
@@ -61,7 +61,7 @@ def test_new_types_are_measurable_fact_types() -> None:
 
 def test_every_new_field_reads_the_same_through_both_paths() -> None:
     message = _case()
-    model = wire.case_from_proto(message, TODAY)
+    model = requests.case_model_from_proto(message, TODAY)
     fast = _fast(message)
     assert records.of(model) == fast
 
@@ -85,7 +85,7 @@ def test_every_new_field_reads_the_same_through_both_paths() -> None:
 
 
 def test_the_proto3_json_form_carries_the_new_facts() -> None:
-    message = wire.case_from_json(
+    message = requests.case_from_json(
         {
             "caseId": "case-1",
             "concerns": [
@@ -98,7 +98,7 @@ def test_the_proto3_json_form_carries_the_new_facts() -> None:
             "transfers": [{"id": "t1", "date": "2024-01-01", "direction": "IN", "historyReceived": True}],
         }
     )
-    case = wire.case_from_proto(message, TODAY)
+    case = requests.case_model_from_proto(message, TODAY)
     assert records.of(case) == _fast(message)
     assert case.concerns[0].child_seen is False
     assert case.referrals[0].assessment_id == "a1"
@@ -112,7 +112,7 @@ def test_a_request_without_the_new_fields_reads_as_before() -> None:
     old.referrals.add(id="r1", date="2024-01-02", source="1A", decided_on="2024-01-03")
     # As an old client sends it: bytes with none of the new field numbers.
     message = case_pb2.Case.FromString(old.SerializeToString())
-    case = wire.case_from_proto(message, TODAY)
+    case = requests.case_model_from_proto(message, TODAY)
     assert records.of(case) == _fast(message)
     assert case.concerns[0].model_dump(include={"child_seen", "subject", "subject_child_id"}) == {
         "child_seen": None,
@@ -140,7 +140,7 @@ def test_facts_stored_before_the_new_fields_read_with_their_defaults() -> None:
 
 def test_the_new_facts_are_stored_as_the_same_text_from_records_and_models() -> None:
     message = _case()
-    models = wire.case_from_proto(message, TODAY)
+    models = requests.case_model_from_proto(message, TODAY)
     fast = _fast(message)
     assert codec.stored_facts(fast) == codec.stored_facts(models)
     # Defaults are left out: an unset child_seen is not written as false.
@@ -250,19 +250,19 @@ def test_bad_new_fields_are_named_by_path_on_both_paths(label: str, breaks: Any,
     message = _case()
     breaks(message)
     expected = [(path, description)]
-    assert _violations(wire.case_from_proto, message) == expected
-    assert _violations(records.case_from_proto, message) == expected
+    assert _violations(requests.case_model_from_proto, message) == expected
+    assert _violations(requests.case_from_proto, message) == expected
 
 
 def test_a_referrals_assessment_need_not_be_in_the_case() -> None:
     message = case_pb2.Case(case_id="case-1")
     message.referrals.add(id="r1", date="2024-01-01", assessment_id="a-9")
     assert _fast(message).referrals[0].assessment_id == "a-9"
-    assert wire.case_from_proto(message, TODAY).referrals[0].assessment_id == "a-9"
+    assert requests.case_model_from_proto(message, TODAY).referrals[0].assessment_id == "a-9"
 
 
 def test_the_chronology_lists_the_new_facts_with_their_codes() -> None:
-    case = wire.case_from_proto(_case(), TODAY)
+    case = requests.case_model_from_proto(_case(), TODAY)
     entries = [(e.fact_type, e.fact_id, e.code) for e in build_chronology(case, []) if e.fact_type in NEW_TYPES]
     assert entries == [
         ("transfers", "t1", "IN"),
@@ -274,5 +274,5 @@ def test_the_chronology_lists_the_new_facts_with_their_codes() -> None:
         ("plan_reviews", "pr2", "LOOKED_AFTER"),
         ("transfers", "t2", "OUT"),
     ]
-    response = wire.chronology_to_proto("case-1", build_chronology(case, []))
+    response = responses.chronology_to_proto("case-1", build_chronology(case, []))
     assert ("recorded_factors", "f1", "3B") in [(e.fact_type, e.fact_id, e.code) for e in response.entries]

@@ -1,4 +1,4 @@
-"""records: a request's case read straight into named tuples, accepted only where wire would accept it."""
+"""records: a request's case read straight into named tuples, accepted only where validation would accept it."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from google.protobuf.descriptor import FieldDescriptor
 from pydantic import BaseModel
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
-from rules_engine.case import facts, records
+from rules_engine.case import dates, facts, records
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.errors import CaseError
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
+from rules_engine.service.record_reader import MAX_LIST_ITEMS
 from rules_engine.store import codec
 from rules_engine.tools import synth
 
@@ -46,8 +47,8 @@ def _case_plain(case: Any) -> tuple[Any, ...]:
 
 def _full_case() -> case_pb2.Case:
     """Every fact type and every field, including the rarely set ones."""
-    message = wire.case_from_json(synth.long_timeline_case())
-    control = wire.case_from_json(synth.control_case())
+    message = requests.case_from_json(synth.long_timeline_case())
+    control = requests.case_from_json(synth.control_case())
     for name in facts.FACT_TYPES:
         for fact in getattr(control, name):
             fact.id = "k-" + fact.id  # ids stay unique when the two cases are joined
@@ -95,28 +96,28 @@ def _outcome(case_from: Any, message: case_pb2.Case) -> Any:
 @pytest.mark.parametrize("size", [0, 1, 20, 200, 2000])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_valid_cases_become_records_equal_to_the_models(size: int, seed: int) -> None:
-    message = wire.case_from_json(synth.sized_case(size, seed))
-    case = records.case_from_proto(message, TODAY)
+    message = requests.case_from_json(synth.sized_case(size, seed))
+    case = requests.case_from_proto(message, TODAY)
     assert not isinstance(case, facts.Case)  # the fast path took it
-    assert _case_plain(case) == _case_plain(wire.case_from_proto(message, TODAY))
+    assert _case_plain(case) == _case_plain(requests.case_model_from_proto(message, TODAY))
 
 
 def test_every_field_of_every_fact_type_is_read_as_the_model_reads_it() -> None:
     message = _full_case()
-    case = records.case_from_proto(message, TODAY)
+    case = requests.case_from_proto(message, TODAY)
     assert not isinstance(case, facts.Case)
-    assert _case_plain(case) == _case_plain(wire.case_from_proto(message, TODAY))
+    assert _case_plain(case) == _case_plain(requests.case_model_from_proto(message, TODAY))
     assert all(getattr(case, name) for name in facts.FACT_TYPES)
 
 
 def test_the_example_case_takes_the_fast_path() -> None:
-    message = wire.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text()))
-    case = records.case_from_proto(message, TODAY)
+    message = requests.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text()))
+    case = requests.case_from_proto(message, TODAY)
     assert not isinstance(case, facts.Case)
-    assert _case_plain(case) == _case_plain(wire.case_from_proto(message, TODAY))
+    assert _case_plain(case) == _case_plain(requests.case_model_from_proto(message, TODAY))
 
 
-# Each breaks one rule that wire enforces; the fast path must send every one to wire's errors.
+# Each breaks one rule that validation enforces; the fast path must send every one to its errors.
 _BREAKS: list[tuple[str, Any]] = [
     ("case_id", lambda m: setattr(m, "case_id", "")),
     ("case_id chars", lambda m: setattr(m, "case_id", "case 1")),
@@ -143,7 +144,7 @@ _BREAKS: list[tuple[str, Any]] = [
     ("unknown enum", lambda m: setattr(m.conferences[0], "kind", 42)),
     ("bad list code", lambda m: m.strategy_discussions[0].agencies.append("NOBODY")),
     ("bad member id", lambda m: m.concerns[-1].household_member_ids.append("no spaces")),
-    ("too many list items", lambda m: m.core_groups[0].agencies.extend(["POLICE"] * (wire.MAX_LIST_ITEMS + 1))),
+    ("too many list items", lambda m: m.core_groups[0].agencies.extend(["POLICE"] * (MAX_LIST_ITEMS + 1))),
     ("percent over 100", lambda m: setattr(m.school_attendance[0], "attendance_percent", 100.5)),
     ("percent NaN", lambda m: setattr(m.school_attendance[0], "attendance_percent", math.nan)),
     ("bad worker id", lambda m: setattr(m.allocations[0], "worker_id", "")),
@@ -169,16 +170,16 @@ _BREAKS: list[tuple[str, Any]] = [
 def test_invalid_cases_get_wires_errors(label: str, breaks: Any) -> None:
     message = _full_case()
     breaks(message)
-    expected = _outcome(wire.case_from_proto, message)
-    assert isinstance(expected, list), f"{label}: wire accepted it"
-    assert _outcome(records.case_from_proto, message) == expected
+    expected = _outcome(requests.case_model_from_proto, message)
+    assert isinstance(expected, list), f"{label}: validation accepted it"
+    assert _outcome(requests.case_from_proto, message) == expected
 
 
 def test_too_many_facts_gets_wires_error() -> None:
     message = case_pb2.Case(case_id="c")
-    for i in range(wire.MAX_FACTS + 1):
+    for i in range(requests.MAX_FACTS + 1):
         message.visits.add(id=f"v{i}", date="2024-01-01")
-    assert _outcome(records.case_from_proto, message) == _outcome(wire.case_from_proto, message)
+    assert _outcome(requests.case_from_proto, message) == _outcome(requests.case_model_from_proto, message)
 
 
 def _mutate(message: case_pb2.Case, rng: random.Random) -> None:
@@ -242,7 +243,7 @@ def test_mutated_cases_get_the_same_answer_either_way(seed: int) -> None:
         message.CopyFrom(base)
         for _ in range(rng.randint(1, 3)):
             _mutate(message, rng)
-        assert _outcome(records.case_from_proto, message) == _outcome(wire.case_from_proto, message)
+        assert _outcome(requests.case_from_proto, message) == _outcome(requests.case_model_from_proto, message)
 
 
 @pytest.fixture(scope="module")
@@ -254,22 +255,22 @@ def safeguarding() -> Any:
 
 @pytest.mark.parametrize("size", [20, 200, 2000])
 def test_records_and_models_evaluate_alike(safeguarding: PreparedRuleset, size: int) -> None:
-    message = _full_case() if size == 20 else wire.case_from_json(synth.sized_case(size, size))
+    message = _full_case() if size == 20 else requests.case_from_json(synth.sized_case(size, size))
     for as_of in (synth.LONG_TIMELINE_END, dt.date(2020, 6, 30), dt.date(2026, 1, 1)):
-        fast = safeguarding.evaluate(records.case_from_proto(message, TODAY), as_of)
-        slow = safeguarding.evaluate(wire.case_from_proto(message, TODAY), as_of)
+        fast = safeguarding.evaluate(requests.case_from_proto(message, TODAY), as_of)
+        slow = safeguarding.evaluate(requests.case_model_from_proto(message, TODAY), as_of)
         assert dataclasses.astuple(fast) == dataclasses.astuple(slow)
 
 
 def test_date_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(records, "MAX_CACHED_DATES", 10)
+    monkeypatch.setattr(dates, "MAX_CACHED_DATES", 10)
     start = dt.date(2020, 1, 1)
     for offset in range(25):
         message = case_pb2.Case(case_id="c")
         message.visits.add(id="v", date=(start + dt.timedelta(days=offset)).isoformat())
-        case = records.case_from_proto(message, TODAY)
+        case = requests.case_from_proto(message, TODAY)
         assert getattr(case, "visits")[0].date == start + dt.timedelta(days=offset)  # noqa: B009
-    assert len(records._DATES) <= 11
+    assert len(dates.DAYS) <= 11
 
 
 def _stored_fields(case: facts.Case) -> dict[str, str]:
@@ -280,16 +281,18 @@ def _stored_fields(case: facts.Case) -> dict[str, str]:
     return fields
 
 
-@pytest.mark.parametrize("message", [_full_case(), wire.case_from_json(synth.sized_case(200, 7))], ids=["full", "200"])
+@pytest.mark.parametrize(
+    "message", [_full_case(), requests.case_from_json(synth.sized_case(200, 7))], ids=["full", "200"]
+)
 def test_stored_facts_read_as_records_equal_the_validated_models(message: case_pb2.Case) -> None:
-    fields = _stored_fields(wire.case_from_proto(message, TODAY))
+    fields = _stored_fields(requests.case_model_from_proto(message, TODAY))
     validated = codec.case_from_fields("case-9", fields)
     assert validated is not None
     assert records.of(codec.records_from_fields("case-9", fields)) == records.of(validated)
 
 
 def test_stored_case_digest_depends_on_content_not_field_order() -> None:
-    fields = _stored_fields(wire.case_from_proto(_full_case(), TODAY))
+    fields = _stored_fields(requests.case_model_from_proto(_full_case(), TODAY))
     digest = codec.fields_digest("case-9", fields)
     assert codec.fields_digest("case-9", dict(reversed(fields.items()))) == digest
     assert codec.fields_digest("case-9", {**fields, codec.REVISION_FIELD: "4"}) == digest  # revision is not content
@@ -300,13 +303,13 @@ def test_stored_case_digest_depends_on_content_not_field_order() -> None:
 
 @pytest.mark.parametrize(
     "message",
-    [_full_case(), *(wire.case_from_json(synth.sized_case(n, 5)) for n in (20, 200))],
+    [_full_case(), *(requests.case_from_json(synth.sized_case(n, 5)) for n in (20, 200))],
     ids=["full", "20", "200"],
 )
 def test_records_are_stored_as_the_same_json_text_as_models(message: case_pb2.Case) -> None:
     # The Redis merge compares texts: a fact resent in the other form must not count as changed.
-    models = wire.case_from_proto(message, TODAY)
-    fast = records.case_from_proto(message, TODAY)
+    models = requests.case_model_from_proto(message, TODAY)
+    fast = requests.case_from_proto(message, TODAY)
     for fact_type in facts.FACT_TYPES:
         for model, record in zip(getattr(models, fact_type), getattr(fast, fact_type), strict=True):
             assert records.fact_json(fact_type, record) == codec.fact_json(model)
@@ -317,9 +320,9 @@ def test_records_are_stored_as_the_same_json_text_as_models(message: case_pb2.Ca
 def test_floats_whose_text_might_differ_are_written_by_pydantic() -> None:
     message = case_pb2.Case(case_id="c")
     message.school_attendance.add(id="s1", date="2024-01-01", attendance_percent=0.00001)
-    record = getattr(records.case_from_proto(message, TODAY), "school_attendance")[0]  # noqa: B009
+    record = getattr(requests.case_from_proto(message, TODAY), "school_attendance")[0]  # noqa: B009
     with pytest.raises(records.NeedsModelError):
         records.fact_json("school_attendance", record)
-    model = wire.case_from_proto(message, TODAY).school_attendance[0]
-    case = records.case_from_proto(message, TODAY)
+    model = requests.case_model_from_proto(message, TODAY).school_attendance[0]
+    case = requests.case_from_proto(message, TODAY)
     assert codec.stored_facts(case) == [("school_attendance:s1", codec.fact_json(model))]

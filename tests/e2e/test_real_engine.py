@@ -16,7 +16,7 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.engine.engine import Engine
 from rules_engine.engine.registry import Registry
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from tests.e2e.harness import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def real(start_server: Callable[..., RunningServer]) -> Iterator[RunningServer]:
 
 def example_request() -> pb.EvaluateRequest:
     request = pb.EvaluateRequest(as_of="2025-06-30", ruleset="starter")
-    request.case.CopyFrom(wire.case_from_json(json.loads(EXAMPLE.read_text())))
+    request.case.CopyFrom(requests.case_from_json(json.loads(EXAMPLE.read_text())))
     return request
 
 

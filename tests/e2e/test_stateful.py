@@ -456,10 +456,10 @@ def test_decisions_cli_prints_json_lines(rulesets: Path, redis_server: RedisServ
     registry.reload()
     case_id = f"cli-{time.monotonic_ns()}"
     engine = Engine(registry, store=store)
-    from rules_engine.service import wire
+    from rules_engine.service import requests
 
     message = _case("c1", "c2", "c3", case_id=case_id)
-    evaluation = engine.evaluate(wire.case_from_proto(message, TODAY))
+    evaluation = engine.evaluate(requests.case_model_from_proto(message, TODAY))
     registry.close()
     store.close()
 

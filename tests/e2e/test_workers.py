@@ -14,7 +14,7 @@ import grpc
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.service import wire
+from rules_engine.service import requests
 from tests.redis_server import RedisServer, free_port
 from tests.serve_process import ROOT, serve, worker_pids
 
@@ -23,7 +23,7 @@ CASE = json.loads((ROOT / "examples" / "case.json").read_text())
 
 def _request() -> pb.EvaluateRequest:
     request = pb.EvaluateRequest(as_of="2025-06-30", ruleset="starter")
-    request.case.CopyFrom(wire.case_from_json(CASE))
+    request.case.CopyFrom(requests.case_from_json(CASE))
     return request
 
 

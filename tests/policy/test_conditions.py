@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 
-from rules_engine.case import records
 from rules_engine.case.facts import (
     MEASURABLE_FACT_TYPES,
     Allocation,
@@ -16,13 +15,14 @@ from rules_engine.case.facts import (
     SchoolAttendance,
     facts_of,
 )
+from rules_engine.case.fields import FieldType, fact_fields
 from rules_engine.config import BUNDLED_RULESETS
 from rules_engine.errors import CompileError, SourcePosition
 from rules_engine.policy.compiled import BoolOp, Compare, Const, Expr, FactFilter, FlaggedRef, MeasureRef, Not
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.policy.conditions import ParameterValue, RuleConditionCompiler, parse_condition
-from rules_engine.policy.filters import FieldType, FilterCompiler, fact_fields
-from rules_engine.service import wire
+from rules_engine.policy.filters import FilterCompiler
+from rules_engine.service import requests
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 MEASURES = ("concerns_12m", "visits_3m")
@@ -227,7 +227,7 @@ MASK_CASES = [
 
 def test_filter_masks_agree_with_the_test_of_each_fact() -> None:
     """Measures filter through the mask; every filter must select what its one-fact test does."""
-    case = records.case_from_proto(wire.case_from_json(sized_case(2_000)), LONG_TIMELINE_END)
+    case = requests.case_from_proto(requests.case_from_json(sized_case(2_000)), LONG_TIMELINE_END)
     filters = [(t, text, where(t, text)) for t, text in MASK_CASES] + _bundled_filters()
     assert len(filters) > 20
     for fact_type, text, compiled in filters:

@@ -35,7 +35,7 @@ from rules_engine.case import records
 from rules_engine.case.facts import Case
 from rules_engine.errors import CaseError, CompileError, SourcePosition
 from rules_engine.policy.conditions import RuleConditionCompiler, parse_condition
-from rules_engine.service import wire
+from rules_engine.service import requests
 from tests.redis_server import free_port
 from tests.serve_process import wait_serving
 
@@ -107,17 +107,17 @@ def test_case_from_proto_returns_a_case_or_raises_case_error(values: dict[str, A
     message = _build(case_pb2.Case, values)
     assert isinstance(message, case_pb2.Case)
     try:
-        case = wire.case_from_proto(message, TODAY)
+        case = requests.case_model_from_proto(message, TODAY)
     except CaseError as exc:
         assert exc.violations and all(v.field.startswith("case") for v in exc.violations)
-        assert len(exc.violations) <= wire.MAX_VIOLATIONS + 1
-        # The server's fast path accepts nothing wire refuses, and answers with wire's errors.
+        assert len(exc.violations) <= requests.MAX_VIOLATIONS + 1
+        # The server's fast path accepts nothing validation refuses, and answers with its errors.
         with pytest.raises(CaseError) as fast:
-            records.case_from_proto(message, TODAY)
+            requests.case_from_proto(message, TODAY)
         assert fast.value.violations == exc.violations
     else:
         assert isinstance(case, Case)
-        assert records.of(records.case_from_proto(message, TODAY)) == records.of(case)
+        assert records.of(requests.case_from_proto(message, TODAY)) == records.of(case)
 
 
 @FUZZ
@@ -126,9 +126,9 @@ def test_whole_requests_round_trip_through_bytes(values: dict[str, Any]) -> None
     request = _build(pb.EvaluateRequest, values)
     parsed = pb.EvaluateRequest.FromString(request.SerializeToString())
     try:
-        wire.case_from_proto(parsed.case, TODAY)
-        wire.parse_as_of(parsed.as_of)
-        wire.withdrawn_from_proto(parsed.withdrawn)
+        requests.case_model_from_proto(parsed.case, TODAY)
+        requests.parse_as_of(parsed.as_of)
+        requests.withdrawn_from_proto(parsed.withdrawn)
     except CaseError:
         pass
 

@@ -42,10 +42,11 @@ from pydantic import BaseModel
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case import facts
+from rules_engine.case.fields import fact_fields, sub_model
 from rules_engine.config import MAX_FACTS
-from rules_engine.policy.filters import fact_fields
 from rules_engine.server.limits import MAX_STRING_CHARS
-from rules_engine.service import wire
+from rules_engine.service.record_reader import MAX_LIST_ITEMS
+from rules_engine.service.requests import case_from_json
 from tests.redis_server import free_port
 from tests.serve_process import serve
 
@@ -117,7 +118,7 @@ def _codes() -> dict[str, list[str]]:
                 found.setdefault(name, set()).update(field_type.codes)
         for name in model.model_fields:
             if name not in fact_fields(model):
-                visit(wire.sub_model(model, name))
+                visit(sub_model(model, name))
 
     for model in (*facts.FACT_TYPES.values(), facts.Child):
         visit(model)
@@ -159,8 +160,8 @@ def _string(name: str, hostile: bool) -> st.SearchStrategy[str]:
 
 def _repeated_strings(name: str, hostile: bool) -> st.SearchStrategy[list[str]]:
     item = _string(name if name in CODES else "id", hostile)
-    # Maximal nested lists: exactly wire.MAX_LIST_ITEMS items, and (hostile) one more.
-    sizes = [wire.MAX_LIST_ITEMS, wire.MAX_LIST_ITEMS + 1] if hostile else [wire.MAX_LIST_ITEMS]
+    # Maximal nested lists: exactly MAX_LIST_ITEMS items, and (hostile) one more.
+    sizes = [MAX_LIST_ITEMS, MAX_LIST_ITEMS + 1] if hostile else [MAX_LIST_ITEMS]
     longest = st.sampled_from(sizes).flatmap(lambda n: item.map(lambda value: [value] * n))
     return st.one_of(st.lists(item, max_size=4), longest)
 
@@ -342,7 +343,7 @@ PROFILE = settings(
 def test_every_answer_is_ok_or_a_documented_client_error(run: Run) -> None:
     # Warm up (rulesets compiled, caches and the calendar built) before the first reading.
     warm = pb.EvaluateRequest(ruleset="safeguarding", as_of="2025-06-30")
-    warm.case.CopyFrom(wire.case_from_json({"caseId": "warm", "concerns": [{"id": "c", "date": "2025-01-01"}]}))
+    warm.case.CopyFrom(case_from_json({"caseId": "warm", "concerns": [{"id": "c", "date": "2025-01-01"}]}))
     for method in METHODS:
         run.call(method, type(getattr(pb, method.input_type.name)())())
     run.call(SERVICE.methods_by_name["Evaluate"], warm)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from rules_engine.engine.evaluator import PreparedRuleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.synth import ORDINARY_KINDS, generate
 
 AS_OF = dt.date(2025, 6, 30)
@@ -23,7 +23,7 @@ def test_share_of_cases_raising_each_rule(safeguarding: PreparedRuleset) -> None
     undetermined: Counter[str] = Counter()
     ordinary = 0
     for kind, document in generate(CASES, seed=2025, as_of=AS_OF):
-        case = wire.case_from_proto(wire.case_from_json(document), today=AS_OF)
+        case = requests.case_model_from_proto(requests.case_from_json(document), today=AS_OF)
         outcome = safeguarding.evaluate(case, AS_OF)
         ids = {f.rule_id for f in outcome.flags + outcome.shadow_flags}
         raised_all.update(ids)

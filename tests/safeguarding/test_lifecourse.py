@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from rules_engine.cli.app import app
 from rules_engine.engine.calendar import default_calendar
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools import lifecourse
 from rules_engine.tools.lifecourse import CONTROL_KINDS, LifeCourse, first_visible, month_ends, pattern_at
 from rules_engine.tools.lifecourse_kit import LATEST_END
@@ -83,7 +83,7 @@ def test_every_course_is_a_valid_case_within_its_dates(
     slow_burns: list[LifeCourse], controls: list[LifeCourse]
 ) -> None:
     for course in slow_burns + controls:
-        case = wire.case_from_proto(wire.case_from_json(course.case), today=course.end)
+        case = requests.case_model_from_proto(requests.case_from_json(course.case), today=course.end)
         assert case.case_id == course.case["caseId"]
         dates = [_day(f["date"]) for _, f in _facts(course.case)]
         assert min(dates) == course.start, course.shape

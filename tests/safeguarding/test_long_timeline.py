@@ -6,7 +6,7 @@ import datetime as dt
 
 from rules_engine.case.facts import Case
 from rules_engine.engine.evaluator import PreparedRuleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.replay import replay, replay_steps
 from rules_engine.tools.synth import LONG_TIMELINE_END, LONG_TIMELINE_START, long_timeline_case
 
@@ -33,7 +33,7 @@ def pattern_visible(case: Case, as_of: dt.date) -> bool:
 
 
 def test_long_timeline_pattern_raised_within_12_months(safeguarding: PreparedRuleset) -> None:
-    case = wire.case_from_proto(wire.case_from_json(long_timeline_case()), LONG_TIMELINE_END)
+    case = requests.case_model_from_proto(requests.case_from_json(long_timeline_case()), LONG_TIMELINE_END)
     agencies = {c.agency for c in case.concerns}
     workers = {a.worker_id for a in case.allocations}
     assert 150 <= len(case.concerns) <= 260 and len(agencies) >= 4 and len(workers) >= 12

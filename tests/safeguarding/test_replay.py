@@ -24,7 +24,7 @@ from rules_engine.case.facts import (
     Referral,
 )
 from rules_engine.engine.evaluator import PreparedRuleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.replay import Replay, as_it_stood, default_span, replay, replay_steps
 from rules_engine.tools.replay import _shape as clearable
 from rules_engine.tools.synth import LONG_TIMELINE_END, long_timeline_case
@@ -136,7 +136,7 @@ def test_default_span() -> None:
 
 
 def _long_case() -> Case:
-    return wire.case_from_proto(wire.case_from_json(long_timeline_case()), LONG_TIMELINE_END)
+    return requests.case_model_from_proto(requests.case_from_json(long_timeline_case()), LONG_TIMELINE_END)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from rules_engine.case.facts import Case
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.policy.compiled import Severity
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools.replay import Replay, as_it_stood, replay, replay_steps
 from tests.safeguarding.second_opinion import (
     Course,
@@ -51,7 +51,7 @@ def prepared() -> PreparedRuleset:
 
 def build(doc: dict[str, Any], today: dt.date) -> Case:
     """Validate a proto3-JSON case the way the service does; raises CaseError when invalid."""
-    return wire.case_from_proto(wire.case_from_json(doc), today=today)
+    return requests.case_model_from_proto(requests.case_from_json(doc), today=today)
 
 
 def run(prepared: PreparedRuleset, course: Course) -> tuple[Case, Replay]:

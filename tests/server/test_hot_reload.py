@@ -21,7 +21,7 @@ from rules_engine.engine.registry import Registry, ReloadResult
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.server.server import build_server
 from rules_engine.server.watcher import Watcher
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.tools import ruletest
 
 EXAMPLE_CASE = Path(__file__).resolve().parents[2] / "examples" / "case.json"
@@ -96,7 +96,7 @@ def _replace(path: Path, old: str, new: str) -> None:
 
 
 def test_changes_are_swapped_in_or_refused_without_losing_a_request(served: Served) -> None:
-    case = wire.case_from_json(json.loads(EXAMPLE_CASE.read_text(encoding="utf-8")))
+    case = requests.case_from_json(json.loads(EXAMPLE_CASE.read_text(encoding="utf-8")))
     client = Client(served.stub, pb.EvaluateRequest(case=case, as_of="2025-06-30"))
     thread = threading.Thread(target=client.run)
     first = served.info().version

@@ -1,4 +1,4 @@
-"""response_encoding: serialized responses that parse equal to wire.evaluation_to_proto's, byte for byte in size."""
+"""responses.encode_response: serialized responses that parse equal to evaluation_to_proto's, byte for byte in size."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from rules_engine.engine.registry import Registry
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, UndeterminedRule
 from rules_engine.policy.compiled import Severity
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
-from rules_engine.service.response_encoding import (
+from rules_engine.service import requests, responses
+from rules_engine.service.responses import (
     EncodedEvaluateResponse,
     encode_evaluation,
     encode_response,
@@ -41,8 +41,8 @@ SAFEGUARDING = "safeguarding"
 
 
 def assert_encodes_as_wire(evaluation: Evaluation) -> None:
-    """The encoded bytes parse to wire's message, with nothing left over and nothing unknown."""
-    expected = wire.evaluation_to_proto(evaluation)
+    """The encoded bytes parse to evaluation_to_proto's message, with nothing left over and nothing unknown."""
+    expected = responses.evaluation_to_proto(evaluation)
     data = encode_evaluation(evaluation)
     parsed = pb.EvaluateResponse.FromString(data)
     assert parsed == expected
@@ -73,7 +73,7 @@ def registry() -> Iterator[Registry]:
 
 
 def _case(obj: dict[str, Any], as_of: dt.datetime) -> Any:
-    return wire.case_from_proto(wire.case_from_json(obj), as_of.date())
+    return requests.case_model_from_proto(requests.case_from_json(obj), as_of.date())
 
 
 def _stateless(registry: Registry) -> Iterator[tuple[str, Evaluation]]:
@@ -384,7 +384,7 @@ def test_encoded_response_carries_the_summary_and_serializes_like_a_message() ->
     assert response.data == encode_evaluation(evaluation)
     serialize: Callable[[Any], bytes] = lambda r: r.SerializeToString()  # noqa: E731 - a gRPC response_serializer
     assert serialize(response) == response.data
-    assert pb.EvaluateResponse.FromString(serialize(wire.evaluation_to_proto(evaluation))) == response.to_message()
+    assert pb.EvaluateResponse.FromString(serialize(responses.evaluation_to_proto(evaluation))) == response.to_message()
 
 
 # -- varints -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""wire: proto cases into facts.Case with every violation named by path; evaluations into responses."""
+"""requests: proto cases into facts.Case with every violation named by path; responses: evaluations into messages."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from rules_engine.case.facts import FACT_TYPES
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus, UndeterminedRule
 from rules_engine.errors import CaseError
 from rules_engine.policy.compiled import Severity
-from rules_engine.service import wire
+from rules_engine.service import requests, responses
+from rules_engine.service.record_reader import enum_codes
 
 TODAY = dt.date(2025, 1, 1)
 
@@ -71,12 +72,12 @@ def _rich_case() -> case_pb2.Case:
 
 def _violations(message: case_pb2.Case, path: str = "case") -> list[tuple[str, str]]:
     with pytest.raises(CaseError) as caught:
-        wire.case_from_proto(message, TODAY, path)
+        requests.case_model_from_proto(message, TODAY, path)
     return [(v.field, v.description) for v in caught.value.violations]
 
 
 def test_rich_case_converts_field_by_field() -> None:
-    case = wire.case_from_proto(_rich_case(), TODAY)
+    case = requests.case_model_from_proto(_rich_case(), TODAY)
 
     assert case.case_id == "case-1"
     assert case.child.birth_date == dt.date(2016, 3, 4)
@@ -112,7 +113,7 @@ def test_empty_strings_are_absent() -> None:
     message.referrals.add(id="r1", date="2024-05-02")
     message.concerns.add(id="c1", date="2024-05-02", agency="HEALTH")
 
-    case = wire.case_from_proto(message, TODAY)
+    case = requests.case_model_from_proto(message, TODAY)
 
     assert (case.referrals[0].decided_on, case.referrals[0].source) == (None, None)
     assert case.referrals[0].assessment_id is None
@@ -131,11 +132,11 @@ def test_empty_strings_are_absent() -> None:
     [(case_pb2.ConferenceKind, codes.ConferenceKind), (case_pb2.PlanKind, codes.PlanKind)],
 )
 def test_enums_map_to_the_domain_codes_without_prefix(enum: typing.Any, domain: typing.Any) -> None:
-    mapped = wire.enum_codes(enum.DESCRIPTOR)
+    mapped = enum_codes(enum.DESCRIPTOR)
 
     assert set(mapped.values()) == set(typing.get_args(domain))
-    assert case_pb2.PLAN_KIND_CHILD_PROTECTION not in wire.enum_codes(case_pb2.ConferenceKind.DESCRIPTOR) or True
-    assert wire.enum_codes(case_pb2.PlanKind.DESCRIPTOR)[case_pb2.PLAN_KIND_CHILD_PROTECTION] == "CHILD_PROTECTION"
+    assert case_pb2.PLAN_KIND_CHILD_PROTECTION not in enum_codes(case_pb2.ConferenceKind.DESCRIPTOR) or True
+    assert enum_codes(case_pb2.PlanKind.DESCRIPTOR)[case_pb2.PLAN_KIND_CHILD_PROTECTION] == "CHILD_PROTECTION"
 
 
 def test_missing_case_id_and_fact_id_and_date() -> None:
@@ -230,7 +231,7 @@ def test_bounds() -> None:
 
 def test_too_many_facts() -> None:
     message = case_pb2.Case(case_id="case-1")
-    for i in range(wire.MAX_FACTS + 1):
+    for i in range(requests.MAX_FACTS + 1):
         message.visits.add(id=f"v{i}", date="2024-01-01")
 
     assert _violations(message) == [("case", "10001 facts; at most 10000 per case")]
@@ -243,7 +244,7 @@ def test_violations_are_capped_and_in_document_order() -> None:
 
     violations = _violations(message)
 
-    assert len(violations) == wire.MAX_VIOLATIONS + 1
+    assert len(violations) == requests.MAX_VIOLATIONS + 1
     assert [field for field, _ in violations[9:11]] == ["case.visits[9].date", "case.visits[10].date"]
     assert violations[-1] == ("case", "10 more violations not shown")
 
@@ -266,19 +267,19 @@ def test_path_prefix_for_batches() -> None:
     ],
 )
 def test_parse_as_of(text: str, expected: dt.datetime | None) -> None:
-    assert wire.parse_as_of(text) == expected
+    assert requests.parse_as_of(text) == expected
 
 
 @pytest.mark.parametrize("text", ["yesterday", "20250102", "2025-01-02T10:30:00", "2025-13-01", "2025-01-02T25:00Z"])
 def test_parse_as_of_rejects(text: str) -> None:
     with pytest.raises(CaseError) as caught:
-        wire.parse_as_of(text)
+        requests.parse_as_of(text)
 
     assert [v.field for v in caught.value.violations] == ["as_of"]
 
 
 def test_case_from_json_reads_the_proto3_json_form() -> None:
-    message = wire.case_from_json(
+    message = requests.case_from_json(
         {
             "caseId": "case-1",
             "concerns": [{"id": "c1", "date": "2024-01-01", "agency": "POLICE", "significantHarm": True}],
@@ -287,7 +288,7 @@ def test_case_from_json_reads_the_proto3_json_form() -> None:
         }
     )
 
-    case = wire.case_from_proto(message, TODAY)
+    case = requests.case_model_from_proto(message, TODAY)
     assert case.concerns[0].significant_harm is True
     assert case.plans[0].kind == "CHILD_PROTECTION"
     assert case.household_members[0].adult is True
@@ -295,7 +296,7 @@ def test_case_from_json_reads_the_proto3_json_form() -> None:
 
 def test_case_from_json_rejects_unknown_fields() -> None:
     with pytest.raises(CaseError) as caught:
-        wire.case_from_json({"caseId": "case-1", "notes": "free text"})
+        requests.case_from_json({"caseId": "case-1", "notes": "free text"})
 
     assert [(v.field, v.description) for v in caught.value.violations] == [
         ("case.notes", "unknown field (value 'free text')")
@@ -331,7 +332,7 @@ def test_evaluation_to_proto_orders_flags_most_severe_first() -> None:
         undetermined=(UndeterminedRule("u", "U", ("gap",)),),
     )
 
-    response = wire.evaluation_to_proto(evaluation)
+    response = responses.evaluation_to_proto(evaluation)
 
     assert [(f.rule_id, f.severity) for f in response.flags] == [
         ("z", pb.SEVERITY_CRITICAL),
@@ -349,7 +350,7 @@ def test_evaluation_to_proto_orders_flags_most_severe_first() -> None:
     assert [f.rule_id for f in response.shadow_flags] == ["s"]
     assert list(response.undetermined[0].missing_measures) == ["gap"]
 
-    as_json = wire.evaluation_to_json(evaluation)
+    as_json = responses.evaluation_to_json(evaluation)
     assert as_json["rulesetVersion"] == "abc"
     assert as_json["flags"][0]["severity"] == "SEVERITY_CRITICAL"
 
@@ -357,13 +358,13 @@ def test_evaluation_to_proto_orders_flags_most_severe_first() -> None:
 def test_evaluation_to_json_keeps_empty_lists() -> None:
     evaluation = Evaluation("case-1", "demo", "abc", "d1", dt.datetime(2025, 1, 2, tzinfo=dt.UTC), flags=())
 
-    assert wire.evaluation_to_json(evaluation)["flags"] == []
+    assert responses.evaluation_to_json(evaluation)["flags"] == []
 
 
 def test_ruleset_status_to_proto() -> None:
     status = RulesetStatus("demo", "abc", dt.datetime(2025, 1, 2, tzinfo=dt.UTC), 4, 1, "f.yaml:1:2: bad", None)
 
-    info = wire.ruleset_status_to_proto(status)
+    info = responses.ruleset_status_to_proto(status)
 
     assert (info.name, info.version, info.loaded_at) == ("demo", "abc", "2025-01-02T00:00:00Z")
     assert (info.rule_count, info.shadow_rule_count, info.last_error, info.last_error_at) == (
@@ -420,7 +421,7 @@ def test_any_case_converts_or_raises_case_error(document: dict[str, Any]) -> Non
     message = json_format.ParseDict(document, case_pb2.Case())
 
     try:
-        case = wire.case_from_proto(message, TODAY)
+        case = requests.case_model_from_proto(message, TODAY)
     except CaseError as exc:
         assert exc.violations
         assert all(v.field.startswith("case") for v in exc.violations)
@@ -432,10 +433,10 @@ def test_any_case_converts_or_raises_case_error(document: dict[str, Any]) -> Non
 def test_ids_outside_the_case_are_refused_with_a_trailing_newline_too(text: str) -> None:
     """Python's `$` matches before a final newline; an id with one must still be refused."""
     with pytest.raises(CaseError):
-        wire.case_id_from_text(text)
+        requests.case_id_from_text(text)
     with pytest.raises(CaseError):
-        wire.withdrawn_from_proto([pb.FactRef(fact_type="concerns", fact_id=text)])
+        requests.withdrawn_from_proto([pb.FactRef(fact_type="concerns", fact_id=text)])
 
 
 def test_ids_outside_the_case_accept_every_id_character() -> None:
-    assert wire.case_id_from_text("Ab9._:/@-" + "x" * 119) == "Ab9._:/@-" + "x" * 119
+    assert requests.case_id_from_text("Ab9._:/@-" + "x" * 119) == "Ab9._:/@-" + "x" * 119

@@ -23,7 +23,7 @@ from rules_engine.engine.registry import Registry
 from rules_engine.errors import CaseChangedError, RulesetNotFoundError
 from rules_engine.policy.compiled import Severity
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.store import (
     CaseStore,
     DecisionRecord,
@@ -86,8 +86,8 @@ def registry() -> Iterator[Registry]:
 
 
 def _example() -> CaseFacts:
-    message = wire.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text(encoding="utf-8")))
-    return records.case_from_proto(message, AS_OF.date())
+    message = requests.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text(encoding="utf-8")))
+    return requests.case_from_proto(message, AS_OF.date())
 
 
 def _change(case: CaseFacts) -> tuple[CaseFacts, list[tuple[str, str]]]:

@@ -25,7 +25,7 @@ from rules_engine.engine.registry import Registry
 from rules_engine.errors import StoreUnavailableError
 from rules_engine.policy.compiled import Severity
 from rules_engine.policy.compiler import compile_ruleset
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.store import StoreSettings, open_store
 from rules_engine.store.redis import OUTBOX_SETTLE_SECONDS, RedisStore
 from tests.redis_cluster import RedisClusterServers, SentinelSetup
@@ -158,8 +158,8 @@ class _Load:
     """Writers of stored-history Evaluates, each on its own case, each call adding one concern."""
 
     def __init__(self, engine: Engine, writers: int) -> None:
-        message = wire.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text(encoding="utf-8")))
-        self.base = records.case_from_proto(message, AS_OF.date())
+        message = requests.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text(encoding="utf-8")))
+        self.base = requests.case_from_proto(message, AS_OF.date())
         self.engine = engine
         self.outcomes: Counter[str] = Counter()
         self.acknowledged: dict[str, list[tuple[str, str]]] = {f"fo-case-{w}": [] for w in range(writers)}
@@ -271,8 +271,8 @@ class _ClusterLoad:
     Evaluate and a RecordFacts, each call adding one concern."""
 
     def __init__(self, engine: Engine, store: RedisStore, writers: int, cases_each: int) -> None:
-        message = wire.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text(encoding="utf-8")))
-        self.base = records.case_from_proto(message, AS_OF.date())
+        message = requests.case_from_json(json.loads((ROOT / "examples" / "case.json").read_text(encoding="utf-8")))
+        self.base = requests.case_from_proto(message, AS_OF.date())
         self.engine, self.store = engine, store
         self.outcomes: Counter[str] = Counter()
         self.facts: dict[str, list[str]] = {}  # case -> concern ids of calls answered OK

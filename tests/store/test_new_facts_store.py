@@ -7,7 +7,7 @@ import datetime as dt
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case import records
 from rules_engine.case.facts import Appointment, Case, PlanReview, RecordedFactor, Transfer
-from rules_engine.service import wire
+from rules_engine.service import requests
 from rules_engine.store import CaseStore
 from tests.store.helpers import CASE, NOW, case, concern
 
@@ -51,8 +51,8 @@ def test_new_facts_sent_as_records_round_trip_and_are_not_a_change(store: CaseSt
     message.appointments.add(id="ap1", date="2025-01-07", attended=True)
     message.plan_reviews.add(id="pr1", date="2025-01-09", plan_kind=case_pb2.PLAN_KIND_LOOKED_AFTER)
     message.transfers.add(id="t1", date="2025-01-01", direction="OUT")
-    fast = records.case_from_proto(message, NOW.date())
-    models = wire.case_from_proto(message, NOW.date())
+    fast = requests.case_from_proto(message, NOW.date())
+    models = requests.case_model_from_proto(message, NOW.date())
 
     first = store.merge_case(CASE, fast, now=NOW)
     again = store.merge_case(CASE, models, now=NOW)  # the same facts as models: the same stored text

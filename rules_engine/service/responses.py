@@ -1,12 +1,14 @@
-"""Serialized EvaluateResponse bytes, built from cached per-rule parts instead of one message tree.
+"""Results into responses: evaluations, rulesets, flag records, chronologies and decisions as messages.
 
-Serialized protobuf messages concatenate into their merge, and a repeated field keeps the
-order of its elements. So a Flag is encoded as the part that comes from its rule (serialized
-once and cached) followed by the part that changes every call, and the response as its
-scalar fields followed by the framed flags. Protobuf encodes every field but the three
-strings of an evidence item; only those and the framing of embedded messages (tag, length,
-payload) are written here. The bytes parse to a message equal to `wire.evaluation_to_proto`'s,
-though fields may come in a different order.
+Evaluate's response is the hot one, so `encode_response` writes its bytes from cached
+per-rule parts instead of building one message tree. Serialized protobuf messages
+concatenate into their merge, and a repeated field keeps the order of its elements. So a
+Flag is encoded as the part that comes from its rule (serialized once and cached) followed
+by the part that changes every call, and the response as its scalar fields followed by the
+framed flags. Protobuf encodes every field but the three strings of an evidence item; only
+those and the framing of embedded messages (tag, length, payload) are written here. The
+bytes parse to a message equal to `evaluation_to_proto`'s, though fields may come in a
+different order. The other responses, and EvaluateBatch's evaluations, are built as messages.
 """
 
 from __future__ import annotations
@@ -15,23 +17,199 @@ import datetime as dt
 import functools
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag
+from rules_engine.case.facts import FACT_TYPES, CaseFacts
+from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
+from rules_engine.engine.results import UndeterminedRule as DomainUndetermined
 from rules_engine.policy.compiled import MeasureValue, Severity
-from rules_engine.service.wire import (
-    FLAG_STATES,
-    SEVERITIES,
-    SOURCE_KINDS,
-    flag_order,
-    measured_value,
-    resolved_to_proto,
-    rfc3339,
-    undetermined_to_proto,
-)
-from rules_engine.store import FlagRecord, FlagState
+from rules_engine.store import ChronologyEntry, DecisionRecord, FlagRecord, FlagState
+
+
+# Most severe first, then by rule id, so responses are stable.
+def flag_order(flag: ExplainedFlag) -> tuple[int, str]:
+    return (-int(flag.severity), flag.rule_id)
+
+
+SEVERITIES = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
+FLAG_STATES = {state: pb.FlagState.Value(f"FLAG_STATE_{state.value}") for state in FlagState}
+SOURCE_KINDS = {
+    "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
+    "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
+}
+
+
+def measured_value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValue:
+    # bool before number: bool is an int in Python.
+    if value is None:
+        return pb.MeasuredValue(name=name, missing=True)
+    if isinstance(value, bool):
+        return pb.MeasuredValue(name=name, boolean=value)
+    if isinstance(value, str):
+        return pb.MeasuredValue(name=name, text=value)
+    return pb.MeasuredValue(name=name, number=float(value))
+
+
+def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.Flag:
+    message = pb.Flag(
+        rule_id=flag.rule_id,
+        title=flag.title,
+        severity=SEVERITIES[flag.severity.name],
+        escalation=flag.escalation,
+        explanation=flag.explanation,
+        condition=flag.condition,
+        measured_values=[measured_value(n, v) for n, v in flag.measured_values],
+        thresholds=[measured_value(n, v) for n, v in flag.thresholds],
+        threshold_source=pb.ThresholdSource(kind=SOURCE_KINDS[flag.source_kind], reference=flag.source_reference),
+        evidence=[
+            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
+        ],
+        contributing_rule_ids=flag.contributing_rule_ids,
+        evidence_count=flag.evidence_count,
+    )
+    if record is not None:
+        message.state = FLAG_STATES[record.state]
+        message.first_raised = rfc3339(record.first_raised)
+        message.last_seen = rfc3339(record.last_seen)
+        if record.state is FlagState.SNOOZED and record.acknowledgement and record.acknowledgement.snooze_until:
+            message.snooze_until = record.acknowledgement.snooze_until.isoformat()
+    return message
+
+
+def undetermined_to_proto(rule: DomainUndetermined) -> pb.UndeterminedRule:
+    return pb.UndeterminedRule(rule_id=rule.rule_id, title=rule.title, missing_measures=rule.missing_measures)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """Format a moment as RFC 3339; a naive moment is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def evaluation_to_proto(evaluation: Evaluation) -> pb.EvaluateResponse:
+    """The response for one evaluation; flags most severe first, then by rule id."""
+    return pb.EvaluateResponse(
+        case_id=evaluation.case_id,
+        flags=[
+            _flag_to_proto(f, evaluation.lifecycle.get(f.rule_id)) for f in sorted(evaluation.flags, key=flag_order)
+        ],
+        shadow_flags=[_flag_to_proto(f) for f in sorted(evaluation.shadow_flags, key=flag_order)],
+        undetermined=[undetermined_to_proto(u) for u in evaluation.undetermined],
+        ruleset=evaluation.ruleset,
+        ruleset_version=evaluation.ruleset_version,
+        decision_id=evaluation.decision_id,
+        as_of=rfc3339(evaluation.as_of),
+        resolved=[resolved_to_proto(r) for r in evaluation.resolved],
+    )
+
+
+def resolved_to_proto(record: FlagRecord) -> pb.ResolvedFlag:
+    return pb.ResolvedFlag(
+        rule_id=record.rule_id,
+        severity=SEVERITIES[record.severity.name],
+        first_raised=rfc3339(record.first_raised),
+        last_seen=rfc3339(record.last_seen),
+        resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
+    )
+
+
+def evaluation_to_json(evaluation: Evaluation) -> dict[str, Any]:
+    """The proto3 JSON form of the response, so the CLI prints what gRPC callers receive."""
+    return message_to_json(evaluation_to_proto(evaluation))
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """Proto3 JSON with empty lists and zero values kept, for readable CLI output."""
+    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return result
+
+
+def ruleset_status_to_proto(status: RulesetStatus) -> pb.RulesetInfo:
+    """One ListRulesets entry."""
+    return pb.RulesetInfo(
+        name=status.name,
+        version=status.version,
+        loaded_at=rfc3339(status.loaded_at) if status.loaded_at else "",
+        rule_count=status.rule_count,
+        shadow_rule_count=status.shadow_rule_count,
+        last_error=status.last_error,
+        last_error_at=rfc3339(status.last_error_at) if status.last_error_at else "",
+    )
+
+
+# -- stored history ---------------------------------------------------------------------------
+
+
+def stored_fact_count(case: CaseFacts) -> int:
+    return sum(len(getattr(case, name)) for name in FACT_TYPES)
+
+
+def flag_record_to_proto(case_id: str, record: FlagRecord) -> pb.FlagRecord:
+    message = pb.FlagRecord(
+        case_id=case_id,
+        ruleset=record.ruleset,
+        rule_id=record.rule_id,
+        state=FLAG_STATES[record.state],
+        severity=SEVERITIES[record.severity.name],
+        first_raised=rfc3339(record.first_raised),
+        last_seen=rfc3339(record.last_seen),
+        resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
+    )
+    if (ack := record.acknowledgement) is not None:
+        message.acknowledgement.CopyFrom(
+            pb.Acknowledgement(
+                practitioner_id=ack.practitioner_id,
+                reason_code=ack.reason_code,
+                acknowledged_at=rfc3339(ack.at),
+                severity=SEVERITIES[ack.severity.name],
+                snooze_until=ack.snooze_until.isoformat() if ack.snooze_until else "",
+            )
+        )
+    return message
+
+
+_ENTRY_KIND = {"fact": pb.CHRONOLOGY_ENTRY_KIND_FACT, "flag_raised": pb.CHRONOLOGY_ENTRY_KIND_FLAG_RAISED}
+
+
+def chronology_to_proto(case_id: str, entries: Sequence[ChronologyEntry]) -> pb.GetChronologyResponse:
+    return pb.GetChronologyResponse(
+        case_id=case_id,
+        entries=[
+            pb.ChronologyEntry(
+                date=e.date.isoformat(),
+                kind=_ENTRY_KIND[e.kind],
+                fact_type=e.fact_type,
+                fact_id=e.fact_id,
+                code=e.code,
+                ruleset=e.ruleset,
+            )
+            for e in entries
+        ],
+    )
+
+
+def decision_to_proto(record: DecisionRecord) -> pb.Decision:
+    return pb.Decision(
+        decision_id=record.decision_id,
+        time=rfc3339(record.time),
+        case_id=record.case_id,
+        ruleset=record.ruleset,
+        ruleset_version=record.ruleset_version,
+        input_digest=record.input_digest,
+        flags=[
+            pb.DecisionFlag(rule_id=f.rule_id, state=FLAG_STATES[f.state], severity=SEVERITIES[f.severity.name])
+            for f in record.flags
+        ],
+    )
+
+
+# -- Evaluate's response as bytes -----------------------------------------------------------------
 
 # Rulesets reload, so cached parts of rules no longer loaded must age out.
 CACHE_SIZE = 4096
@@ -124,7 +302,7 @@ def encode_response(evaluation: Evaluation) -> EncodedEvaluateResponse:
 
 
 def encode_evaluation(evaluation: Evaluation) -> bytes:
-    """The serialized EvaluateResponse of an evaluation; parses equal to `wire.evaluation_to_proto`."""
+    """The serialized EvaluateResponse of an evaluation; parses equal to `evaluation_to_proto`."""
     return _encode(
         evaluation, sorted(evaluation.flags, key=flag_order), sorted(evaluation.shadow_flags, key=flag_order)
     )

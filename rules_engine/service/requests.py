@@ -1,8 +1,12 @@
-"""Proto <-> domain conversion: request cases into facts.Case, evaluations into responses.
+"""Request messages into domain values: the case, `as_of`, ids, withdrawn facts, acknowledgements.
 
-`case_from_proto` is on the hot path of every call, so it copies the message field by
-field with converters generated once at import (json_format.MessageToDict costs more
-than our whole conversion) and collects every violation before raising one CaseError.
+A case is read two ways. `case_from_proto`, what the server does, reads it straight into
+records (record_reader: generated readers and whole-column checks); a case those checks do
+not accept is validated by `case_model_from_proto` instead, which copies the message field by
+field into pydantic models with converters generated once at import (json_format.MessageToDict
+costs more than the whole conversion) and collects every violation, by field path, before
+raising one CaseError. Either way the caller gets the same case or the same errors.
+Every date is held to case.dates' range.
 """
 
 from __future__ import annotations
@@ -15,44 +19,40 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.message import Message
 from pydantic import BaseModel, ValidationError
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case import facts
+from rules_engine.case.dates import iso_day, latest_date, out_of_range
+from rules_engine.case.facts import CaseFacts
+from rules_engine.case.fields import sub_model
 from rules_engine.config import MAX_FACTS
-from rules_engine.engine import calendar
-from rules_engine.engine.results import Evaluation, ExplainedFlag, RulesetStatus
-from rules_engine.engine.results import UndeterminedRule as DomainUndetermined
 from rules_engine.errors import CaseError, FieldViolation
 from rules_engine.service import json_input
-from rules_engine.store import ChronologyEntry, DecisionRecord, FlagRecord, FlagState
+from rules_engine.service.record_reader import MAX_LIST_ITEMS, enum_codes, read_case
 
-MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member ids)
 MAX_VIOLATIONS = 50  # beyond this the caller learns the count, not every path
-MAX_FUTURE = 366  # days: a date more than a year after today is a typo, not a plan
+
+
+def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> CaseFacts:
+    """A request's case as records; when the fast checks do not accept it, `case_model_from_proto`'s
+    model (or its CaseError, naming every bad field).
+
+    `today` bounds dates (more than a year ahead is refused); `path` prefixes field paths,
+    e.g. `cases[3]` in a batch.
+    """
+    record = read_case(message, today)
+    return record if record is not None else case_model_from_proto(message, today, path)
+
+
+# -- the validating conversion: every bad field named ----------------------------------------
 
 
 def _is_date(model: type[BaseModel], name: str) -> bool:
     annotation = model.model_fields[name].annotation
     return annotation is dt.date or (isinstance(annotation, types.UnionType) and dt.date in typing.get_args(annotation))
-
-
-def enum_codes(descriptor: Any) -> dict[int, str]:
-    # CONFERENCE_KIND_INITIAL -> "INITIAL": the domain codes are the names without the prefix
-    # that buf's ENUM_VALUE_PREFIX rule demands; 0 (UNSPECIFIED) maps to nothing.
-    prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
-    return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
-
-
-def iso_day(text: str) -> dt.date:
-    """A YYYY-MM-DD date, or ValueError: fromisoformat alone would also take 20240102 and week dates."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
-        raise ValueError(text)
-    return dt.date.fromisoformat(text)
 
 
 def _at(where: str, index: int, name: str) -> str:
@@ -118,17 +118,9 @@ def _converter(descriptor: Descriptor, model: type[BaseModel], list_limit: int =
         body.append(_TEMPLATES[kind].format(name=name, helper=helper, limit=list_limit))
     source = "def convert(m, walk, where, index):\n    out = {}\n    days = walk.days\n"
     source += "".join(body) + "    return out\n"
-    exec(compile(source, f"<wire converter for {descriptor.full_name}>", "exec"), namespace)
+    exec(compile(source, f"<case converter for {descriptor.full_name}>", "exec"), namespace)
     converter: _Converter = namespace["convert"]
     return converter
-
-
-def sub_model(model: type[BaseModel], name: str) -> type[BaseModel]:
-    annotation = model.model_fields[name].annotation
-    args = typing.get_args(annotation)
-    sub = args[0] if args else annotation
-    assert isinstance(sub, type) and issubclass(sub, BaseModel)
-    return sub
 
 
 # Fact lists are bounded by MAX_FACTS together (checked first), nested lists each by MAX_LIST_ITEMS.
@@ -142,7 +134,7 @@ class _Walk:
     __slots__ = ("days", "latest", "reported", "violations")
 
     def __init__(self, today: dt.date) -> None:
-        self.latest = today + dt.timedelta(days=MAX_FUTURE)
+        self.latest = latest_date(today)
         self.violations: list[FieldViolation] = []
         self.reported: set[str] = set()
         # Cases repeat the same few hundred dates; parse each once per call.
@@ -164,7 +156,7 @@ class _Walk:
         except ValueError:
             self.add(_at(where, index, name), "not a date (YYYY-MM-DD)")
             return None
-        if (outside := calendar.out_of_range(day)) is not None:
+        if (outside := out_of_range(day)) is not None:
             self.add(_at(where, index, name), outside)
             return None
         if day > self.latest:
@@ -179,7 +171,7 @@ def case_message_digest(message: case_pb2.Case) -> str:
     return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
 
 
-def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> facts.Case:
+def case_model_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> facts.Case:
     """Validate a request's case into facts.Case, or raise CaseError listing every bad field.
 
     `today` bounds dates (more than a year ahead is rejected); `path` prefixes field
@@ -286,7 +278,7 @@ def parse_as_of(text: str) -> dt.datetime | None:
     if moment.tzinfo is None:
         raise CaseError([FieldViolation("as_of", "RFC 3339 timestamp needs a UTC offset, e.g. Z")])
     # The date as written is the one evaluated (engine: moment.date()).
-    if (outside := calendar.out_of_range(moment.date())) is not None:
+    if (outside := out_of_range(moment.date())) is not None:
         raise CaseError([FieldViolation("as_of", outside)])
     return moment
 
@@ -302,119 +294,7 @@ def request_from_json(obj: dict[str, Any]) -> pb.EvaluateRequest:
     return json_input.parse_json(obj, pb.EvaluateRequest(), "")
 
 
-# Most severe first, then by rule id, so responses are stable.
-def flag_order(flag: ExplainedFlag) -> tuple[int, str]:
-    return (-int(flag.severity), flag.rule_id)
-
-
-SEVERITIES = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
-FLAG_STATES = {state: pb.FlagState.Value(f"FLAG_STATE_{state.value}") for state in FlagState}
-SOURCE_KINDS = {
-    "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
-    "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
-}
-
-
-def measured_value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValue:
-    # bool before number: bool is an int in Python.
-    if value is None:
-        return pb.MeasuredValue(name=name, missing=True)
-    if isinstance(value, bool):
-        return pb.MeasuredValue(name=name, boolean=value)
-    if isinstance(value, str):
-        return pb.MeasuredValue(name=name, text=value)
-    return pb.MeasuredValue(name=name, number=float(value))
-
-
-def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.Flag:
-    message = pb.Flag(
-        rule_id=flag.rule_id,
-        title=flag.title,
-        severity=SEVERITIES[flag.severity.name],
-        escalation=flag.escalation,
-        explanation=flag.explanation,
-        condition=flag.condition,
-        measured_values=[measured_value(n, v) for n, v in flag.measured_values],
-        thresholds=[measured_value(n, v) for n, v in flag.thresholds],
-        threshold_source=pb.ThresholdSource(kind=SOURCE_KINDS[flag.source_kind], reference=flag.source_reference),
-        evidence=[
-            pb.Evidence(fact_type=e.fact_type, fact_id=e.fact_id, date=e.date.isoformat()) for e in flag.evidence
-        ],
-        contributing_rule_ids=flag.contributing_rule_ids,
-        evidence_count=flag.evidence_count,
-    )
-    if record is not None:
-        message.state = FLAG_STATES[record.state]
-        message.first_raised = rfc3339(record.first_raised)
-        message.last_seen = rfc3339(record.last_seen)
-        if record.state is FlagState.SNOOZED and record.acknowledgement and record.acknowledgement.snooze_until:
-            message.snooze_until = record.acknowledgement.snooze_until.isoformat()
-    return message
-
-
-def undetermined_to_proto(rule: DomainUndetermined) -> pb.UndeterminedRule:
-    return pb.UndeterminedRule(rule_id=rule.rule_id, title=rule.title, missing_measures=rule.missing_measures)
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """Format a moment as RFC 3339; a naive moment is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def evaluation_to_proto(evaluation: Evaluation) -> pb.EvaluateResponse:
-    """The response for one evaluation; flags most severe first, then by rule id."""
-    return pb.EvaluateResponse(
-        case_id=evaluation.case_id,
-        flags=[
-            _flag_to_proto(f, evaluation.lifecycle.get(f.rule_id)) for f in sorted(evaluation.flags, key=flag_order)
-        ],
-        shadow_flags=[_flag_to_proto(f) for f in sorted(evaluation.shadow_flags, key=flag_order)],
-        undetermined=[undetermined_to_proto(u) for u in evaluation.undetermined],
-        ruleset=evaluation.ruleset,
-        ruleset_version=evaluation.ruleset_version,
-        decision_id=evaluation.decision_id,
-        as_of=rfc3339(evaluation.as_of),
-        resolved=[resolved_to_proto(r) for r in evaluation.resolved],
-    )
-
-
-def resolved_to_proto(record: FlagRecord) -> pb.ResolvedFlag:
-    return pb.ResolvedFlag(
-        rule_id=record.rule_id,
-        severity=SEVERITIES[record.severity.name],
-        first_raised=rfc3339(record.first_raised),
-        last_seen=rfc3339(record.last_seen),
-        resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
-    )
-
-
-def evaluation_to_json(evaluation: Evaluation) -> dict[str, Any]:
-    """The proto3 JSON form of the response, so the CLI prints what gRPC callers receive."""
-    return message_to_json(evaluation_to_proto(evaluation))
-
-
-def message_to_json(message: Message) -> dict[str, Any]:
-    """Proto3 JSON with empty lists and zero values kept, for readable CLI output."""
-    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-    return result
-
-
-def ruleset_status_to_proto(status: RulesetStatus) -> pb.RulesetInfo:
-    """One ListRulesets entry."""
-    return pb.RulesetInfo(
-        name=status.name,
-        version=status.version,
-        loaded_at=rfc3339(status.loaded_at) if status.loaded_at else "",
-        rule_count=status.rule_count,
-        shadow_rule_count=status.shadow_rule_count,
-        last_error=status.last_error,
-        last_error_at=rfc3339(status.last_error_at) if status.last_error_at else "",
-    )
-
-
-# -- stored history ----------------------------------------------------------------------------
+# -- stored history: case ids, withdrawn facts, acknowledgements -------------------------------
 
 _ID = facts.ID_RE  # ids become Redis key parts
 
@@ -482,69 +362,6 @@ def snooze_from_text(text: str, path: str = "snooze_until") -> dt.date | None:
         day = iso_day(text)
     except ValueError:
         raise CaseError([FieldViolation(path, "not a date (YYYY-MM-DD)")]) from None
-    if (outside := calendar.out_of_range(day)) is not None:
+    if (outside := out_of_range(day)) is not None:
         raise CaseError([FieldViolation(path, outside)])
     return day
-
-
-def stored_fact_count(case: facts.CaseFacts) -> int:
-    return sum(len(getattr(case, name)) for name in _FACT_LISTS)
-
-
-def flag_record_to_proto(case_id: str, record: FlagRecord) -> pb.FlagRecord:
-    message = pb.FlagRecord(
-        case_id=case_id,
-        ruleset=record.ruleset,
-        rule_id=record.rule_id,
-        state=FLAG_STATES[record.state],
-        severity=SEVERITIES[record.severity.name],
-        first_raised=rfc3339(record.first_raised),
-        last_seen=rfc3339(record.last_seen),
-        resolved_at=rfc3339(record.resolved_at) if record.resolved_at else "",
-    )
-    if (ack := record.acknowledgement) is not None:
-        message.acknowledgement.CopyFrom(
-            pb.Acknowledgement(
-                practitioner_id=ack.practitioner_id,
-                reason_code=ack.reason_code,
-                acknowledged_at=rfc3339(ack.at),
-                severity=SEVERITIES[ack.severity.name],
-                snooze_until=ack.snooze_until.isoformat() if ack.snooze_until else "",
-            )
-        )
-    return message
-
-
-_ENTRY_KIND = {"fact": pb.CHRONOLOGY_ENTRY_KIND_FACT, "flag_raised": pb.CHRONOLOGY_ENTRY_KIND_FLAG_RAISED}
-
-
-def chronology_to_proto(case_id: str, entries: Sequence[ChronologyEntry]) -> pb.GetChronologyResponse:
-    return pb.GetChronologyResponse(
-        case_id=case_id,
-        entries=[
-            pb.ChronologyEntry(
-                date=e.date.isoformat(),
-                kind=_ENTRY_KIND[e.kind],
-                fact_type=e.fact_type,
-                fact_id=e.fact_id,
-                code=e.code,
-                ruleset=e.ruleset,
-            )
-            for e in entries
-        ],
-    )
-
-
-def decision_to_proto(record: DecisionRecord) -> pb.Decision:
-    return pb.Decision(
-        decision_id=record.decision_id,
-        time=rfc3339(record.time),
-        case_id=record.case_id,
-        ruleset=record.ruleset,
-        ruleset_version=record.ruleset_version,
-        input_digest=record.input_digest,
-        flags=[
-            pb.DecisionFlag(rule_id=f.rule_id, state=FLAG_STATES[f.state], severity=SEVERITIES[f.severity.name])
-            for f in record.flags
-        ],
-    )
