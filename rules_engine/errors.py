@@ -178,3 +178,8 @@ class ClientsFileError(RulesEngineError, ValueError):
 
 class TransportConfigError(RulesEngineError, ValueError):
     """The settings ask for no TLS without saying plaintext is meant, or give half a TLS setup."""
+
+
+class NeedsModelError(ValueError):
+    """A stored fact value whose JSON text pydantic might spell differently (a float with an
+    exponent): the fast writer hands that fact to pydantic. Control flow inside case.records."""

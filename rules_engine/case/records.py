@@ -26,6 +26,7 @@ from rules_engine.case import facts
 from rules_engine.case.dates import DAYS
 from rules_engine.case.facts import CaseFacts, CaseRecord, ChildFacts, ChildRecord, FactRecord
 from rules_engine.case.fields import fact_fields, field_default, sub_model
+from rules_engine.errors import NeedsModelError
 
 # The record type of each model, made once; the case's and the child's are declared in facts.
 RECORD_TYPES: dict[type[BaseModel], Any] = {
@@ -138,10 +139,6 @@ def child_record(child: ChildFacts) -> ChildRecord:
 
 
 # --- records as the stores keep facts: byte for byte what model_dump_json(exclude_defaults=True) writes ---
-
-
-class NeedsModelError(ValueError):
-    """A value whose JSON text pydantic might spell differently (a float with an exponent)."""
 
 
 def _float_text(value: float) -> str:

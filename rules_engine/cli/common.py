@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from rules_engine._generated.rules_engine.v1 import case_pb2
     from rules_engine.case.facts import Case
     from rules_engine.config import MatcherName
     from rules_engine.engine.engine import Engine
     from rules_engine.engine.registry import Gate, Registry
+    from rules_engine.service.requests import CaseMessage
 
 
 def rulesets_problem(rulesets: Path) -> str | None:
@@ -62,7 +62,7 @@ class CaseFile:
     """A case file read: the Case message and its domain form, and the `as_of` and `ruleset` an
     EvaluateRequest file names (empty for a bare Case)."""
 
-    message: case_pb2.Case
+    message: CaseMessage
     case: Case
     as_of: str = ""
     ruleset: str = ""

@@ -27,6 +27,7 @@ from rules_engine.config import MAX_FACTS, Settings
 from rules_engine.errors import FieldViolation
 from rules_engine.server.interceptors import WrappingInterceptor
 from rules_engine.server.security import SERVICE_PREFIX, guarded
+from rules_engine.service.deadlines import abort_if_past_deadline
 from rules_engine.service.statuses import abort_invalid
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ MAX_STRING_CHARS = 256
 # Calls one process works on at once; beyond this gRPC answers RESOURCE_EXHAUSTED at once
 # rather than queueing behind the thread pool (the caller retries another replica).
 MAX_CONCURRENT_RPCS = 64
-# A call with less time left than this is not started: it could not finish anyway.
-MIN_SECONDS_LEFT = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,17 +77,6 @@ def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
             return malformed
 
     return deserialize
-
-
-def deadline_passed(context: grpc.ServicerContext) -> bool:
-    remaining = context.time_remaining()
-    return remaining is not None and remaining <= MIN_SECONDS_LEFT
-
-
-def abort_if_past_deadline(context: grpc.ServicerContext) -> None:
-    """DEADLINE_EXCEEDED when the caller has stopped waiting: work past it is wasted."""
-    if deadline_passed(context):
-        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before it was evaluated")
 
 
 def _parsed(request: Any, context: grpc.ServicerContext) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import operator
 import signal
 import threading
 from collections.abc import Sequence
@@ -12,11 +11,9 @@ from types import FrameType
 from typing import Any
 
 import grpc
-from google.protobuf import message_factory
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.config import Settings
 from rules_engine.errors import ClientsFileError, StartupError
 from rules_engine.server.interceptors import ObservingInterceptor
@@ -30,39 +27,13 @@ from rules_engine.server.security import (
 )
 from rules_engine.server.watcher import Watcher
 from rules_engine.service.ports import EvaluationService
-from rules_engine.service.servicer import MAX_BATCH, RulesEngineServicer
+from rules_engine.service.servicer import MAX_BATCH, SERVICE_NAME, RulesEngineServicer, add_service
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["RulesEngineService"].full_name
 # A 10,000-fact case is about 1 MiB; 16 MiB leaves room for batches while refusing
 # anything big enough to threaten the process.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-
-
-# Responses serialize themselves: Evaluate answers with bytes already encoded
-# (responses.EncodedEvaluateResponse), the other methods with messages.
-_serialize = operator.methodcaller("SerializeToString")
-_HANDLER_KINDS = {
-    (False, False): grpc.unary_unary_rpc_method_handler,
-    (False, True): grpc.unary_stream_rpc_method_handler,
-    (True, False): grpc.stream_unary_rpc_method_handler,
-    (True, True): grpc.stream_stream_rpc_method_handler,
-}
-
-
-def add_service(servicer: RulesEngineServicer, server: grpc.Server) -> None:
-    """Register RulesEngineService as the generated add_..._to_server does, but with
-    responses serialized by their own SerializeToString."""
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["RulesEngineService"].methods:
-        request = message_factory.GetMessageClass(method.input_type)
-        make = _HANDLER_KINDS[method.client_streaming, method.server_streaming]
-        handlers[method.name] = make(
-            getattr(servicer, method.name), request_deserializer=request.FromString, response_serializer=_serialize
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def build_server(

@@ -33,6 +33,9 @@ from rules_engine.errors import CaseError, FieldViolation
 from rules_engine.service import json_input
 from rules_engine.service.record_reader import MAX_LIST_ITEMS, enum_codes, read_case
 
+# The request's case as the API sends it, for callers above the service edge.
+CaseMessage = case_pb2.Case
+
 MAX_VIOLATIONS = 50  # beyond this the caller learns the count, not every path
 
 

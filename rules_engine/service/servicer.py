@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 import grpc
+from google.protobuf import message_factory
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
@@ -26,8 +28,8 @@ from rules_engine.errors import (
     RulesetRequiredError,
     StoreUnavailableError,
 )
-from rules_engine.server.limits import abort_if_past_deadline
 from rules_engine.service import requests, responses
+from rules_engine.service.deadlines import abort_if_past_deadline
 from rules_engine.service.ports import CaseStateService, EvaluationService
 from rules_engine.service.responses import EncodedEvaluateResponse, encode_response
 from rules_engine.service.statuses import abort_invalid, shorten
@@ -65,7 +67,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
         self, request: pb.EvaluateRequest, context: grpc.ServicerContext
     ) -> EncodedEvaluateResponse:
         # The answer goes out as bytes encoded from cached parts (response_encoding): building
-        # the message tree cost more than evaluating a case. server.add_service serializes it.
+        # the message tree cost more than evaluating a case. add_service serializes it.
         state = self._state(context) if request.use_stored_history else None
         try:
             if state is None:
@@ -268,3 +270,29 @@ def _log_failure(method: str, exc: Exception) -> None:
     rule = getattr(exc, "rule_id", "")
     stack = "".join(traceback.format_tb(exc.__traceback__))
     log.error("%s failed: %s%s\n%s", method, type(exc).__name__, f" in rule {rule}" if rule else "", stack)
+
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["RulesEngineService"].full_name
+# Responses serialize themselves: Evaluate answers with bytes already encoded
+# (responses.EncodedEvaluateResponse), the other methods with messages.
+_serialize = operator.methodcaller("SerializeToString")
+_HANDLER_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_service(servicer: RulesEngineServicer, server: grpc.Server) -> None:
+    """Register RulesEngineService as the generated add_..._to_server does, but with
+    responses serialized by their own SerializeToString."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["RulesEngineService"].methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        make = _HANDLER_KINDS[method.client_streaming, method.server_streaming]
+        handlers[method.name] = make(
+            getattr(servicer, method.name), request_deserializer=request.FromString, response_serializer=_serialize
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
