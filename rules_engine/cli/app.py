@@ -365,11 +365,11 @@ def decisions(
         store.close()
 
 
-# test, schema, diff and docs live in policy_cli.py.
+# test, schema, diff and docs live in cli/policy.py.
 from rules_engine.cli import policy as policy_cli  # noqa: E402
 
 policy_cli.register(app)
-# replay lives in replay_cli.py.
+# replay lives in cli/replay.py.
 from rules_engine.cli import replay as replay_cli  # noqa: E402
 
 replay_cli.register(app)

@@ -1,6 +1,6 @@
 """What more than one command needs: the engine over a rulesets directory, and a case read from a file.
 
-Imported by cli.py and replay_cli.py; heavy imports (grpc, durable-rules) wait inside the
+Imported by cli/app.py and cli/replay.py; heavy imports (grpc, durable-rules) wait inside the
 functions, so `--help` stays fast.
 """
 

@@ -1,4 +1,4 @@
-"""Command line for policy teams: test, schema, diff, docs, evaluate-catalogue (registered on the app by cli.py)."""
+"""Command line for policy teams: test, schema, diff, docs, evaluate-catalogue (registered on the app by cli/app.py)."""
 
 from __future__ import annotations
 

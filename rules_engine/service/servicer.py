@@ -66,7 +66,7 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     def Evaluate(  # type: ignore[override]  # bytes stand in for the message on the wire
         self, request: pb.EvaluateRequest, context: grpc.ServicerContext
     ) -> EncodedEvaluateResponse:
-        # The answer goes out as bytes encoded from cached parts (response_encoding): building
+        # The answer goes out as bytes encoded from cached parts (service.responses): building
         # the message tree cost more than evaluating a case. add_service serializes it.
         state = self._state(context) if request.use_stored_history else None
         try:
