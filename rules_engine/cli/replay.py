@@ -1,4 +1,4 @@
-"""`rules-engine replay`: registered on the main app by cli/app.py; the work is in tools/replay.py and tools/replay_plot.py."""
+"""`rules-engine replay`, registered on the app by cli/app.py; the work is in tools/replay.py and replay_plot.py."""
 
 from __future__ import annotations
 
