@@ -69,7 +69,7 @@ COPY rulesets /app/rulesets
 COPY docker/healthcheck.py /app/healthcheck.py
 
 USER 10001:10001
-EXPOSE 50051 9464
+EXPOSE 50051 9464 8080
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "/app/healthcheck.py"]

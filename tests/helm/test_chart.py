@@ -392,7 +392,7 @@ def test_probes_check_grpc_health_natively_or_over_tls(rendered: Rendered) -> No
     """Plaintext: the kubelet's native gRPC probes. TLS, which they cannot do: the image's health check."""
     container = rendered.container()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert set(ports) == {"grpc", "metrics"}
+    assert set(ports) == {"grpc", "metrics", "http"}
     action = "exec" if _serves_tls(rendered) else "grpc"
     for probe, service in (
         ("startupProbe", HEALTH_SERVICE),
@@ -456,14 +456,32 @@ def test_disruption_budget_selects_the_pods(rendered: Rendered) -> None:
 # --- Service, scraping --------------------------------------------------------------------
 
 
-def test_service_exposes_named_grpc_and_metrics_ports(rendered: Rendered) -> None:
+def test_service_exposes_named_grpc_metrics_and_http_ports(rendered: Rendered) -> None:
     service = rendered.one("Service")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
-    assert set(ports) == {"grpc", "metrics"}
+    assert set(ports) == {"grpc", "metrics", "http"}
     assert ports["grpc"]["appProtocol"] == "grpc"
     assert ports["grpc"]["targetPort"] == "grpc"
     assert ports["metrics"]["targetPort"] == "metrics"
+    assert ports["http"]["targetPort"] == "http" and ports["http"]["port"] == 8080
     assert service["spec"]["selector"] == rendered.one("Deployment")["spec"]["selector"]["matchLabels"]
+    container_ports = {p["name"]: p["containerPort"] for p in rendered.container()["ports"]}
+    assert container_ports["http"] == 8080 and rendered.env()["RULES_ENGINE_HTTP_PORT"]["value"] == "8080"
+
+
+def test_http_port_zero_turns_the_connect_door_off_everywhere(chart: helm.Chart) -> None:
+    off = render(chart, {"ports": {"http": 0}, "networkPolicy": {"enabled": True}})
+    assert "http" not in {p["name"] for p in off.one("Service")["spec"]["ports"]}
+    assert "http" not in {p["name"] for p in off.container()["ports"]}
+    assert off.env()["RULES_ENGINE_HTTP_PORT"]["value"] == "0"
+    assert "http" not in [rule["ports"][0]["port"] for rule in off.one("NetworkPolicy")["spec"]["ingress"]]
+
+
+def test_cors_origins_reach_the_server_only_when_set(default: Rendered, all_on: Rendered, chart: helm.Chart) -> None:
+    assert "RULES_ENGINE_CORS_ORIGINS" not in default.env()
+    assert all_on.env()["RULES_ENGINE_CORS_ORIGINS"]["value"] == "https://workbench.example.org,https://cms.example.org"
+    with pytest.raises(Exception, match="corsOrigins"):
+        render(chart, {"config": {"corsOrigins": ["not an origin"]}})
 
 
 def test_prometheus_annotations_only_without_a_service_monitor(default: Rendered, all_on: Rendered) -> None:
@@ -592,7 +610,9 @@ def test_network_policy_opens_the_named_ports_and_the_needed_egress(all_on: Rend
     assert policy["spec"]["podSelector"] == all_on.one("Deployment")["spec"]["selector"]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     ingress_ports = [rule["ports"][0]["port"] for rule in policy["spec"]["ingress"]]
-    assert ingress_ports == ["grpc", "metrics"]
+    assert ingress_ports == ["grpc", "metrics", "http"]
+    http_rule = policy["spec"]["ingress"][2]
+    assert http_rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "case-management"}
     egress_ports = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert egress_ports == {53, 6379, 4317}
 
