@@ -1,6 +1,7 @@
-"""What the service edge needs from the engine: the Protocols the servicer and the server are written against.
+"""What the service edge needs from the engine and from a call: the Protocols the servicer is written against.
 
-engine.Engine implements CaseStateService; tests serve smaller services of their own.
+engine.Engine implements CaseStateService; tests serve smaller services of their own. Each
+door (gRPC, Connect) adapts its own call object to CallContext.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ from typing import Protocol, runtime_checkable
 from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.results import Evaluation, RulesetStatus
 from rules_engine.store.base import CaseDeletion, ChronologyEntry, DecisionRecord, FlagRecord
+
+
+class CallContext(Protocol):
+    """What the servicer core needs from the call it answers, whichever protocol carried it."""
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the caller's deadline (negative once past it); None: no deadline."""
+        ...
 
 
 class EvaluationService(Protocol):

@@ -2,6 +2,7 @@
 
 The message reads `invalid <Request message>: <field>: <why>[; ...]`, and the details list
 the same field paths (an empty path is the whole request, e.g. bytes that do not decode).
+What is refused, and with which words, is service/outcomes.py's; this is only the gRPC form.
 """
 
 from __future__ import annotations
@@ -11,44 +12,34 @@ from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from rules_engine.errors import FieldViolation
-
-# Status trailers share grpc's 8 KiB default metadata limit on the client: a case with
-# thousands of bad fields must still come back as INVALID_ARGUMENT, not as a transport error.
-MAX_DETAIL_VIOLATIONS = 20
-MAX_MESSAGE_CHARS = 2_000
+from rules_engine.service.outcomes import Refusal, bad_request, invalid, invalid_message
 
 
-def shorten(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
-
-
-def invalid_message(request_name: str, violations: Sequence[FieldViolation]) -> str:
-    """`invalid EvaluateRequest: case.concerns[2].date: not a date (YYYY-MM-DD)`."""
-    listed = "; ".join(f"{v.field}: {v.description}" if v.field else v.description for v in violations)
-    return shorten(f"invalid {request_name}: {listed}")
-
-
-def invalid_argument(request_name: str, violations: Sequence[FieldViolation]) -> grpc.Status:
-    bad_request = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations[:MAX_DETAIL_VIOLATIONS]
-        ]
-    )
+def _bad_request_status(message: str, violations: Sequence[FieldViolation]) -> grpc.Status:
     detail = any_pb2.Any()
-    detail.Pack(bad_request)
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=invalid_message(request_name, violations), details=[detail]
-    )
+    detail.Pack(bad_request(violations))
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])
     refusal: grpc.Status = rpc_status.to_status(status)
     return refusal
 
 
+def invalid_argument(request_name: str, violations: Sequence[FieldViolation]) -> grpc.Status:
+    return _bad_request_status(invalid_message(request_name, violations), violations)
+
+
+def abort_with(context: grpc.ServicerContext, refusal: Refusal) -> NoReturn:
+    """End the call with the refusal's status (BadRequest details when it names fields); never returns."""
+    if refusal.violations is not None:
+        context.abort_with_status(_bad_request_status(refusal.message, refusal.violations))
+    else:
+        context.abort(grpc.StatusCode[refusal.code.name], refusal.message)
+    raise AssertionError("abort returned")  # it raises; this tells mypy so
+
+
 def abort_invalid(context: grpc.ServicerContext, request_name: str, violations: Sequence[FieldViolation]) -> NoReturn:
     """End the call with INVALID_ARGUMENT and BadRequest details; never returns."""
-    context.abort_with_status(invalid_argument(request_name, violations))
-    raise AssertionError("abort_with_status returned")  # it raises; this tells mypy so
+    abort_with(context, invalid(request_name, violations))
