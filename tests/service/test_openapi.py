@@ -294,3 +294,118 @@ def test_the_generated_client_calls_the_running_service(generated_client: Module
     assert evaluation.case_id == over_grpc.case_id
     assert listed.status_code == 200, listed.content
     assert {ruleset.name for ruleset in listed.parsed.rulesets} >= {"safeguarding"}
+
+
+# -- the mapping rules on types the service's .proto files do not use (yet) -------------------
+
+MAPPING_PROTO = """
+syntax = "proto3";
+package mapping.v1;
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/duration.proto";
+import "google/protobuf/wrappers.proto";
+import "google/protobuf/struct.proto";
+
+// A thing with every kind of field.
+message Thing {
+  int64 big = 1;
+  uint64 bigger = 2;
+  map<string, int32> counts = 3;
+  map<int64, Part> parts = 4;
+  google.protobuf.Timestamp at = 5;
+  google.protobuf.Duration took = 6;
+  google.protobuf.Int64Value maybe_big = 7;
+  google.protobuf.Struct extra = 8;
+  optional string note = 9;
+  oneof choice {
+    string word = 10;
+    Part part = 11;
+  }
+  bytes blob = 12;
+  repeated Kind kinds = 13;
+  Thing child = 14;
+}
+
+message Part { string name = 1; }
+
+enum Kind {
+  KIND_UNSPECIFIED = 0;
+  // The first kind.
+  KIND_ONE = 1;
+}
+
+service MappingService {
+  rpc Get(Thing) returns (Thing) { option idempotency_level = NO_SIDE_EFFECTS; }
+  rpc Watch(Thing) returns (stream Thing);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def mapping(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any]:
+    """The document and the compiled descriptor set for MAPPING_PROTO."""
+    proto_dir = tmp_path_factory.mktemp("proto")
+    (proto_dir / "mapping" / "v1").mkdir(parents=True)
+    (proto_dir / "mapping" / "v1" / "mapping.proto").write_text(MAPPING_PROTO, encoding="utf-8")
+    builder = _load_builder()
+    document = builder.build_document(proto_dir)
+    validate(document, cls=OpenAPIV31SpecValidator)
+    return document, builder.compile_protos(proto_dir)
+
+
+def test_proto3_json_mapping_of_the_field_types(mapping: tuple[dict[str, Any], Any]) -> None:
+    document, _ = mapping
+    schemas = document["components"]["schemas"]
+    thing = schemas["mapping.v1.Thing"]["properties"]
+
+    assert thing["big"]["type"] == "string" and thing["big"]["format"] == "int64"
+    assert thing["counts"] == {"type": "object", "additionalProperties": {**thing["counts"]["additionalProperties"]}}
+    assert thing["counts"]["additionalProperties"]["format"] == "int32"
+    assert thing["parts"]["propertyNames"] == {"pattern": "^-?[0-9]+$"}
+    assert thing["parts"]["additionalProperties"] == {"$ref": "#/components/schemas/mapping.v1.Part"}
+    assert schemas["google.protobuf.Timestamp"]["format"] == "date-time"
+    assert schemas["google.protobuf.Int64Value"]["type"] == "string"
+    assert thing["maybeBig"] == {"$ref": "#/components/schemas/google.protobuf.Int64Value"}
+    assert thing["kinds"]["items"] == {"$ref": "#/components/schemas/mapping.v1.Kind"}
+    assert schemas["mapping.v1.Kind"]["enum"] == ["KIND_UNSPECIFIED", "KIND_ONE"]
+    assert "`KIND_ONE`: The first kind." in schemas["mapping.v1.Kind"]["description"]
+    assert schemas["mapping.v1.Thing"]["description"] == "A thing with every kind of field."
+    # The oneof, not the synthetic one of `optional note`.
+    assert schemas["mapping.v1.Thing"]["not"] == {"anyOf": [{"required": ["word", "part"]}]}
+    paths = document["paths"]
+    assert set(paths["/mapping.v1.MappingService/Get"]) == {"get", "post"}
+    assert paths["/mapping.v1.MappingService/Watch"]["post"]["x-connect-streaming"] == "server"
+
+
+def test_the_runtimes_json_validates_against_the_schema(mapping: tuple[dict[str, Any], Any]) -> None:
+    """A message filled in every field, printed by protobuf's own JSON printer, is valid; so the
+    schemas describe what the proto3 JSON mapping produces."""
+    from google.protobuf import descriptor_pool, message_factory
+
+    document, files = mapping
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:
+        pool.AddSerializedFile(file.SerializeToString())
+    thing_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("mapping.v1.Thing"))
+    text = json.dumps(
+        {
+            "big": "-9007199254740993",
+            "bigger": "18446744073709551615",
+            "counts": {"a": 1},
+            "parts": {"7": {"name": "p"}},
+            "at": "2025-06-02T09:30:00Z",
+            "took": "1.500s",
+            "maybeBig": "5",
+            "extra": {"any": ["json", 1, None]},
+            "note": "",
+            "part": {"name": "q"},
+            "blob": "AAE=",
+            "kinds": ["KIND_ONE"],
+            "child": {"word": "w"},
+        }
+    )
+    message = json_format.Parse(text, thing_class())
+    printed = json_format.MessageToDict(message)
+
+    _validator(document, "mapping.v1.Thing").validate(printed)
+    assert printed["big"] == "-9007199254740993" and printed["note"] == ""
