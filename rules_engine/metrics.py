@@ -89,17 +89,21 @@ STORE_ERRORS = Counter(
     "Case store operations that failed (store unreachable, or an unexpected error)",
     ["operation"],
 )
+# Both doors count here (the names are older than the HTTP door): `protocol` is "grpc" for the
+# gRPC port and "connect" for the HTTP port (Connect, gRPC-Web); `code` is the gRPC code name
+# on both (OK, INVALID_ARGUMENT, ...), so one alert covers both.
 GRPC_REQUESTS = Counter(
     "rules_engine_grpc_requests",
-    "gRPC calls handled, by service, method and final status code",
-    ["service", "method", "code"],
+    "RPCs handled, by service, method, final status code and protocol (grpc, connect)",
+    ["service", "method", "code", "protocol"],
 )
 GRPC_SECONDS = Histogram(
     "rules_engine_grpc_request_seconds",
-    "Time to handle a gRPC call, until its last response message or its status",
-    ["service", "method"],
+    "Time to handle an RPC, until its last response message or its status, by protocol (grpc, connect)",
+    ["service", "method", "protocol"],
     buckets=_SECONDS,
 )
+PROTOCOLS = ("grpc", "connect")
 
 # Rulesets this process has loaded: a requested name becomes a label only if it is one of them.
 _known_rulesets: set[str] = set()
@@ -238,22 +242,23 @@ class StoreOperation:
         _child(STORE_SECONDS, operation).observe(time.perf_counter() - self._started)
 
 
-# -- gRPC ----------------------------------------------------------------------------------
+# -- RPCs (both doors) ---------------------------------------------------------------------
 
 
 class GrpcMethodMetrics:
-    """The label children of one gRPC method, resolved once so a call costs two lock-free lookups."""
+    """The label children of one RPC method on one door, resolved once so a call costs two lock-free lookups."""
 
-    def __init__(self, service: str, method: str) -> None:
+    def __init__(self, service: str, method: str, protocol: str = "grpc") -> None:
         self._service = service
         self._method = method
-        self.seconds = GRPC_SECONDS.labels(service, method)
+        self._protocol = protocol
+        self.seconds = GRPC_SECONDS.labels(service, method, protocol)
         self._handled: dict[str, Counter] = {}
 
     def handled(self, code: str, seconds: float) -> None:
         counter = self._handled.get(code)
         if counter is None:
-            counter = self._handled[code] = GRPC_REQUESTS.labels(self._service, self._method, code)
+            counter = self._handled[code] = GRPC_REQUESTS.labels(self._service, self._method, code, self._protocol)
         counter.inc()
         self.seconds.observe(seconds)
 

@@ -85,9 +85,16 @@ class ObservingInterceptor(WrappingInterceptor):
         return _wrap(path, handler)
 
 
-def _wrap(path: str, handler: Handler) -> Handler:
+def call_recorder(path: str, protocol: str) -> tuple[Finish, Summarise | None]:
+    """What one method records on one door (`protocol` "grpc" or "connect", the metrics label).
+
+    Returns `done(request, answer, code, started)`, to call once per call with the gRPC code
+    name and the `time.perf_counter()` it started at, and for the batch the summariser of each
+    streamed message (`answer` is then the list of summaries). The HTTP door (server/http.py)
+    records through this too, so both doors count and log alike.
+    """
     service, _, method = path.lstrip("/").rpartition("/")
-    recorder = metrics.GrpcMethodMetrics(service, method)
+    recorder = metrics.GrpcMethodMetrics(service, method, protocol)
     finish: Finish = _finish_other(method)
     summarise: Summarise | None = None
     if path == EVALUATE:
@@ -100,6 +107,11 @@ def _wrap(path: str, handler: Handler) -> Handler:
         recorder.handled(code, seconds)
         finish(request, answer, code, seconds)
 
+    return done, summarise
+
+
+def _wrap(path: str, handler: Handler) -> Handler:
+    done, summarise = call_recorder(path, "grpc")
     serializers = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,

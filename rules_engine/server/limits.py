@@ -28,7 +28,8 @@ from rules_engine.errors import FieldViolation
 from rules_engine.server.interceptors import WrappingInterceptor
 from rules_engine.server.security import SERVICE_PREFIX, guarded
 from rules_engine.service.deadlines import abort_if_past_deadline
-from rules_engine.service.statuses import abort_invalid
+from rules_engine.service.outcomes import Code, Refusal, invalid
+from rules_engine.service.statuses import abort_invalid, abort_with
 
 if TYPE_CHECKING:
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -132,36 +133,49 @@ class RequestGuard(WrappingInterceptor):
         """Abort the call when the request breaks a limit; return when it may go on."""
         _parsed(request, context)
         abort_if_past_deadline(context)
-        limits = self.limits
-        for field, value in request.ListFields():
-            name = field.name
-            if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
-                if len(value) > limits.max_string_chars:
-                    _invalid(context, request, name, f"longer than {limits.max_string_chars} characters")
-            elif name == "case":
-                self._check_case(context, request, value, "case")
-            elif name == "cases":
-                if len(value) > limits.max_batch:
-                    context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"cases: {len(value)} cases in one batch; at most {limits.max_batch}",
-                    )
-                for index, case in enumerate(value):
-                    self._check_case(context, request, case, f"cases[{index}]")
-            elif name == "withdrawn" and len(value) > limits.max_facts:
-                _invalid(context, request, name, f"{len(value)} items; at most {limits.max_facts}")
-
-    def _check_case(self, context: grpc.ServicerContext, request: Message, case: Message, path: str) -> None:
-        count = _fact_count(case)
-        if count > self.limits.max_facts:
-            _invalid(context, request, path, f"{count} facts; at most {self.limits.max_facts} per case")
-        case_id = getattr(case, "case_id", "")
-        if len(case_id) > self.limits.max_string_chars:
-            _invalid(context, request, f"{path}.case_id", f"longer than {self.limits.max_string_chars} characters")
+        refused = breach(request, self.limits)
+        if refused is not None:
+            abort_with(context, refused)
 
 
-def _invalid(context: grpc.ServicerContext, request: Message, field: str, description: str) -> None:
-    abort_invalid(context, request.DESCRIPTOR.name, [FieldViolation(field, description)])
+# -- the limits themselves, for either door ---------------------------------------------------
+
+
+def breach(request: Message, limits: Limits) -> Refusal | None:
+    """The refusal for the first limit `request` breaks, or None. The gRPC door (RequestGuard) and
+    the HTTP door (server/http.py) both refuse with it, so the refusals read the same on both."""
+    for field, value in request.ListFields():
+        name = field.name
+        if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
+            if len(value) > limits.max_string_chars:
+                return _invalid(request, name, f"longer than {limits.max_string_chars} characters")
+        elif name == "case":
+            if (found := _case_breach(request, value, "case", limits)) is not None:
+                return found
+        elif name == "cases":
+            if len(value) > limits.max_batch:
+                message = f"cases: {len(value)} cases in one batch; at most {limits.max_batch}"
+                return Refusal(Code.RESOURCE_EXHAUSTED, message)
+            for index, case in enumerate(value):
+                if (found := _case_breach(request, case, f"cases[{index}]", limits)) is not None:
+                    return found
+        elif name == "withdrawn" and len(value) > limits.max_facts:
+            return _invalid(request, name, f"{len(value)} items; at most {limits.max_facts}")
+    return None
+
+
+def _case_breach(request: Message, case: Message, path: str, limits: Limits) -> Refusal | None:
+    count = _fact_count(case)
+    if count > limits.max_facts:
+        return _invalid(request, path, f"{count} facts; at most {limits.max_facts} per case")
+    case_id = getattr(case, "case_id", "")
+    if len(case_id) > limits.max_string_chars:
+        return _invalid(request, f"{path}.case_id", f"longer than {limits.max_string_chars} characters")
+    return None
+
+
+def _invalid(request: Message, field: str, description: str) -> Refusal:
+    return invalid(request.DESCRIPTOR.name, [FieldViolation(field, description)])
 
 
 def limits_from(settings: Settings) -> Limits:

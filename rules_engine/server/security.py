@@ -28,6 +28,8 @@ import grpc
 from rules_engine.config import Settings
 from rules_engine.errors import ClientsFileError, TransportConfigError
 from rules_engine.server.interceptors import WrappingInterceptor
+from rules_engine.service.outcomes import Code, Refusal
+from rules_engine.service.statuses import abort_with
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +146,37 @@ class ClientRegistry:
         return self._current().names.get(name)
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None for another scheme."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _bearer(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
+            return bearer_token(value)
+    return None
+
+
+UNAUTHENTICATED_MESSAGE = "a known client token or certificate is required"
+
+
+def refusal(clients: ClientRegistry, method: str, token: str | None, common_name: str | None) -> Refusal | None:
+    """Why a call to `method` with these credentials is refused, or None when it may go on.
+
+    A token is tried first; a certificate's name only when no token was sent. Both doors
+    (AuthInterceptor here, the HTTP door in http.py) admit with this and log alike.
+    """
+    client = clients.by_token(token) if token else None
+    if client is None and token is None:
+        client = clients.by_common_name(common_name) if common_name else None
+    if client is None:
+        log.info("call refused", extra={"method": method, "code": "UNAUTHENTICATED"})
+        return Refusal(Code.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+    if not client.may_call(method):
+        log.info("call refused", extra={"method": method, "code": "PERMISSION_DENIED", "client": client.name})
+        return Refusal(Code.PERMISSION_DENIED, f"{method} needs the operator role")
     return None
 
 
@@ -180,16 +208,10 @@ class AuthInterceptor(WrappingInterceptor):
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> None:
         token = _bearer(context.invocation_metadata())
-        client = self._clients.by_token(token) if token else None
-        if client is None and token is None:
-            name = _common_name(context)
-            client = self._clients.by_common_name(name) if name else None
-        if client is None:
-            log.info("call refused", extra={"method": method, "code": "UNAUTHENTICATED"})
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a known client token or certificate is required")
-        if not client.may_call(method):
-            log.info("call refused", extra={"method": method, "code": "PERMISSION_DENIED", "client": client.name})
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs the operator role")
+        # The certificate is looked at only without a token (auth_context is not free).
+        refused = refusal(self._clients, method, token, _common_name(context) if token is None else None)
+        if refused is not None:
+            abort_with(context, refused)
 
 
 def guarded(
