@@ -9,7 +9,7 @@ for the refusals that are no domain error. Nothing here knows a protocol.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
@@ -117,7 +117,9 @@ class ServicerCore:
         statuses = self._service.list_rulesets()
         return pb.ListRulesetsResponse(rulesets=[responses.ruleset_status_to_proto(s) for s in statuses])
 
-    def evaluate_batch(self, request: pb.EvaluateBatchRequest, call: CallContext) -> Iterator[pb.EvaluateBatchResponse]:
+    def evaluate_batch(
+        self, request: pb.EvaluateBatchRequest, call: CallContext
+    ) -> Generator[pb.EvaluateBatchResponse, None, None]:
         """One response per case, in order. A bad case or a failing rule answers that case with
         an error; what no case can get past (unknown ruleset, store down, deadline) is raised."""
         if len(request.cases) > self._max_batch:
