@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ DEFAULT_PORT = 50051
 # The max_facts setting may lower it, not raise it.
 MAX_FACTS = 10_000
 DEFAULT_METRICS_PORT = 9464
+# The HTTP door (Connect, gRPC-Web, /healthz, /openapi.json); 0 turns it off.
+DEFAULT_HTTP_PORT = 8080
 DEFAULT_THREADS = 8
 # What decides which rules hold: "durable", the durable-rules Matcher (engine/matching.py), or
 # "reference", the pure-Python evaluator alone (which also answers whenever the Matcher fails).
@@ -26,6 +29,10 @@ class Settings:
     rulesets: Path = BUNDLED_RULESETS
     host: str = "[::]"
     port: int = DEFAULT_PORT
+    # The HTTP door's port (server/http.py), served by every worker beside gRPC; 0: off.
+    http_port: int = DEFAULT_HTTP_PORT
+    # Browser origins allowed to call the HTTP door (CORS); empty: none, "*": any.
+    cors_origins: tuple[str, ...] = ()
     metrics_port: int = DEFAULT_METRICS_PORT
     # Threads per process serving gRPC calls. Evaluation holds the GIL, so threads trade
     # throughput for latency: under h2load (200-fact cases, one process) 2 threads cost 5-15%
@@ -103,3 +110,17 @@ def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
             raise ValueError(f"sentinel address {part!r} is not host:port")
         addresses.append((host, int(port)))
     return tuple(addresses)
+
+
+def parse_cors_origins(values: Iterable[str]) -> tuple[str, ...]:
+    """`--cors-origin` values (each may be a comma-separated list) as origins, without blanks,
+    duplicates or a trailing slash; ValueError for one that is not `scheme://host[:port]` or `*`."""
+    origins: list[str] = []
+    for value in values:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            origin = part.rstrip("/")
+            scheme, separator, host = origin.partition("://")
+            if origin != "*" and (not separator or not scheme or not host or "/" in host):
+                raise ValueError(f"{part!r} is not an origin (scheme://host[:port], or * for any)")
+            origins.append(origin)
+    return tuple(dict.fromkeys(origins))

@@ -16,6 +16,7 @@ import typer
 from rules_engine.cli.common import load_engine, read_case_file
 from rules_engine.config import (
     BUNDLED_RULESETS,
+    DEFAULT_HTTP_PORT,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
     DEFAULT_THREADS,
@@ -69,12 +70,33 @@ def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
         raise typer.BadParameter(str(exc), param_hint="--redis-sentinels") from exc
 
 
+def _cors_origins(values: list[str]) -> tuple[str, ...]:
+    from rules_engine.config import parse_cors_origins
+
+    try:
+        return parse_cors_origins(values)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cors-origin") from exc
+
+
 # Heavy imports (grpc, durable-rules) wait until a command needs them, so --help stays fast.
 @app.command()
 def serve(
     rulesets: RulesetsOption = BUNDLED_RULESETS,
     host: Annotated[str, typer.Option(envvar="RULES_ENGINE_HOST", help="Address to listen on.")] = "[::]",
     port: Annotated[int, typer.Option(envvar="RULES_ENGINE_PORT", help="gRPC port.")] = DEFAULT_PORT,
+    http_port: Annotated[
+        int,
+        typer.Option("--http-port", envvar="RULES_ENGINE_HTTP_PORT", min=0, help="HTTP port: Connect, JSON (0: off)."),
+    ] = DEFAULT_HTTP_PORT,
+    cors_origin: Annotated[
+        list[str],
+        typer.Option(
+            "--cors-origin",
+            envvar="RULES_ENGINE_CORS_ORIGINS",
+            help="Browser origin allowed on the HTTP port (repeat, or comma list); default none.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default; it is never mutated
     metrics_port: Annotated[
         int, typer.Option(envvar="RULES_ENGINE_METRICS_PORT", help="Prometheus port (0: off).")
     ] = DEFAULT_METRICS_PORT,
@@ -197,7 +219,7 @@ def serve(
         ),
     ] = Settings.matcher,
 ) -> None:
-    """Run the gRPC service on the rulesets in a directory."""
+    """Run the service on the rulesets in a directory: gRPC, and HTTP (Connect, JSON)."""
     from rules_engine.logs import configure_logging
     from rules_engine.server.supervisor import serve as serve_processes
 
@@ -206,6 +228,8 @@ def serve(
         rulesets=rulesets,
         host=host,
         port=port,
+        http_port=http_port,
+        cors_origins=_cors_origins(cors_origin),
         metrics_port=metrics_port,
         max_workers=max_workers,
         grace_seconds=grace,

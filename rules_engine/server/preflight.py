@@ -25,6 +25,7 @@ def port_in_use(port: int, flag: str, variable: str, remedy: str) -> StartupErro
 
 
 GRPC_PORT_REMEDY = "stop the other server (Ctrl-C or SIGTERM) or choose another port"
+HTTP_PORT_REMEDY = "stop the other server, choose another port, or 0 to turn the HTTP door off"
 METRICS_PORT_REMEDY = "stop the other server, choose another port, or 0 to turn metrics off"
 
 
@@ -134,5 +135,12 @@ def check_settings(settings: Settings) -> None:
     check_tls(settings)
     check_clients_file(settings.clients_file)
     check_port(settings.host, settings.port, "--port", "RULES_ENGINE_PORT", GRPC_PORT_REMEDY)
+    if settings.http_port:
+        if settings.http_port == settings.port:
+            raise StartupError(
+                f"--http-port and --port are both {settings.port} (RULES_ENGINE_HTTP_PORT, RULES_ENGINE_PORT); "
+                "give the HTTP door its own port, or 0 to turn it off"
+            )
+        check_port(settings.host, settings.http_port, "--http-port", "RULES_ENGINE_HTTP_PORT", HTTP_PORT_REMEDY)
     if settings.metrics_port:
         check_port("0.0.0.0", settings.metrics_port, "--metrics-port", "RULES_ENGINE_METRICS_PORT", METRICS_PORT_REMEDY)

@@ -97,6 +97,7 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
         clients = clients_from(settings)
     except ClientsFileError as exc:
         raise StartupError(f"{exc} (--clients-file / RULES_ENGINE_CLIENTS_FILE)") from None
+    limits = limits_from(settings)
     try:
         server, port, health_servicer = build_server(
             service,
@@ -106,7 +107,7 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
             options=[("grpc.so_reuseport", 1 if settings.reuse_port else 0)],
             credentials=credentials_from(settings),
             clients=clients,
-            limits=limits_from(settings),
+            limits=limits,
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
     except RuntimeError as exc:
@@ -114,6 +115,12 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
         if "bind" not in str(exc):
             raise
         raise port_in_use(settings.port, "--port", "RULES_ENGINE_PORT", GRPC_PORT_REMEDY) from None
+    http = None
+    if settings.http_port:
+        from rules_engine.server.http import http_door
+
+        # Bound before gRPC starts: a taken HTTP port stops the start-up with nothing serving.
+        http = http_door(service, settings, clients, limits)
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -128,11 +135,18 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
     server.start()
     log.info("serving %s on %s:%d", SERVICE_NAME, settings.host, port)
     try:
+        if http is not None:
+            http.start()  # a StartupError stops gRPC again (finally) and reaches `serve`
+            log.info("serving %s over HTTP (Connect) on %s:%d", SERVICE_NAME, settings.host, http.port)
         stopping.wait()
     finally:
-        # NOT_SERVING first, so load balancers stop routing here while calls in flight finish.
+        # NOT_SERVING first (and /healthz 503), so load balancers stop routing here while calls
+        # in flight finish on both doors.
         health_servicer.enter_graceful_shutdown()
-        server.stop(settings.grace_seconds).wait()
+        stopped = server.stop(settings.grace_seconds)
+        if http is not None:
+            http.stop(settings.grace_seconds + 1)
+        stopped.wait()
         if watcher is not None:
             watcher.stop()
         for sig, handler in previous.items():
