@@ -8,12 +8,14 @@ protoc compiles proto/ (with source info, so the .proto comments become descript
 descriptor set; the descriptors are loaded into a fresh pool and walked:
 
 - one schema per message and enum reached from the service, named by its full proto name;
-  properties follow the proto3 JSON mapping: the field's json_name (lowerCamelCase; parsers
-  also accept the proto field name, which the document leaves out so a generated client has
-  one name per field), 64-bit integers as decimal strings, enums as their value names, repeated
-  fields as arrays, maps as objects, the well-known types in their JSON forms (Timestamp as an
-  RFC 3339 string, Duration as "1.5s", wrappers as their scalar, Struct/Value as any JSON), and
-  at most one member of a oneof (a `not` over every pair);
+  properties follow the proto3 JSON mapping: the field's json_name (lowerCamelCase) as the
+  property, the proto field name (which parsers accept too) as a pattern property, so a client
+  generated from the document has one name per field and a validator accepts both; unknown
+  fields refused (additionalProperties false, as the door's strict codec does), 64-bit
+  integers as decimal strings, enums as their value names, repeated fields as arrays, maps as
+  objects, the well-known types in their JSON forms (Timestamp as an RFC 3339 string, Duration
+  as "1.5s", wrappers as their scalar, Struct/Value as any JSON), and at most one member of a
+  oneof (a `not` over every pair);
 - one path per RPC in the Connect protocol: POST /<package.Service>/<Method> with JSON bodies
   for unary methods, the GET form (query `encoding`, `message`, `base64`, `connect`) for
   methods marked `idempotency_level = NO_SIDE_EFFECTS`, server streaming as
@@ -141,6 +143,7 @@ CONNECT_CODES = [
 ERROR_SCHEMA = "connect.error"
 ERROR_DETAIL_SCHEMA = "connect.error_details.Any"
 BAD_REQUEST_SCHEMA = "google.rpc.BadRequest"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 _JSON_MAPPING_NOTE = """\
 Connect protocol over HTTP: each RPC is POST /<service>/<method> with the request message as
@@ -294,15 +297,26 @@ class _Builder:
         synthetic = {proto.oneof_decl[f.oneof_index].name for f in proto.field if f.proto3_optional}
         oneofs = [oneof for oneof in message.oneofs if oneof.name not in synthetic]
         properties: dict[str, Schema] = {}
+        proto_names: dict[str, Schema] = {}
         for field in message.fields:
             extra = ""
             oneof = field.containing_oneof
             if oneof is not None and oneof.name not in synthetic:
                 members = ", ".join(f"`{f.json_name}`" for f in oneof.fields)
                 extra = f"One of {members} (oneof `{oneof.name}`): at most one is set."
-            properties[field.json_name] = self._describe(self._field(field), f"{name}.{field.name}", extra)
+            field_schema = self._field(field)
+            properties[field.json_name] = self._describe(field_schema, f"{name}.{field.name}", extra)
+            if field.name != field.json_name:
+                # Parsers accept the proto field name too; as a pattern, so clients generated from
+                # the document keep one name per field (the JSON name) while validators accept both.
+                described = f"The proto field name of `{field.json_name}` (accepted in requests)."
+                proto_names[f"^{field.name}$"] = {**field_schema, "description": described}
         if properties:
             schema["properties"] = properties
+        if proto_names:
+            schema["patternProperties"] = proto_names
+        # Unknown fields are refused (the door's strict JSON codec), as the proto3 JSON mapping advises.
+        schema["additionalProperties"] = False
         pairs = [
             {"required": [a.json_name, b.json_name]}
             for oneof in oneofs
@@ -356,6 +370,14 @@ class _Builder:
     def _ok(response: Schema) -> Schema:
         return {"description": "The response message.", "content": {"application/json": {"schema": response}}}
 
+    @classmethod
+    def _responses(cls, response: Schema) -> Schema:
+        return {
+            "200": cls._ok(response),
+            "415": {"$ref": f"#/components/responses/{UNSUPPORTED_MEDIA_TYPE}"},
+            "default": {"$ref": f"#/components/responses/{ERROR_SCHEMA}"},
+        }
+
     def _unary_post(self, operation_id: str, common: Schema, request: Schema, response: Schema) -> Schema:
         return {
             **common,
@@ -366,7 +388,7 @@ class _Builder:
                 "description": "The request message (binary protobuf as `application/proto` is accepted too).",
                 "content": {"application/json": {"schema": request}},
             },
-            "responses": {"200": self._ok(response), "default": {"$ref": f"#/components/responses/{ERROR_SCHEMA}"}},
+            "responses": self._responses(response),
         }
 
     def _unary_get(self, operation_id: str, common: Schema, request: Schema, response: Schema) -> Schema:
@@ -413,7 +435,7 @@ class _Builder:
                 },
                 {"$ref": "#/components/parameters/Connect-Timeout-Ms"},
             ],
-            "responses": {"200": self._ok(response), "default": {"$ref": f"#/components/responses/{ERROR_SCHEMA}"}},
+            "responses": self._responses(response),
         }
 
     def _streaming(self, operation_id: str, common: Schema, method: Any, request: Schema, response: Schema) -> Schema:
@@ -477,12 +499,17 @@ class _Builder:
             "components": {
                 "schemas": schemas,
                 "responses": {
+                    UNSUPPORTED_MEDIA_TYPE: {
+                        "description": "The request's Content-Type (or the GET form's `encoding`) is "
+                        "missing or not one the door speaks (`application/json`, `application/proto`); "
+                        "answered by the Connect runtime before the call, with no body."
+                    },
                     ERROR_SCHEMA: {
                         "description": "A Connect error; the HTTP status follows the code "
                         "(invalid_argument 400, unauthenticated 401, permission_denied 403, "
                         "not_found 404, resource_exhausted 429, unavailable 503, deadline_exceeded 504, ...).",
                         "content": {"application/json": {"schema": _ref(ERROR_SCHEMA)}},
-                    }
+                    },
                 },
                 "parameters": {
                     "Connect-Protocol-Version": {
@@ -496,9 +523,9 @@ class _Builder:
                         "name": "Connect-Timeout-Ms",
                         "in": "header",
                         "required": False,
-                        "description": "The caller's deadline in milliseconds (at most 10 digits); "
-                        "past it the call ends with `deadline_exceeded`.",
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+                        "description": "The caller's deadline in milliseconds, a positive integer of at "
+                        "most 10 digits; past it the call ends with `deadline_exceeded` (HTTP 504).",
+                        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,9}$"},
                     },
                 },
                 "securitySchemes": {
