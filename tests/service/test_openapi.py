@@ -159,6 +159,9 @@ def _wrong_requests() -> Iterator[tuple[str, dict[str, Any]]]:
     wrong = copy.deepcopy(example)
     wrong["useStoredHistory"] = "yes"
     yield "a bool as a string", wrong
+    wrong = copy.deepcopy(example)
+    wrong["case"]["concerns"][0]["agnecy"] = wrong["case"]["concerns"][0].pop("agency")
+    yield "a misspelt field", wrong
 
 
 @pytest.mark.parametrize(("why", "request_body"), list(_wrong_requests()), ids=[w for w, _ in _wrong_requests()])
@@ -168,6 +171,14 @@ def test_a_wrong_request_does_not_validate(document: dict[str, Any], why: str, r
     assert not validator.is_valid(request_body), why
     with pytest.raises(json_format.ParseError):  # the protobuf runtime refuses it too
         json_format.Parse(json.dumps(request_body), pb.EvaluateRequest())
+
+
+def test_the_proto_field_names_are_accepted_too(document: dict[str, Any]) -> None:
+    validator = _validator(document, "rules_engine.v1.EvaluateRequest")
+    proto_names = {"case": {"case_id": "case-1", "child": {"birth_date": "2016-05-14"}}, "as_of": "2025-06-02"}
+
+    validator.validate(proto_names)
+    json_format.Parse(json.dumps(proto_names), pb.EvaluateRequest())
 
 
 def test_a_oneof_allows_one_member(document: dict[str, Any]) -> None:
