@@ -612,7 +612,8 @@ def test_network_policy_opens_the_named_ports_and_the_needed_egress(all_on: Rend
     ingress_ports = [rule["ports"][0]["port"] for rule in policy["spec"]["ingress"]]
     assert ingress_ports == ["grpc", "metrics", "http"]
     http_rule = policy["spec"]["ingress"][2]
-    assert http_rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "case-management"}
+    case_management = {"kubernetes.io/metadata.name": "case-management"}
+    assert http_rule["from"][0]["namespaceSelector"]["matchLabels"] == case_management
     egress_ports = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert egress_ports == {53, 6379, 4317}
 

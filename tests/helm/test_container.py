@@ -72,7 +72,7 @@ def test_dockerfile_builds_in_one_stage_and_runs_in_another() -> None:
 def test_runtime_stage_is_non_root_with_bundled_rulesets_and_grpc_health() -> None:
     runtime = dict(_stages()[-1])
     assert runtime["USER"] == "10001:10001"
-    assert set(runtime["EXPOSE"].split()) == {"50051", "9464"}
+    assert set(runtime["EXPOSE"].split()) == {"50051", "9464", "8080"}
     assert "RULES_ENGINE_RULESETS=/app/rulesets" in runtime["ENV"]
     assert any(op == "COPY" and args == "rulesets /app/rulesets" for op, args in _stages()[-1])
     assert "/app/healthcheck.py" in runtime["HEALTHCHECK"]
