@@ -134,8 +134,9 @@ class BackgroundWriter(logging.Handler):
     """
 
     FLUSH_SECONDS = 0.05
-    # Lines kept while the writer falls behind (a stalled stderr); the oldest go first.
-    MAX_PENDING = 100_000
+    # Lines kept while the writer falls behind (a stalled stderr); the oldest go first. A record
+    # with its extras is about 1 KiB, so this bounds a stall's cost to about 10 MiB.
+    MAX_PENDING = 10_000
 
     def __init__(self, target: logging.Handler) -> None:
         super().__init__()
