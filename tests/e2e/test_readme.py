@@ -4,6 +4,7 @@ The "Try it" block runs line by line against a fresh server started as `make run
 (the Makefile's recipe, on free ports); the commands table's examples that run offline run
 with their placeholders filled in. grpcurl runs when installed; otherwise a stand-in that
 uses the server's reflection as grpcurl does takes the same arguments (tests/e2e/grpcurl_stand_in.py).
+curl calls the HTTP (Connect) door of the same server.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def try_it_commands() -> list[str]:
     """The fenced bash block of "Try it": one command a line (continuations joined), comments dropped."""
     [block] = re.findall(r"```bash\n(.*?)```", _section("Try it"), re.DOTALL)
     joined = block.replace("\\\n", " ")
-    return [re.sub(r"\s{2,}#.*$", "", line).strip() for line in joined.splitlines() if line.strip()]
+    lines = [re.sub(r"\s{2,}#.*$", "", line).strip() for line in joined.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def table_examples() -> dict[str, str]:
@@ -100,6 +102,8 @@ def _flags(text: str) -> list[str]:
 def test_the_readme_has_what_this_test_reads() -> None:
     commands = try_it_commands()
     assert commands[0] == "make run &"
+    assert commands[1].startswith("curl "), "curl comes first"
+    assert sum(c.startswith("curl ") for c in commands) == 2
     assert sum(c.startswith("grpcurl ") for c in commands) == 2
     assert set(table_examples()) == set(OFFLINE)
 
@@ -108,9 +112,9 @@ def test_try_it_against_a_fresh_server(newcomer: Path) -> None:
     commands = try_it_commands()
     recipe = re.search(r"^run: .*\n\t(.+)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
     assert recipe is not None
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, http_port = free_port(), free_port(), free_port()
     serve = recipe.group(1).replace("$(BIN)/", ".venv/bin/")
-    serve += f" --host 127.0.0.1 --port {port} --metrics-port {metrics_port}"
+    serve += f" --host 127.0.0.1 --port {port} --metrics-port {metrics_port} --http-port {http_port}"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RULES_ENGINE_")}
     process = subprocess.Popen(
         ["bash", "-c", f"exec {serve}"], cwd=newcomer, env=environment, stderr=subprocess.PIPE, text=True
@@ -119,7 +123,16 @@ def test_try_it_against_a_fresh_server(newcomer: Path) -> None:
         wait_serving(f"127.0.0.1:{port}", process)
         answers: list[list[str]] = []
         for command in commands[1:]:
-            if command.startswith("grpcurl "):
+            if command.startswith("curl "):
+                call = command.replace("localhost:8080", f"127.0.0.1:{http_port}")
+                call = call.replace("curl ", "curl -sS --fail ", 1)
+                result = _run(call, newcomer)
+                assert result.returncode == 0, (call, result.stderr)
+                if "/Evaluate" in call:
+                    answers.append(_flags(result.stdout))
+                else:
+                    assert {r["name"] for r in json.loads(result.stdout)["rulesets"]} >= {"starter", "safeguarding"}
+            elif command.startswith("grpcurl "):
                 call = command.replace("localhost:50051", f"127.0.0.1:{port}")
                 if shutil.which("grpcurl") is None:
                     call = f'"{sys.executable}" "{STAND_IN}"' + call.removeprefix("grpcurl")
@@ -132,7 +145,8 @@ def test_try_it_against_a_fresh_server(newcomer: Path) -> None:
                 if " eval " in command:
                     # "same flags, offline": as the first call, which names the same ruleset and date.
                     assert _flags(result.stdout) == answers[0] != []
-        assert len(answers) == 2 and all(answers)
+        # curl's Evaluate and grpcurl's of the same request file: one service, two doors.
+        assert len(answers) == 3 and all(answers) and answers[0] == answers[1]
     finally:
         stop(process)
         _, stderr = process.communicate()
