@@ -47,6 +47,7 @@ from rules_engine.server.interceptors import call_recorder
 from rules_engine.server.limits import Limits, breach
 from rules_engine.server.preflight import HTTP_PORT_REMEDY, port_in_use
 from rules_engine.server.security import ClientRegistry, bearer_token, refusal
+from rules_engine.server.tracing import CONNECT, Tracing, annotate, annotate_batch, batch_item, finish, traced
 from rules_engine.service.outcomes import DEADLINE_PASSED, Refusal, bad_request, log_failure
 from rules_engine.service.ports import EvaluationService
 
@@ -234,10 +235,71 @@ def _log_unexpected(exc: BaseException, ctx: RequestContext[Any, Any]) -> None:
         log_failure(ctx.method.name, exc)
 
 
-def connect_interceptors(clients: ClientRegistry | None, limits: Limits) -> list[Any]:
-    """The interceptors in the gRPC door's order: strangers refused first, then overload, limits, observing."""
-    interceptors: list[Any] = [Authenticating(clients)] if clients is not None else []
-    return [*interceptors, Admitting(limits.max_concurrent_rpcs), Limiting(limits), Observing()]
+# The span of the call in this request's task (set by Spanning.on_start, read by Annotating).
+_CALL_SPAN: contextvars.ContextVar[Any] = contextvars.ContextVar("call_span", default=None)
+
+
+class Spanning:
+    """The call's server span (tracing.py), first of all: calls refused by authentication have one too.
+
+    A metadata interceptor, so the runtime still runs the leading ones before reading the body.
+    """
+
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing
+
+    async def on_start(self, ctx: RequestContext[Any, Any]) -> Any:
+        path = f"{ctx.method.service_name}/{ctx.method.name}"
+        if not traced(path):
+            return None
+        span = self._tracing.start(path, CONNECT, ctx.request_headers)
+        _CALL_SPAN.set(span)
+        return span
+
+    async def on_end(self, span: Any, ctx: RequestContext[Any, Any], error: Exception | None) -> None:
+        if span is None:
+            return
+        code = "OK" if error is None else _code_of(error, ctx)
+        if code == "CANCELLED" and _past_deadline(ctx):
+            code = "DEADLINE_EXCEEDED"  # the runtime cancels the call when Connect-Timeout-Ms runs out
+        finish(span, CONNECT, code, error)
+
+
+class Annotating:
+    """Puts the ruleset and version the call answered on its span (nothing else of the answer)."""
+
+    async def intercept_unary(
+        self, call_next: Callable[[Any, RequestContext[Any, Any]], Awaitable[Any]], request: Any, ctx: Any
+    ) -> Any:
+        response = await call_next(request, ctx)
+        span = _CALL_SPAN.get()
+        if span is not None:
+            annotate(span, response)
+        return response
+
+    async def intercept_server_stream(
+        self, call_next: Callable[[Any, RequestContext[Any, Any]], AsyncIterator[Any]], request: Any, ctx: Any
+    ) -> AsyncIterator[Any]:
+        answered: list[tuple[str, str]] = []
+        try:
+            async for response in call_next(request, ctx):
+                item = batch_item(response)
+                if item is not None:
+                    answered.append(item)
+                yield response
+        finally:
+            span = _CALL_SPAN.get()
+            if span is not None:
+                annotate_batch(span, answered)
+
+
+def connect_interceptors(clients: ClientRegistry | None, limits: Limits, tracing: Tracing | None = None) -> list[Any]:
+    """The interceptors in the gRPC door's order: the span (when tracing), strangers refused, then
+    overload, limits, observing."""
+    interceptors: list[Any] = [Spanning(tracing)] if tracing is not None else []
+    interceptors += [Authenticating(clients)] if clients is not None else []
+    interceptors += [Admitting(limits.max_concurrent_rpcs), Limiting(limits), Observing()]
+    return [*interceptors, Annotating()] if tracing is not None else interceptors
 
 
 # -- the dispatcher: health, the OpenAPI document, CORS, then the Connect app ------------------
@@ -540,7 +602,11 @@ class HttpServer:
 
 
 def http_door(
-    service: EvaluationService, settings: Settings, clients: ClientRegistry | None, limits: Limits
+    service: EvaluationService,
+    settings: Settings,
+    clients: ClientRegistry | None,
+    limits: Limits,
+    tracing: Tracing | None = None,
 ) -> HttpServer | None:
     """The HTTP door on settings.http_port, bound but not started (None when the port is 0).
 
@@ -553,7 +619,7 @@ def http_door(
 
     connect_app = build_connect_app(
         service,
-        interceptors=connect_interceptors(clients, limits),
+        interceptors=connect_interceptors(clients, limits, tracing),
         max_batch=limits.max_batch,
         read_max_bytes=limits.max_message_bytes,
     )

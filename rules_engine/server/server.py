@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from concurrent import futures
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +26,9 @@ from rules_engine.server.security import (
     credentials_from,
 )
 from rules_engine.server.watcher import Watcher
+
+if TYPE_CHECKING:
+    from rules_engine.server.tracing import Tracing
 from rules_engine.service.ports import EvaluationService
 from rules_engine.service.servicer import MAX_BATCH, SERVICE_NAME, RulesEngineServicer, add_service
 
@@ -49,17 +52,21 @@ def build_server(
     credentials: grpc.ServerCredentials | None = None,
     clients: ClientRegistry | None = None,
     limits: Limits | None = None,
+    tracing: Tracing | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A server (not started) with the service, health and reflection; returns it, the bound port, health.
 
     Port 0 binds a free port. `maximum_concurrent_rpcs` makes excess calls fail fast with
     RESOURCE_EXHAUSTED instead of queueing behind the thread pool. `credentials` (security.py)
     serve TLS, else the port is plaintext; `clients` turns authentication on; `limits`
-    (limits.py) override max_batch and max_message_bytes.
+    (limits.py) override max_batch and max_message_bytes; `tracing` (tracing.py) gives each
+    call of the service a span.
     """
     limits = limits or Limits(max_batch=max_batch, max_message_bytes=max_message_bytes)
     # The first interceptor runs first: strangers are refused before anything is parsed or counted.
     interceptors: list[grpc.ServerInterceptor] = [AuthInterceptor(clients)] if clients else []
+    if tracing is not None:
+        interceptors.insert(0, tracing.grpc_interceptor())  # outermost: refused calls have spans too
     interceptors += [RequestGuard(limits), ObservingInterceptor()]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -87,10 +94,16 @@ def build_server(
     return server, bound, health_servicer
 
 
-def serve_forever(service: EvaluationService, settings: Settings | None = None, watcher: Watcher | None = None) -> None:
+def serve_forever(
+    service: EvaluationService,
+    settings: Settings | None = None,
+    watcher: Watcher | None = None,
+    tracing: Tracing | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, then report NOT_SERVING and let calls in flight finish.
 
-    With a `watcher`, rulesets reload when their files change and on SIGHUP.
+    With a `watcher`, rulesets reload when their files change and on SIGHUP; with `tracing`,
+    both doors give each call a span.
     """
     settings = settings or Settings()
     try:
@@ -109,6 +122,7 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
             clients=clients,
             limits=limits,
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            tracing=tracing,
         )
     except RuntimeError as exc:
         # grpcio: "Failed to bind to address [::]:50051; set GRPC_VERBOSITY=debug ..."
@@ -120,7 +134,7 @@ def serve_forever(service: EvaluationService, settings: Settings | None = None, 
         from rules_engine.server.http import http_door
 
         # Bound before gRPC starts: a taken HTTP port stops the start-up with nothing serving.
-        http = http_door(service, settings, clients, limits)
+        http = http_door(service, settings, clients, limits, tracing)
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -46,6 +46,7 @@ def run_worker(settings: Settings) -> None:
     from rules_engine.engine.registry import Registry
     from rules_engine.metrics import record_reload
     from rules_engine.policy.compiler import compile_ruleset
+    from rules_engine.server import tracing
     from rules_engine.server.server import serve_forever
     from rules_engine.server.watcher import Watcher
     from rules_engine.tools.ruletest import gate
@@ -88,11 +89,19 @@ def run_worker(settings: Settings) -> None:
     except BaseException:
         engine.close()
         raise
+    try:
+        # Here, in the worker, never in the parent: the exporter's thread and connection are per process.
+        traces = tracing.install()  # None unless the OTEL_* variables ask for traces
+    except BaseException:
+        engine.close()
+        raise
     settle_garbage_collector()
     try:
-        serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload))
+        serve_forever(engine, settings, Watcher(settings.rulesets, registry.reload), traces)
     finally:
         engine.close()
+        if traces is not None:
+            traces.shutdown()  # the spans still waiting are exported
 
 
 def start_metrics(port: int) -> tuple[WSGIServer, Thread] | None:
