@@ -214,6 +214,8 @@ def start_engine(workers: int, directory: Path, redis_url: str | None, help_text
     ]
     if "--workers" in help_text:
         command += ["--workers", str(workers)]
+    if "--http-port" in help_text:  # the gRPC door alone: no second listener on 8080
+        command += ["--http-port", "0"]
     elif workers != 1:
         raise BenchmarkError("`rules-engine serve` has no --workers option yet")
     if "--plaintext" in help_text:
