@@ -90,7 +90,7 @@ def call_recorder(path: str, protocol: str) -> tuple[Finish, Summarise | None]:
 
     Returns `done(request, answer, code, started)`, to call once per call with the gRPC code
     name and the `time.perf_counter()` it started at, and for the batch the summariser of each
-    streamed message (`answer` is then the list of summaries). The HTTP door (server/http.py)
+    streamed message (`answer` is then the list of summaries). The HTTP door (server/http_interceptors.py)
     records through this too, so both doors count and log alike.
     """
     service, _, method = path.lstrip("/").rpartition("/")

@@ -143,7 +143,7 @@ class RequestGuard(WrappingInterceptor):
 
 def breach(request: Message, limits: Limits) -> Refusal | None:
     """The refusal for the first limit `request` breaks, or None. The gRPC door (RequestGuard) and
-    the HTTP door (server/http.py) both refuse with it, so the refusals read the same on both."""
+    the HTTP door (server/http_interceptors.py) both refuse with it, so the refusals read the same on both."""
     for field, value in request.ListFields():
         name = field.name
         if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:

@@ -1,4 +1,4 @@
-"""server/http.py in process: the dispatcher (health, OpenAPI, CORS, unknown paths), the
+"""server/http_app.py and http.py in process: the dispatcher (health, OpenAPI, CORS, unknown paths), the
 `--cors-origin` parser and the start-up checks of the HTTP port. The door through a real
 `serve` is tests/e2e/test_http_door.py."""
 
@@ -13,7 +13,8 @@ import pytest
 
 from rules_engine.config import Settings, parse_cors_origins
 from rules_engine.errors import StartupError
-from rules_engine.server.http import HttpDoor, bind_socket
+from rules_engine.server.http import bind_socket
+from rules_engine.server.http_app import HttpDoor
 from rules_engine.server.preflight import check_settings
 
 ORIGIN = "https://workbench.example.org"

@@ -26,7 +26,7 @@ from rules_engine.engine.registry import Registry
 from rules_engine.errors import StartupError
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.server import tracing
-from rules_engine.server.http import Spanning, connect_interceptors
+from rules_engine.server.http_interceptors import Spanning, connect_interceptors
 from rules_engine.server.limits import Limits
 from rules_engine.server.server import build_server
 from rules_engine.service.connect_servicer import build_connect_app
