@@ -158,7 +158,11 @@ def uvicorn_config(app: AsgiApp, settings: Settings) -> uvicorn.Config:
         tls["ssl_context_factory"] = ReloadingCertificates(files)
     return uvicorn.Config(
         app,
-        http=TlsHttpToolsProtocol if settings.tls_client_ca is not None else "httptools",
+        # HTTP/1.1 and HTTP/2 (h2c with prior knowledge, h2 by ALPN) through zttp; with a client CA
+        # the httptools protocol that hands the peer certificate to the app (HTTP/1.1 only, until
+        # the same is done for zttp's protocols).
+        http=TlsHttpToolsProtocol if settings.tls_client_ca is not None else "zttp",
+        http2=settings.tls_client_ca is None,
         lifespan="off",
         log_config=None,
         access_log=False,

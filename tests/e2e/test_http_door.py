@@ -5,6 +5,7 @@ certificates, and the port turned off. Each answer is compared with the gRPC doo
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import os
 import signal
@@ -321,6 +322,77 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "the renewed certificate was not served"
             time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        stop(process)
+
+
+# -- HTTP/2: h2c with prior knowledge, h2 over TLS by ALPN ----------------------------------
+
+
+def _evaluate_over(client: httpx.Client, binary: bool) -> tuple[str, list[str]]:
+    request = json_format.ParseDict(EXAMPLE, pb.EvaluateRequest())
+    if binary:
+        response = client.post(
+            f"{SERVICE}/Evaluate", content=request.SerializeToString(), headers={"content-type": "application/proto"}
+        )
+        assert response.status_code == 200, response.text
+        return response.http_version, [f.rule_id for f in pb.EvaluateResponse.FromString(response.content).flags]
+    response = client.post(f"{SERVICE}/Evaluate", json=EXAMPLE)
+    assert response.status_code == 200, response.text
+    return response.http_version, [f["ruleId"] for f in response.json()["flags"]]
+
+
+def test_http2_cleartext_serves_json_binary_and_many_streams_on_one_connection(door: Door) -> None:
+    base = str(door.http.base_url)
+    with httpx.Client(base_url=base, http1=False, http2=True, headers=bearer(CALLER), timeout=10) as h2c:
+        json_answer, binary_answer = _evaluate_over(h2c, binary=False), _evaluate_over(h2c, binary=True)
+        assert json_answer[0] == binary_answer[0] == "HTTP/2"
+        assert json_answer[1] == binary_answer[1] != []
+        listed = h2c.get(f"{SERVICE}/ListRulesets", params={"encoding": "json", "message": "{}"})
+        assert listed.http_version == "HTTP/2" and listed.status_code == 200
+        refused = h2c.post(f"{SERVICE}/Evaluate", json={"case": {"caseId": "c-1", "concerns": [{"id": "x"}]}})
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_argument"
+    # Sixteen streams at once on one connection, every answer whole (the flood guard stays quiet).
+    with (
+        httpx.Client(base_url=base, http1=False, http2=True, headers=bearer(CALLER), timeout=30) as shared,
+        concurrent.futures.ThreadPoolExecutor(16) as pool,
+    ):
+        answers = list(pool.map(lambda _: _evaluate_over(shared, binary=True), range(64)))
+    assert {version for version, _ in answers} == {"HTTP/2"}
+    assert all(flags == binary_answer[1] for _, flags in answers)
+
+
+def test_http2_over_tls_by_alpn(tmp_path: Path) -> None:
+    ca = Authority("test CA")
+    cert, key = ca.issue_server().write(tmp_path, "server")
+    (tmp_path / "ca.crt").write_bytes(ca.pem)
+    port, http_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "rules_engine", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--http-port", str(http_port), "--metrics-port", "0", "--tls-cert", str(cert), "--tls-key", str(key),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    base = f"https://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "serve exited early"
+            try:
+                if httpx.get(f"{base}/healthz", verify=_tls_context(tmp_path, None), timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, http2=True, verify=_tls_context(tmp_path, None), timeout=10) as h2:
+            version, flags = _evaluate_over(h2, binary=False)
+            assert version == "HTTP/2" and flags != []
+        with httpx.Client(base_url=base, verify=_tls_context(tmp_path, None), timeout=10) as h1:
+            assert _evaluate_over(h1, binary=True) == ("HTTP/1.1", flags)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
