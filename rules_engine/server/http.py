@@ -5,7 +5,8 @@ http_interceptors.py), served by uvicorn embedded in a thread of its own, on a s
 worker binds itself (SO_REUSEPORT when workers share the port), with the gRPC door's TLS
 files, reloaded when they change. With a client CA, a client certificate's common name
 reaches the auth check through a uvicorn protocol that puts the peer certificate in the ASGI
-scope (`TlsHttpToolsProtocol`; uvicorn releases do not, see docs/design/http-door.md).
+scope (`PeerCertificateProtocol`; uvicorn releases do not, see docs/design/http-door.md), on
+HTTP/1.1 and HTTP/2 alike.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.auto_zttp_impl import AutoZttpProtocol
 
 from rules_engine.config import Settings
 from rules_engine.errors import StartupError
@@ -39,33 +40,49 @@ log = logging.getLogger(__name__)
 # -- mutual TLS: the peer certificate into the ASGI scope -------------------------------------
 
 
-class TlsHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the ASGI TLS extension with the client certificate.
+def peer_tls(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
+    """The ASGI TLS extension for a connection's verified client certificate (None without one):
+    `client_cert_chain` (the leaf, PEM) and `client_common_name` (its subject CN, our own key)."""
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if ssl_object is None or not der:
+        return None
+    subject: Any = (ssl_object.getpeercert() or {}).get("subject", ())  # ((("commonName", name),), ...)
+    names = [value for rdn in subject for key, value in rdn if key == "commonName"]
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+        "client_common_name": names[0] if names else None,
+    }
 
-    uvicorn 0.55 puts no TLS information in the scope (upstream PR #3132 would); this reads the
-    verified peer certificate from the connection and adds `client_cert_chain` (the leaf, PEM)
-    and `client_common_name` (its subject CN, our own key). Leans on uvicorn's internals, so
-    uvicorn is pinned and tests/e2e/test_http_door.py checks it.
+
+class PeerCertificateProtocol(AutoZttpProtocol):
+    """uvicorn's HTTP/1.1-or-HTTP/2 connection dispatcher (zttp), plus the ASGI TLS extension with
+    the client certificate in every request's scope, on either HTTP version.
+
+    uvicorn 0.55 puts no TLS information in the scope (upstream PR #3132 would). Over TLS the
+    dispatcher picks the HTTP version by ALPN when the connection is made, before any request;
+    the chosen protocol's app is then wrapped to add the connection's certificate. Leans on
+    uvicorn's internals (`_switch`, the protocol's `app`), so uvicorn and zttp are pinned and
+    tests/e2e/test_http_door.py checks it on both versions.
     """
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        peer = self.transport.get_extra_info("ssl_object")
-        if peer is None:
+    def _switch(self, http2: bool, initial_data: bytes = b"") -> None:
+        super()._switch(http2, initial_data)
+        tls = peer_tls(self.transport.get_extra_info("ssl_object"))
+        if tls is None:
             return
-        der = peer.getpeercert(binary_form=True)
-        subject = (peer.getpeercert() or {}).get("subject", ())
-        names = [value for rdn in subject for key, value in rdn if key == "commonName"]
-        extensions = self.scope.setdefault("extensions", {})
-        extensions["tls"] = {
-            "server_cert": None,
-            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
-            "client_cert_name": None,
-            "client_cert_error": None,
-            "tls_version": None,
-            "cipher_suite": None,
-            "client_common_name": names[0] if names else None,
-        }
+        protocol: Any = self.transport.get_protocol()
+        app = protocol.app
+
+        async def with_peer(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = tls
+            await app(scope, receive, send)
+
+        protocol.app = with_peer
 
 
 # -- running it: uvicorn in a thread of the worker --------------------------------------------
@@ -158,11 +175,9 @@ def uvicorn_config(app: AsgiApp, settings: Settings) -> uvicorn.Config:
         tls["ssl_context_factory"] = ReloadingCertificates(files)
     return uvicorn.Config(
         app,
-        # HTTP/1.1 and HTTP/2 (h2c with prior knowledge, h2 by ALPN) through zttp; with a client CA
-        # the httptools protocol that hands the peer certificate to the app (HTTP/1.1 only, until
-        # the same is done for zttp's protocols).
-        http=TlsHttpToolsProtocol if settings.tls_client_ca is not None else "zttp",
-        http2=settings.tls_client_ca is None,
+        # HTTP/1.1 and HTTP/2 (h2c with prior knowledge, h2 by ALPN) through zttp, chosen per
+        # connection by the dispatcher that also hands client certificates to the app.
+        http=PeerCertificateProtocol,
         lifespan="off",
         log_config=None,
         access_log=False,

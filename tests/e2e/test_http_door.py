@@ -303,6 +303,11 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
             assert denied.json()["code"] == "permission_denied"
             # A token, when sent, is what counts.
             assert client.post(f"{SERVICE}/ListDecisions", json={}, headers=bearer(OPERATOR)).status_code == 200
+        # The same identity over HTTP/2 (h2 by ALPN): the certificate reaches the app on either version.
+        with httpx.Client(base_url=base, http2=True, verify=_tls_context(tmp_path, "client"), timeout=10) as h2:
+            answered = h2.post(f"{SERVICE}/Evaluate", json=EXAMPLE)
+            assert answered.http_version == "HTTP/2" and answered.status_code == 200
+            assert h2.post(f"{SERVICE}/ListDecisions", json={}).json()["code"] == "permission_denied"
         for client_name in (None, "stranger"):  # no certificate, or one from another CA: no handshake
             with pytest.raises(httpx.TransportError):
                 httpx.get(f"{base}/healthz", verify=_tls_context(tmp_path, client_name), timeout=5)
