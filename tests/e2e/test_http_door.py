@@ -179,6 +179,18 @@ def test_a_deadline_that_has_passed_is_deadline_exceeded(door: Door) -> None:
     assert http.json()["code"] == "deadline_exceeded"
 
 
+def test_an_unknown_ruleset_is_not_found_on_both_doors(door: Door) -> None:
+    body = {**EXAMPLE, "ruleset": "no-such-ruleset"}
+    http = _post_json(door, "Evaluate", body)
+    assert http.status_code == 404 and http.json()["code"] == "not_found", http.text
+    with pytest.raises(grpc.RpcError) as refused:
+        door.grpc_stub.Evaluate(
+            json_format.ParseDict(body, pb.EvaluateRequest()), timeout=10, metadata=tuple(bearer(CALLER).items())
+        )
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert http.json()["message"] == refused.value.details()
+
+
 def test_cors_allows_the_listed_origins_only(door: Door) -> None:
     preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
     allowed = door.http.options(f"{SERVICE}/Evaluate", headers={"origin": ALLOWED_ORIGIN, **preflight})
