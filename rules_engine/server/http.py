@@ -249,6 +249,9 @@ def http_door(
         interceptors=connect_interceptors(clients, limits, tracing),
         max_batch=limits.max_batch,
         read_max_bytes=limits.max_message_bytes,
+        # A stateless Evaluate still records its decision: in memory that is cheap enough for the
+        # event loop; with Redis it is a network round trip, so the call goes to a thread.
+        evaluate_inline=not settings.shares_state,
     )
     door = HttpDoor(connect_app, cors_origins=frozenset(settings.cors_origins))
     return HttpServer(door, bind_socket(settings.host, settings.http_port, settings.reuse_port), settings)
