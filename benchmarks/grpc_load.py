@@ -333,6 +333,46 @@ def _percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values), rank) - 1]
 
 
+@dataclasses.dataclass(frozen=True)
+class H2loadRun:
+    """What one h2load process reported, and the CPU the server's processes and h2load spent meanwhile."""
+
+    summary: dict[str, float]
+    latencies: list[float]  # ms, sorted, from the per-request log
+    statuses: dict[str, int]  # HTTP status -> responses
+    server_cpu: dict[int, float]  # pid -> seconds
+    h2load_cpu: float
+
+
+def run_h2load(args: list[str], url: str, pids: list[int]) -> H2loadRun:
+    """h2load with `args` against `url`, the server's CPU (`pids`) read just before and after it."""
+    with tempfile.NamedTemporaryFile(prefix="h2load-", suffix=".log") as log_file:
+        command = [H2LOAD, *args, "--log-file", log_file.name, url]
+        cpu_before = {pid: cpu_seconds(pid) for pid in pids}
+        usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_after = {pid: cpu_seconds(pid) for pid in pids}
+        if result.returncode != 0:
+            raise BenchmarkError(f"h2load exited {result.returncode}:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
+        latencies: list[float] = []
+        statuses: dict[str, int] = {}
+        for line in Path(log_file.name).read_text().splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 3:
+                latencies.append(int(fields[2]) / 1000)
+                statuses[fields[1]] = statuses.get(fields[1], 0) + 1
+    latencies.sort()
+    h2load_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
+    return H2loadRun(
+        _parse_summary(result.stdout),
+        latencies,
+        statuses,
+        {pid: cpu_after[pid] - cpu_before[pid] for pid in pids},
+        h2load_cpu,
+    )
+
+
 def h2load(
     server: Server,
     body: Path,
@@ -359,46 +399,15 @@ def h2load(
         spread_ms = max(1, round(1000 / total))
         timing = ["-n", str(round(total * seconds)), "-r", "1", "--rate-period", f"{spread_ms}ms"]
         timing += ["--rps", f"{rate_per_client:g}"]
-    with tempfile.NamedTemporaryFile(prefix="h2load-", suffix=".log") as log_file:
-        command = [
-            H2LOAD,
-            *timing,
-            "-t",
-            "1",
-            "-c",
-            str(clients),
-            "-m",
-            str(streams),
-            "-d",
-            str(body),
-            "-H",
-            "content-type: application/grpc",
-            "-H",
-            "te: trailers",
-            "--log-file",
-            log_file.name,
-        ]
-        command.append(f"http://127.0.0.1:{server.port}{METHOD}")
-        pids = server.all_pids()
-        worker_pids = server.workers()
-        cpu_before = {pid: cpu_seconds(pid) for pid in pids}
-        usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_after = {pid: cpu_seconds(pid) for pid in pids}
-        if result.returncode != 0:
-            raise BenchmarkError(f"h2load exited {result.returncode}:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
-        summary = _parse_summary(result.stdout)
-        latencies: list[float] = []
-        statuses_ok = True
-        for line in Path(log_file.name).read_text().splitlines():
-            fields = line.split("\t")
-            if len(fields) >= 3:
-                latencies.append(int(fields[2]) / 1000)
-                statuses_ok = statuses_ok and fields[1] == "200"
+    args = [*timing, "-t", "1", "-c", str(clients), "-m", str(streams), "-d", str(body)]
+    args += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    pids = server.all_pids()
+    worker_pids = server.workers()
+    run = run_h2load(args, f"http://127.0.0.1:{server.port}{METHOD}", pids)
+    summary, latencies = run.summary, run.latencies
+    statuses_ok = set(run.statuses) <= {"200"}
     if not server.alive():
         raise BenchmarkError(f"{server.name} died under load; see {server.log}")
-    latencies.sort()
     requests = int(summary["requests"])
     succeeded = int(summary["succeeded"])
     # Warm-up responses are in h2load's byte count too, so this is a lower bound: any share of
@@ -411,7 +420,6 @@ def h2load(
         and summary["errored"] == 0
         and data >= 0.95 * requests * expected_response_bytes
     )
-    h2load_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
     return LoadRun(
         server=server.name,
         clients=clients,
@@ -429,7 +437,7 @@ def h2load(
         data_bytes=data,
         expected_response_bytes=expected_response_bytes,
         responses_ok=responses_ok,
-        server_cpu_seconds=round(sum(cpu_after[p] - cpu_before[p] for p in pids), 3),
-        h2load_cpu_seconds=round(h2load_cpu, 3),
-        worker_cpu_seconds=[round(cpu_after[p] - cpu_before[p], 3) for p in worker_pids],
+        server_cpu_seconds=round(sum(run.server_cpu.values()), 3),
+        h2load_cpu_seconds=round(run.h2load_cpu, 3),
+        worker_cpu_seconds=[round(run.server_cpu[p], 3) for p in worker_pids],
     )

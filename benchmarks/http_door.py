@@ -29,7 +29,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -175,47 +174,16 @@ def h2load(
     headers = ["-H", f"content-type: {door.content_type}"]
     if not door.h1:
         headers += ["-H", "te: trailers"]
-    with tempfile.NamedTemporaryFile(prefix="h2load-", suffix=".log") as log_file:
-        command = [
-            grpc_load.H2LOAD,
-            *(["--h1"] if door.h1 else []),
-            "-D",
-            f"{seconds:g}",
-            "-t",
-            "1",
-            "-c",
-            str(clients),
-            "-m",
-            str(streams),
-            "-d",
-            str(body),
-            *headers,
-            "--log-file",
-            log_file.name,
-            f"http://127.0.0.1:{port}{PATH}",
-        ]
-        pids = engine.server.all_pids()
-        load_before = os.getloadavg()[0]
-        cpu_before = {pid: grpc_load.cpu_seconds(pid) for pid in pids}
-        usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_after = {pid: grpc_load.cpu_seconds(pid) for pid in pids}
-        if result.returncode != 0:
-            raise BenchmarkError(f"h2load exited {result.returncode}:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
-        summary = grpc_load._parse_summary(result.stdout)
-        latencies: list[float] = []
-        statuses: dict[str, int] = {}
-        for line in Path(log_file.name).read_text().splitlines():
-            fields = line.split("\t")
-            if len(fields) >= 3:
-                latencies.append(int(fields[2]) / 1000)
-                statuses[fields[1]] = statuses.get(fields[1], 0) + 1
+    args = [*(["--h1"] if door.h1 else []), "-D", f"{seconds:g}", "-t", "1", "-c", str(clients), "-m", str(streams)]
+    args += ["-d", str(body), *headers]
+    pids = engine.server.all_pids()
+    load_before = os.getloadavg()[0]
+    run = grpc_load.run_h2load(args, f"http://127.0.0.1:{port}{PATH}", pids)
+    summary, latencies, statuses = run.summary, run.latencies, run.statuses
     if not engine.server.alive():
         raise BenchmarkError(f"the server died under load; see {engine.server.log}")
-    latencies.sort()
     requests = int(summary["requests"])
-    server_cpu = sum(cpu_after[p] - cpu_before[p] for p in pids)
+    server_cpu = sum(run.server_cpu.values())
     responses_ok = (
         set(statuses) == {"200"}
         and int(summary["succeeded"]) == requests
@@ -228,7 +196,6 @@ def h2load(
             f"{door.name} {door.encoding}: not every response was a 200 with an answer "
             f"(statuses {statuses}, {summary}, expected {response_bytes} bytes per response)"
         )
-    h2load_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
     return {
         "door": door.name,
         "encoding": door.encoding,
@@ -243,7 +210,7 @@ def h2load(
         "p99_ms": round(grpc_load._percentile(latencies, 0.99), 3),
         "server_cpu_seconds": round(server_cpu, 3),
         "server_cpu_us_per_call": round(server_cpu / max(1, requests) * 1e6, 1),
-        "h2load_cpu_seconds": round(h2load_cpu, 3),
+        "h2load_cpu_seconds": round(run.h2load_cpu, 3),
         "response_bytes": response_bytes,
         "load_average_before": round(load_before, 2),
     }
