@@ -40,7 +40,8 @@ def outcome(code: str) -> str:
     return "invalid" if code in _INVALID_CODES else "error"
 
 
-def _code(context: grpc.ServicerContext, default: str) -> str:
+def status_code(context: grpc.ServicerContext, default: str) -> str:
+    """The call's gRPC status code name so far, or `default` when none is set yet."""
     # None unless the servicer set a code or aborted; types-grpcio lacks this (since grpc 1.38) method.
     code = context.code()  # type: ignore[attr-defined]
     return default if code is None else code.name
@@ -137,9 +138,9 @@ def _unary(behaviour: Callable[[Any, grpc.ServicerContext], Any], done: Finish, 
         try:
             response = behaviour(request, context)
         except BaseException:
-            done(seen, None, _code(context, "UNKNOWN"), started)
+            done(seen, None, status_code(context, "UNKNOWN"), started)
             raise
-        done(seen, response, _code(context, "OK"), started)
+        done(seen, response, status_code(context, "OK"), started)
         return response
 
     return observed
@@ -161,12 +162,12 @@ def _streaming(
                 # A summary, not the message: a batch's answers are not kept alive until it ends.
                 sent.append(None if summarise is None else summarise(response))
                 yield response
-            code = _code(context, "OK")
+            code = status_code(context, "OK")
         except GeneratorExit:
-            code = _code(context, "CANCELLED")  # the client went away mid-stream
+            code = status_code(context, "CANCELLED")  # the client went away mid-stream
             raise
         except BaseException:
-            code = _code(context, "UNKNOWN")
+            code = status_code(context, "UNKNOWN")
             raise
         finally:
             done(seen, sent, code, started)

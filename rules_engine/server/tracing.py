@@ -39,7 +39,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from rules_engine.errors import StartupError
-from rules_engine.server.interceptors import WrappingInterceptor
+from rules_engine.server.interceptors import WrappingInterceptor, status_code
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -204,11 +204,6 @@ def _connect_name(code: str) -> str:
 # -- the gRPC door -------------------------------------------------------------------------
 
 
-def _code(context: grpc.ServicerContext, default: str) -> str:
-    code = context.code()  # type: ignore[attr-defined]
-    return default if code is None else str(code.name)
-
-
 class TracingInterceptor(WrappingInterceptor):
     """The gRPC door's spans; first in the chain, so calls refused by authentication have one too."""
 
@@ -239,10 +234,10 @@ class TracingInterceptor(WrappingInterceptor):
                 with trace.use_span(span, record_exception=False, set_status_on_exception=False):
                     response = behaviour(request, context)
             except BaseException as exc:
-                finish(span, GRPC, _code(context, "UNKNOWN"), exc)
+                finish(span, GRPC, status_code(context, "UNKNOWN"), exc)
                 raise
             annotate(span, response)
-            finish(span, GRPC, _code(context, "OK"))
+            finish(span, GRPC, status_code(context, "OK"))
             return response
 
         return traced_call
@@ -259,12 +254,12 @@ class TracingInterceptor(WrappingInterceptor):
                     if item is not None:
                         answered.append(item)
                     yield response
-                code = _code(context, "OK")
+                code = status_code(context, "OK")
             except GeneratorExit:
-                code = _code(context, "CANCELLED")
+                code = status_code(context, "CANCELLED")
                 raise
             except BaseException as exc:
-                code, error = _code(context, "UNKNOWN"), exc
+                code, error = status_code(context, "UNKNOWN"), exc
                 raise
             finally:
                 annotate_batch(span, answered)
