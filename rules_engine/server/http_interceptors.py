@@ -18,16 +18,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from connectrpc.code import Code
-from connectrpc.errors import ConnectError, ErrorDetail
+from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.protobuf.message import Message
-from protobuf.wkt import Any as AnyDetail
 
 from rules_engine.server.interceptors import call_recorder
 from rules_engine.server.limits import Limits, breach
 from rules_engine.server.security import ClientRegistry, bearer_token, refusal
 from rules_engine.server.tracing import CONNECT, Tracing, annotate, annotate_batch, batch_item, finish, traced
-from rules_engine.service.outcomes import DEADLINE_PASSED, Refusal, bad_request, log_failure
+from rules_engine.service.connect_codecs import connect_error
+from rules_engine.service.outcomes import DEADLINE_PASSED, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +41,8 @@ PEER_COMMON_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("p
 _GRPC_NAMES = {Code.CANCELED: "CANCELLED"}
 
 
-BAD_REQUEST = "google.rpc.BadRequest"
-
-
 def grpc_code_name(code: Code) -> str:
     return _GRPC_NAMES.get(code, code.name)
-
-
-def connect_error(refusal: Refusal) -> ConnectError:
-    """A refusal as the Connect error the HTTP door answers with: the gRPC door's code and message,
-    and the same google.rpc.BadRequest details when it names fields."""
-    details = []
-    if refusal.violations is not None:
-        packed = bad_request(refusal.violations).SerializeToString()
-        details.append(ErrorDetail(AnyDetail(type_url=f"type.googleapis.com/{BAD_REQUEST}", value=packed)))
-    return ConnectError(Code[refusal.code.name], refusal.message, details)
 
 
 # -- interceptors: the gRPC door's rules, for Connect calls -----------------------------------
