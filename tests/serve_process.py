@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,19 +57,23 @@ def serve(port: int, *args: str, env: dict[str, str] | None = None) -> Iterator[
     command: Sequence[str] = [
         sys.executable, "-m", "rules_engine", "serve", "--plaintext", "--host", "127.0.0.1", "--port", str(port), *args,
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_serving(f"127.0.0.1:{port}", process)
-        yield process
-    finally:
-        stop(process)
+    # The server's output goes to a file, as a container runtime takes it: an unread pipe fills
+    # after 64 KiB, the log writer then blocks, and the lines waiting for it (one per evaluation)
+    # would grow the server for as long as the test runs.
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_serving(f"127.0.0.1:{port}", process)
+            yield process
+        finally:
+            stop(process)
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 30) -> None:

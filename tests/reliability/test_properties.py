@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -331,10 +330,6 @@ def run() -> Iterator[Run]:
     bounds = ["--max-cases", "1000", "--decision-log-max-entries", "1000", "--case-decisions-max-entries", "10"]
     args = ["--metrics-port", "0", "--rulesets", str(ROOT / "rulesets"), *(bounds if LONG else [])]
     with serve(port, *args, env={"MALLOC_ARENA_MAX": "2"}) as process:
-        # Read its log lines as a container runtime would: an unread pipe fills, the log writer
-        # blocks, and the lines waiting for it (one per evaluation) would be counted as growth.
-        for pipe in (process.stdout, process.stderr):
-            threading.Thread(target=pipe.read, daemon=True).start()
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield Run(channel, process.pid)
         assert process.poll() is None, "the server died"
