@@ -27,6 +27,7 @@ from rules_engine.server.limits import Limits, breach
 from rules_engine.server.security import ClientRegistry, bearer_token, refusal
 from rules_engine.server.tracing import CONNECT, Tracing, annotate, annotate_batch, batch_item, finish, traced
 from rules_engine.service.connect_codecs import connect_error
+from rules_engine.service.deadlines import past_deadline
 from rules_engine.service.outcomes import DEADLINE_PASSED, log_failure
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Admitting:
 
 def _past_deadline(ctx: RequestContext[Any, Any]) -> bool:
     remaining = ctx.timeout_ms
-    return remaining is not None and remaining <= 0
+    return past_deadline(None if remaining is None else remaining / 1000)
 
 
 class Limiting:

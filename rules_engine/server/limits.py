@@ -27,8 +27,8 @@ from rules_engine.config import MAX_FACTS, Settings
 from rules_engine.errors import FieldViolation
 from rules_engine.server.interceptors import WrappingInterceptor
 from rules_engine.server.security import SERVICE_PREFIX, guarded
-from rules_engine.service.deadlines import abort_if_past_deadline
-from rules_engine.service.outcomes import Code, Refusal, invalid
+from rules_engine.service.deadlines import past_deadline
+from rules_engine.service.outcomes import DEADLINE_PASSED, Code, Refusal, invalid
 from rules_engine.service.statuses import abort_invalid, abort_with
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ class RequestGuard(WrappingInterceptor):
     def check(self, request: Any, context: grpc.ServicerContext) -> None:
         """Abort the call when the request breaks a limit; return when it may go on."""
         _parsed(request, context)
-        abort_if_past_deadline(context)
+        if past_deadline(context.time_remaining()):  # the caller has stopped waiting: work past it is wasted
+            abort_with(context, Refusal(Code.DEADLINE_EXCEEDED, DEADLINE_PASSED))
         refused = breach(request, self.limits)
         if refused is not None:
             abort_with(context, refused)

@@ -17,7 +17,7 @@ from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.results import Evaluation
 from rules_engine.errors import CaseError, EvaluationError, FieldViolation, RulesetRequiredError
 from rules_engine.service import requests, responses
-from rules_engine.service.deadlines import MIN_SECONDS_LEFT
+from rules_engine.service.deadlines import past_deadline
 from rules_engine.service.outcomes import (
     DEADLINE_PASSED,
     NO_CASE_STATE,
@@ -128,8 +128,7 @@ class ServicerCore:
         as_of = requests.parse_as_of(request.as_of)
         for index, message in enumerate(request.cases):
             # The caller stopped waiting: the cases left would be evaluated for no one.
-            left = call.seconds_left()
-            if left is not None and left <= MIN_SECONDS_LEFT:
+            if past_deadline(call.seconds_left()):
                 raise RefusedError(Refusal(Code.DEADLINE_EXCEEDED, DEADLINE_PASSED))
             try:
                 _, case = self._parse("", message, f"cases[{index}]", as_of)
