@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Literal, NamedTuple, Protocol
 
 from rules_engine.case.facts import Case, CaseFacts
+from rules_engine.config import Settings
 from rules_engine.policy.compiled import Severity
 
 # Seven years, as for closed children's social care records; a case's keys expire this long after
@@ -37,7 +38,7 @@ class StoreSettings:
     # ... and entries older than this are trimmed (None: unbounded by age).
     decision_max_age: dt.timedelta | None = None
     # The per-case decision index: newest entries kept per case; it expires with the case.
-    case_decision_maxlen: int = 1_000
+    case_decision_maxlen: int = Settings.case_decisions_max_entries
     # Each flag keeps the dates it was first raised in each episode, at most this many.
     raised_history: int = 100
     key_prefix: str = "re:"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rules_engine.case.facts import Case, CaseFacts, Child, Fact
+from rules_engine.config import Settings
 from rules_engine.errors import CaseChangedError, FlagNotFoundError
 from rules_engine.policy.compiled import Severity
 from rules_engine.store import lifecycle
@@ -37,8 +38,9 @@ from rules_engine.store.codec import as_case, assemble_case, fact_field, fact_it
 
 log = logging.getLogger(__name__)
 
-# Cases the embedded store keeps at most (each with its facts, flags and decision index).
-MAX_CASES = 100_000
+# Cases the embedded store keeps at most (each with its facts, flags and decision index):
+# the server's default, `--max-cases`.
+MAX_CASES = Settings.max_cases
 
 # A decision as the log keeps it: strings, numbers and a datetime in plain tuples. The garbage
 # collector stops tracking such tuples, so a full log (100,000 decisions by default) adds nothing
