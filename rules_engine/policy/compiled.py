@@ -23,17 +23,27 @@ FactPredicate = Callable[[Any], bool]
 FactMask = Callable[[Sequence[Any]], Iterable[bool]]
 
 
+# A compiled filter as data (see FactFilter.spec): nested tuples, first item the operation.
+FilterSpec = tuple[Any, ...]
+
+
 class FactFilter:
     """A compiled `where:` filter in two forms that agree: `filter(fact)` tests one fact, and
     `filter.mask(facts)` tests a whole list, through C iterators (map over attrgetter and
     operator functions) rather than a Python call per fact. Measures filter every fact of a
-    type per evaluation, so they use the mask."""
+    type per evaluation, so they use the mask.
 
-    __slots__ = ("mask", "test")
+    `spec` is the same filter as data, for the compiled core (engine/native.py) to run:
+    ("truthy", field), ("always", bool), ("compare", field, op, constant, skip_none),
+    ("holds", list_field, code), ("one_of", field, frozenset), ("and"|"or", spec, spec),
+    ("not", spec); None for a predicate written by hand (tests), which the core declines."""
 
-    def __init__(self, test: FactPredicate, mask: FactMask) -> None:
+    __slots__ = ("mask", "spec", "test")
+
+    def __init__(self, test: FactPredicate, mask: FactMask, spec: FilterSpec | None = None) -> None:
         self.test = test
         self.mask = mask
+        self.spec = spec
 
     def __call__(self, fact: Any) -> bool:
         return self.test(fact)

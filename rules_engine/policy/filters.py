@@ -19,7 +19,7 @@ from itertools import repeat
 from typing import Any
 
 from rules_engine.case.fields import FieldKind, FieldType
-from rules_engine.policy.compiled import COMPARISONS, FLIPPED, FactFilter
+from rules_engine.policy.compiled import COMPARISONS, FLIPPED, FactFilter, FilterSpec
 from rules_engine.policy.conditions import (
     BOOLEAN_NAMES,
     COMPARE_OPS,
@@ -231,24 +231,29 @@ def _show(value: object) -> str:
 
 def _truthy(name: str) -> FactFilter:
     getter = operator.attrgetter(name)
-    return FactFilter(lambda fact: bool(getter(fact)), lambda facts: map(operator.truth, map(getter, facts)))
+    return FactFilter(
+        lambda fact: bool(getter(fact)), lambda facts: map(operator.truth, map(getter, facts)), ("truthy", name)
+    )
 
 
 def _always(value: bool) -> FactFilter:
-    return FactFilter(lambda fact: value, lambda facts: repeat(value, len(facts)))
+    return FactFilter(lambda fact: value, lambda facts: repeat(value, len(facts)), ("always", value))
 
 
 def _comparison(name: str, op: str, constant: Any, *, skip_none: bool) -> FactFilter:
     """`field <op> constant`; with `skip_none`, an empty field fails (an order test of None)."""
     getter, test = operator.attrgetter(name), COMPARISONS[op]
+    spec = ("compare", name, op, constant, skip_none)
     if skip_none:
 
         def masked(facts: Sequence[Any]) -> list[bool]:
             return [value is not None and test(value, constant) for value in map(getter, facts)]
 
-        return FactFilter(lambda fact: (value := getter(fact)) is not None and test(value, constant), masked)
+        return FactFilter(lambda fact: (value := getter(fact)) is not None and test(value, constant), masked, spec)
     return FactFilter(
-        lambda fact: test(getter(fact), constant), lambda facts: map(test, map(getter, facts), repeat(constant))
+        lambda fact: test(getter(fact), constant),
+        lambda facts: map(test, map(getter, facts), repeat(constant)),
+        spec,
     )
 
 
@@ -256,14 +261,20 @@ def _holds(name: str, code: str) -> FactFilter:
     """`"CODE" in list_field`."""
     getter = operator.attrgetter(name)
     return FactFilter(
-        lambda fact: code in getter(fact), lambda facts: map(operator.contains, map(getter, facts), repeat(code))
+        lambda fact: code in getter(fact),
+        lambda facts: map(operator.contains, map(getter, facts), repeat(code)),
+        ("holds", name, code),
     )
 
 
 def _one_of(name: str, allowed: frozenset[Any]) -> FactFilter:
     """`field in [values]`."""
     getter = operator.attrgetter(name)
-    return FactFilter(lambda fact: getter(fact) in allowed, lambda facts: map(allowed.__contains__, map(getter, facts)))
+    return FactFilter(
+        lambda fact: getter(fact) in allowed,
+        lambda facts: map(allowed.__contains__, map(getter, facts)),
+        ("one_of", name, allowed),
+    )
 
 
 # Every mask yields bools, so & and | combine them element by element.
@@ -271,6 +282,7 @@ def _both(first: FactFilter, second: FactFilter) -> FactFilter:
     return FactFilter(
         lambda fact: first.test(fact) and second.test(fact),
         lambda facts: map(operator.and_, first.mask(facts), second.mask(facts)),
+        _joined("and", first, second),
     )
 
 
@@ -278,8 +290,14 @@ def _either(first: FactFilter, second: FactFilter) -> FactFilter:
     return FactFilter(
         lambda fact: first.test(fact) or second.test(fact),
         lambda facts: map(operator.or_, first.mask(facts), second.mask(facts)),
+        _joined("or", first, second),
     )
 
 
 def _negate(inner: FactFilter) -> FactFilter:
-    return FactFilter(lambda fact: not inner.test(fact), lambda facts: map(operator.not_, inner.mask(facts)))
+    spec = None if inner.spec is None else ("not", inner.spec)
+    return FactFilter(lambda fact: not inner.test(fact), lambda facts: map(operator.not_, inner.mask(facts)), spec)
+
+
+def _joined(op: str, first: FactFilter, second: FactFilter) -> FilterSpec | None:
+    return None if first.spec is None or second.spec is None else (op, first.spec, second.spec)
