@@ -22,13 +22,24 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case import facts
+from rules_engine.case.checks import (
+    CODE,
+    CODE_LIST,
+    DATE,
+    FREE,
+    ID,
+    ID_LIST,
+    OPTIONAL_ID,
+    PERCENT,
+    FieldCheck,
+    classify,
+)
 from rules_engine.case.dates import DAYS, FIRST_DATE, NOT_A_DATE, latest_date
 from rules_engine.case.facts import CaseRecord, ChildRecord
-from rules_engine.case.fields import FieldType, fact_fields, field_default, sub_model
+from rules_engine.case.fields import fact_fields, field_default, sub_model
 from rules_engine.case.records import EMPTY, record_type_of
 from rules_engine.config import MAX_FACTS
 
@@ -60,24 +71,12 @@ def ids_valid(ids: Sequence[str]) -> bool:
 
 # --- one record type and one reader per message type, generated from descriptor and model ---
 
-# What a field holds, for the column checks.
-_ID, _ID_LIST, _CODE, _CODE_LIST, _DATE, _PERCENT, _FREE = "id", "id list", "code", "code list", "date", "%", ""
-_OPTIONAL_ID = "optional id"  # an id that may be absent (a referral's assessment): None when empty
-
-
-class _Field(typing.NamedTuple):
-    name: str
-    check: str
-    # For codes and code lists: what may appear (None included when the field may be empty).
-    allowed: frozenset[Any] = frozenset()
-    required: bool = False
-
 
 class _Reader(typing.NamedTuple):
     """Reads a repeated field of one message type into records, or raises _Rejected."""
 
     read: Callable[[Any], list[Any]]
-    fields: tuple[_Field, ...]
+    fields: tuple[FieldCheck, ...]
     # Columns holding nested records (a conference's agencies), with their reader: their
     # dates join the case's for the future-date check.
     nested: tuple[tuple[int, _Reader], ...]
@@ -86,44 +85,7 @@ class _Reader(typing.NamedTuple):
     # Columns whose values must be distinct within one list: fact ids, a conference's agencies.
     unique: int | None
     # The fields with a column check (booleans and nested lists have none), by position.
-    checked: tuple[tuple[int, _Field], ...]
-
-
-def _classify(name: str, info: FieldInfo, field_type: FieldType | None) -> _Field:
-    required = info.is_required()
-    if field_type is None:
-        raise RuntimeError(f"no fast check for field {name!r}")
-    if field_type.kind == "date":
-        return _Field(name, _DATE, required=required)
-    if field_type.kind == "number":
-        if not any(getattr(m, "ge", None) == 0 for m in info.metadata) or not any(
-            getattr(m, "le", None) == 100 for m in info.metadata
-        ):
-            raise RuntimeError(f"no fast check for number field {name!r}")
-        return _Field(name, _PERCENT)
-    if field_type.kind == "boolean":
-        return _Field(name, _FREE)
-    codes = field_type.codes
-    is_id = codes is None
-    if is_id and not _is_id(info):
-        raise RuntimeError(f"no fast check for text field {name!r}")
-    if field_type.kind == "list":
-        return _Field(name, _ID_LIST if is_id else _CODE_LIST, frozenset(codes or ()))
-    if is_id:
-        return _Field(name, _ID, required=True) if required else _Field(name, _OPTIONAL_ID)
-    allowed: frozenset[Any] = frozenset(codes or ())
-    default = field_default(info)
-    if not required and default is None:
-        allowed |= {None}
-    return _Field(name, _CODE, allowed, required)
-
-
-def _is_id(info: FieldInfo) -> bool:
-    """True when a text field is constrained as facts.Id (or a tuple of them) is."""
-    constraints = [*info.metadata]
-    for arg in typing.get_args(info.annotation):  # tuple[Id, ...]
-        constraints += getattr(arg, "__metadata__", ())
-    return any(getattr(c, "pattern", None) == facts.ID_PATTERN for c in constraints)
+    checked: tuple[tuple[int, FieldCheck], ...]
 
 
 def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> _Reader:
@@ -133,7 +95,7 @@ def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> 
     types = fact_fields(model)
     by_name = {f.name: f for f in descriptor.fields}
     expressions: list[str] = []
-    fields: list[_Field] = []
+    fields: list[FieldCheck] = []
     nested: list[tuple[int, _Reader]] = []
     for name, info in model.model_fields.items():
         proto = by_name.get(name)
@@ -146,21 +108,21 @@ def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> 
             namespace[helper] = _list_reader(inner, list_limit)
             nested.append((len(fields), inner))
             expressions.append(f"{helper}(m.{name})")
-            fields.append(_Field(name, _FREE))
+            fields.append(FieldCheck(name, FREE))
             continue
-        field = _classify(name, info, types.get(name))
+        field = classify(name, info, types.get(name))
         if proto.type == FieldDescriptor.TYPE_ENUM:
             namespace[helper] = enum_codes(proto.enum_type)
             expressions.append(f"{helper}.get(m.{name})")
-        elif field.check == _DATE:
+        elif field.check == DATE:
             expressions.append(f"_DAYS[m.{name}]")
         elif proto.is_repeated:  # mostly empty: tuple() of an empty container costs twice the test
             expressions.append(f"(tuple(v) if (v := m.{name}) else ())")
         elif proto.has_presence:  # proto3 `optional`: unset leaves the model's default
             expressions.append(f"(m.{name} if m.HasField({name!r}) else {field_default(info)!r})")
-        elif field.check in (_CODE, _ID) and field_default(info) is not None:
+        elif field.check in (CODE, ID) and field_default(info) is not None:
             expressions.append(f"(m.{name} or {field_default(info)!r})")
-        elif field.check in (_CODE, _OPTIONAL_ID):
+        elif field.check in (CODE, OPTIONAL_ID):
             expressions.append(f"(m.{name} or None)")
         else:
             expressions.append(f"m.{name}")
@@ -172,7 +134,7 @@ def _reader(descriptor: Descriptor, model: type[BaseModel], list_limit: int) -> 
     ends = getattr(model, "end_fields", ())
     spans = tuple((start, names.index(end)) for end in ends)
     unique = 0 if names[0] == "id" else (names.index("agency") if model is facts.ConferenceAgency else None)
-    checked = tuple((position, f) for position, f in enumerate(fields) if f.check != _FREE)
+    checked = tuple((position, f) for position, f in enumerate(fields) if f.check != FREE)
     return _Reader(namespace["read"], tuple(fields), tuple(nested), spans, unique, checked)
 
 
@@ -219,7 +181,7 @@ def _check(rows: Sequence[Any], reader: _Reader, dates: _DateSink | None) -> Non
             if nested_rows:
                 nested_columns = list(zip(*nested_rows, strict=True))
                 for index, field in enumerate(inner.fields):
-                    if field.check == _DATE:
+                    if field.check == DATE:
                         dates.add(nested_columns[index])
     if reader.unique is not None and len(set(columns[reader.unique])) != len(rows):
         raise _Rejected
@@ -228,27 +190,27 @@ def _check(rows: Sequence[Any], reader: _Reader, dates: _DateSink | None) -> Non
             raise _Rejected
 
 
-def _column_passes(field: _Field, column: Sequence[Any], dates: _DateSink | None) -> bool:
+def _column_passes(field: FieldCheck, column: Sequence[Any], dates: _DateSink | None) -> bool:
     check = field.check
-    if check == _ID:
+    if check == ID:
         return ids_valid(column)
-    if check == _OPTIONAL_ID:
+    if check == OPTIONAL_ID:
         return ids_valid([value for value in column if value is not None])
-    if check == _CODE:
+    if check == CODE:
         return field.allowed.issuperset(column)
-    if check == _DATE:
+    if check == DATE:
         distinct = set(column)
         if NOT_A_DATE in distinct or (field.required and None in distinct):
             return False
         if dates is not None:
             dates.add(distinct)
         return True
-    if check in (_ID_LIST, _CODE_LIST):
+    if check in (ID_LIST, CODE_LIST):
         if max(map(len, column)) > MAX_LIST_ITEMS:
             return False
         items = [item for values in column for item in values]
-        return ids_valid(items) if check == _ID_LIST else field.allowed.issuperset(items)
-    if check == _PERCENT:
+        return ids_valid(items) if check == ID_LIST else field.allowed.issuperset(items)
+    if check == PERCENT:
         return all(0 <= value <= 100 for value in column)  # NaN fails too
     return True
 
