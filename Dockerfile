@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# rules-engine image: a build stage compiles durable-rules (C) and builds wheels of the project
-# and all its dependencies; the runtime stage installs those wheels offline, runs as UID 10001
-# and serves the bundled rulesets from /app/rulesets.
+# rules-engine image: a build stage compiles durable-rules (C) and the compiled evaluation core
+# (rules_engine/native, Cython) and builds wheels of the project and all its dependencies; the
+# runtime stage installs those wheels offline, runs as UID 10001 and serves the bundled rulesets
+# from /app/rulesets.
 #
 #   docker build -t rules-engine .
 #   docker run --rm -p 50051:50051 -p 9464:9464 rules-engine
@@ -15,15 +16,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# durable-rules ships C sources only: gcc and the C library headers build its extension.
+# durable-rules ships C sources only, and the compiled core is Cython: gcc and the C library
+# headers build both extensions (Cython itself comes from pyproject.toml's build requirements).
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# pyproject.toml names README.md as the long description, so it is part of the build.
-COPY pyproject.toml README.md ./
+# pyproject.toml names README.md as the long description, so it is part of the build; setup.py
+# builds the compiled core (rules_engine/native/_core.pyx) into the project's wheel.
+COPY pyproject.toml setup.py README.md ./
 COPY rules_engine ./rules_engine
 RUN pip wheel --wheel-dir /wheels .
 
