@@ -8,8 +8,9 @@ an editable install never runs a stale build. A wheel may carry no sources: then
 digest alone is trusted.
 
 `load()` returns None, and `unavailable_reason()` says why, when the extension is not built, when
-it is stale, or when the operator sets RULES_ENGINE_NATIVE=0 to force the Python path; the first
-such answer is logged once as a warning. The callers then use the Python engine (the reference).
+it is stale, when importing it raises, or when the operator sets RULES_ENGINE_NATIVE=0 to force
+the Python path; the first such answer is logged once as a warning. The callers then use the
+Python engine (the reference).
 
 This package is the bottom layer: it imports nothing from rules_engine (setup.py loads this file
 alone to compute the digest it embeds, so the two cannot disagree on what is hashed).
@@ -86,6 +87,8 @@ def check(directory: Path = DIRECTORY) -> tuple[ModuleType | None, str | None]:
         module = importlib.import_module(_MODULE)
     except ImportError as error:
         return None, f"the compiled core is not built ({error}): run `make native`"
+    except Exception as error:  # a module that fails at import must not take the service down
+        return None, f"the compiled core failed to import ({type(error).__name__}: {error})"
     embedded = getattr(module, "SOURCE_DIGEST", None)
     if not isinstance(embedded, str):
         return None, f"stale build: {_MODULE} embeds no SOURCE_DIGEST: run `make native`"
