@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from threading import Thread
+from threading import Lock, Thread
 from types import TracebackType
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
@@ -308,3 +308,58 @@ def serve_metrics(port: int, host: str = "0.0.0.0") -> tuple[WSGIServer, Thread]
         return None
     server, thread = _exposition.start_http_server(port, addr=host, registry=exposition_registry())
     return server, thread
+
+
+# -- the evaluation cache (engine/evaluation_cache.py) --------------------------------------
+
+EVALUATION_CACHE = Counter(
+    "rules_engine_evaluation_cache",
+    "Evaluation cache lookups by result (hit: the evaluation was reused, miss: the case was evaluated)",
+    ["result"],
+)
+_CACHE_RESULTS = {True: "hit", False: "miss"}
+# Made at the first entry, not at import: a metric without labels opens its multiprocess file
+# when it is made, and at import the parent has not made PROMETHEUS_MULTIPROC_DIR yet.
+_cache_entries: list[Gauge] = []
+_cache_entries_lock = Lock()
+
+
+def start_evaluation_cache() -> None:
+    """An evaluation cache was made: its series at zero, so rate() and dashboards see them at once."""
+    for result in _CACHE_RESULTS.values():
+        _child(EVALUATION_CACHE, result)
+    set_evaluation_cache_size(0)
+
+
+def count_evaluation_cache(hit: bool) -> None:
+    _child(EVALUATION_CACHE, _CACHE_RESULTS[hit]).inc()
+
+
+def set_evaluation_cache_size(entries: int) -> None:
+    """The entries the evaluation cache holds (the gauge rules_engine_evaluation_cache_entries)."""
+    if not _cache_entries:
+        with _cache_entries_lock:
+            if not _cache_entries:
+                _cache_entries.append(
+                    Gauge(
+                        "rules_engine_evaluation_cache_entries",
+                        "Evaluations the cache holds (summed over the live worker processes)",
+                        multiprocess_mode="livesum",
+                    )
+                )
+    _cache_entries[0].set(entries)
+
+
+# -- the compiled core (engine/native.py) -----------------------------------------------------
+
+NATIVE_FALLBACKS = Counter(
+    "rules_engine_native_fallbacks",
+    "Evaluations the compiled core did not answer, so the Python engine did, by reason "
+    "(unavailable: not built or switched off; ruleset: it uses what the core does not run; "
+    "declined: a case the core does not accept in full, validated by the Python path; error: the core raised)",
+    ["reason"],
+)
+
+
+def count_native_fallback(reason: str) -> None:
+    _child(NATIVE_FALLBACKS, reason).inc()

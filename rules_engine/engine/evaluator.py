@@ -5,46 +5,41 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from rules_engine import metrics
+from rules_engine import native as native_loader
 from rules_engine.case.facts import CaseFacts
 from rules_engine.config import MATCHERS, MatcherName
 from rules_engine.engine.case_index import build_index
 from rules_engine.engine.explainer import EvidenceCacheEntry, cited_measures, explain
 from rules_engine.engine.matching import Matcher
 from rules_engine.engine.measures import compute_measures
+from rules_engine.engine.native import NativeRuleset, NotInCore
 from rules_engine.engine.reference import ReferenceEvaluator, Truth
-from rules_engine.engine.results import ExplainedFlag, UndeterminedRule
+from rules_engine.engine.results import ExplainedFlag, Outcome, UndeterminedRule
 from rules_engine.errors import EvaluationError
 from rules_engine.policy.compiled import CompiledRule, CompiledRuleset, MeasureValue
 
+__all__ = ["Outcome", "PreparedRuleset"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Everything one evaluation decided, before it is dressed as a response."""
-
-    measures: dict[str, MeasureValue]
-    outcomes: dict[str, Truth]
-    flags: tuple[ExplainedFlag, ...]
-    shadow_flags: tuple[ExplainedFlag, ...]
-    undetermined: tuple[UndeterminedRule, ...]
-    matcher_fallback: bool  # the Matcher failed and the reference evaluator answered
 
 
 class PreparedRuleset:
     """A compiled ruleset with its Matcher and reference evaluator: prepare once, evaluate often.
 
     `matcher="reference"` leaves durable-rules out: the reference evaluator decides alone.
+    `evaluate_encoded` runs the compiled core (engine/native.py) on a case's bytes when it is
+    built and runs this ruleset; `native=False` leaves it out.
     """
 
-    def __init__(self, ruleset: CompiledRuleset, matcher: MatcherName = "durable") -> None:
+    def __init__(self, ruleset: CompiledRuleset, matcher: MatcherName = "durable", native: bool = True) -> None:
         if matcher not in MATCHERS:
             raise ValueError(f"unknown matcher {matcher!r}; choose one of {', '.join(MATCHERS)}")
         self.ruleset = ruleset
         self.reference = ReferenceEvaluator(ruleset)
         self.matcher = Matcher(ruleset) if matcher == "durable" else None
+        self.native, self.native_missing = _native_ruleset(ruleset, self.reference) if native else (None, "off")
         self._measure_specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
         self._cited = {rule.id: cited_measures(rule, rules, self._measure_specs) for rule in ruleset.rules}
@@ -90,6 +85,24 @@ class PreparedRuleset:
         shadow.sort(key=lambda f: (-f.severity, f.rule_id))
         return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), fallback)
 
+    def evaluate_encoded(self, data: bytes, as_of: dt.date, latest: dt.date) -> Outcome | None:
+        """The compiled core's Outcome for a case's Case message bytes (`latest`: the latest date a
+        fact may carry); None when there is no core for this ruleset or it declines the case, and
+        the caller converts and validates the case for `evaluate` (which names a bad field)."""
+        if self.native is None:
+            metrics.count_native_fallback(self.native_missing)
+            return None
+        try:
+            outcome = self.native.evaluate(data, as_of, latest)
+        except Exception:
+            # The Python engine is the reference and answers instead; the core's fault is a bug.
+            log.exception("compiled core failed; evaluating with the Python engine")
+            metrics.count_native_fallback("error")
+            return None
+        if outcome is None:
+            metrics.count_native_fallback("declined")
+        return outcome
+
     def _match(self, matcher: Matcher, measures: Mapping[str, MeasureValue]) -> dict[str, Truth]:
         outcomes: dict[str, Truth] = {}
         # Flags of decided lower-level rules, handed to composite rules; undetermined ones are left out.
@@ -113,3 +126,15 @@ class PreparedRuleset:
                 if outcome is not None:
                     decided[rule.id] = outcome
         return outcomes
+
+
+def _native_ruleset(ruleset: CompiledRuleset, reference: ReferenceEvaluator) -> tuple[NativeRuleset | None, str]:
+    """The compiled core for a ruleset, or None and why (counted as the fallback's reason)."""
+    core = native_loader.load()
+    if core is None:
+        return None, "unavailable"
+    try:
+        return NativeRuleset(ruleset, core, reference), ""
+    except NotInCore as exc:
+        log.warning("ruleset %s runs on the Python engine: the compiled core does not run %s", ruleset.name, exc)
+        return None, "ruleset"

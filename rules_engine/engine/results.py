@@ -47,6 +47,18 @@ class UndeterminedRule:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """Everything one evaluation decided, before it is dressed as a response."""
+
+    measures: dict[str, MeasureValue]
+    outcomes: dict[str, bool | None]
+    flags: tuple[ExplainedFlag, ...]
+    shadow_flags: tuple[ExplainedFlag, ...]
+    undetermined: tuple[UndeterminedRule, ...]
+    matcher_fallback: bool  # the Matcher failed and the reference evaluator answered
+
+
+@dataclass(frozen=True)
 class Evaluation:
     case_id: str
     ruleset: str

@@ -1,0 +1,1456 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The compiled evaluation core: a case's protobuf bytes in, measured values and evidence out.
+
+It runs the tables that rules_engine/engine/native.py builds from a CompiledRuleset (the wire
+schema of every fact message, the filters as instructions, the measures as specs) and mirrors,
+step by step, what the Python engine does: service/record_reader.py's checks (a case it does
+not accept in full is declined, and the caller validates it through the Python path, which
+names the bad field), engine/case_index.py's ordering, and the measure kinds of
+engine/measures.py and engine/long_measures.py. The Python engine is the reference: the
+differential test (tests/native/test_differential.py) holds the two to the same answers.
+
+Facts are kept as columns of doubles, one row per fact: NaN is None, codes are their index
+in the field's sorted code list, booleans 0 and 1, dates day ordinals, ids (where a filter,
+distinct or group_by reads them) their index in a per-evaluation table. So every filter is a
+comparison of doubles, and a comparison with None is false as in the Python filters.
+"""
+
+from libc.stdlib cimport malloc, free, qsort
+from libc.string cimport memcmp, memset
+from libc.math cimport NAN, isnan
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+import datetime as _dt
+
+include "_build_digest.pxi"
+
+CORE_API = 1
+
+# --- field kinds (what engine/native.py's wire schema says each proto field holds) ----------
+cdef enum:
+    K_SKIP = 0
+    K_ID = 1          # required id: string
+    K_OPT_ID = 2      # optional id: "" is None
+    K_ID_LIST = 3     # repeated string ids
+    K_CODE = 4        # string code
+    K_CODE_LIST = 5   # repeated string codes
+    K_DATE = 6        # "YYYY-MM-DD" string; "" is None
+    K_PERCENT = 7     # double in 0..100
+    K_BOOL = 8        # bool
+    K_OPT_BOOL = 9    # optional bool (presence): absent is the model's default
+    K_NESTED = 10     # repeated message (a conference's agencies)
+    K_ENUM = 11       # enum: number -> code index, 0 or unknown is None
+
+# --- measure kinds (engine/native.py: KIND_NUMBERS) ------------------------------------------
+cdef enum:
+    M_COUNT = 1
+    M_DISTINCT = 2
+    M_DAYS_SINCE = 3
+    M_WORKING_DAYS_SINCE = 4
+    M_OVERDUE = 5
+    M_OPEN = 6
+    M_LATEST = 7
+    M_AGE = 8
+    M_RATE = 9
+    M_TREND = 10
+    M_PERIODS = 11
+    M_LONGEST_GAP = 12
+    M_LONGEST_OPEN = 13
+    M_SUM = 14
+    M_RATIO = 15
+
+# --- filter instructions, in postfix order ---------------------------------------------------
+cdef enum:
+    I_COMPARE = 1
+    I_TRUTHY = 2
+    I_ONE_OF = 3
+    I_HOLDS = 4
+    I_ALWAYS = 5
+    I_AND = 6
+    I_OR = 7
+    I_NOT = 8
+
+cdef enum:
+    C_EQ = 1
+    C_NE = 2
+    C_LT = 3
+    C_LE = 4
+    C_GT = 5
+    C_GE = 6
+
+DEF MAX_FIELD = 32
+DEF KEY_SPAN = 4294967296  # rows per fact type in an evidence key (derived facts included)
+DEF MAX_STACK = 64
+
+cdef int _ID_CHAR[256]
+memset(_ID_CHAR, 0, sizeof(_ID_CHAR))
+for _c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/@-":
+    _ID_CHAR[ord(_c)] = 1
+
+cdef int _DAYS_BEFORE_MONTH[13]
+_DAYS_BEFORE_MONTH[:] = [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]
+cdef int _DAYS_IN_MONTH[13]
+_DAYS_IN_MONTH[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+class Declined(Exception):
+    """The case is not accepted in full: the caller validates it the Python way."""
+
+
+import builtins as _builtins
+_round = _builtins.round
+
+
+cdef inline bint _leap(int y) noexcept:
+    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+cdef inline int _ordinal(int y, int m, int d) noexcept:
+    cdef int p = y - 1
+    return p * 365 + p // 4 - p // 100 + p // 400 + _DAYS_BEFORE_MONTH[m] + (1 if m > 2 and _leap(y) else 0) + d
+
+
+cdef int _parse_date(const unsigned char* s, Py_ssize_t n) noexcept:
+    """The ordinal of YYYY-MM-DD, 0 for "" (None), -1 when it is not a date."""
+    cdef int i, y, m, d, dim
+    if n == 0:
+        return 0
+    if n != 10 or s[4] != 45 or s[7] != 45:
+        return -1
+    for i in range(10):
+        if i != 4 and i != 7 and (s[i] < 48 or s[i] > 57):
+            return -1
+    y = (s[0] - 48) * 1000 + (s[1] - 48) * 100 + (s[2] - 48) * 10 + (s[3] - 48)
+    m = (s[5] - 48) * 10 + (s[6] - 48)
+    d = (s[8] - 48) * 10 + (s[9] - 48)
+    if y < 1 or m < 1 or m > 12 or d < 1:
+        return -1
+    dim = _DAYS_IN_MONTH[m] + (1 if m == 2 and _leap(y) else 0)
+    if d > dim:
+        return -1
+    return _ordinal(y, m, d)
+
+
+cdef inline bint _id_ok(const unsigned char* s, Py_ssize_t n, int max_length) noexcept:
+    cdef Py_ssize_t i
+    if n < 1 or n > max_length:
+        return False
+    for i in range(n):
+        if not _ID_CHAR[s[i]]:
+            return False
+    return True
+
+
+# --- the wire format ------------------------------------------------------------------------
+
+cdef inline bint _varint(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos, unsigned long long* out) noexcept:
+    cdef unsigned long long result = 0
+    cdef int shift = 0
+    cdef unsigned char b
+    while pos[0] < end:
+        b = buf[pos[0]]
+        pos[0] += 1
+        result |= (<unsigned long long>(b & 0x7F)) << shift
+        if not (b & 0x80):
+            out[0] = result
+            return True
+        shift += 7
+        if shift > 63:
+            return False
+    return False
+
+
+cdef inline bint _skip(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos, int wire) noexcept:
+    cdef unsigned long long v
+    if wire == 0:
+        return _varint(buf, end, pos, &v)
+    if wire == 1:
+        pos[0] += 8
+        return pos[0] <= end
+    if wire == 2:
+        if not _varint(buf, end, pos, &v) or v > <unsigned long long>(end - pos[0]):
+            return False
+        pos[0] += <Py_ssize_t>v
+        return True
+    if wire == 5:
+        pos[0] += 4
+        return pos[0] <= end
+    return False
+
+
+cdef class Schema:
+    """One message type's fields: what each proto field number holds and where it goes."""
+
+    cdef int kind[MAX_FIELD]
+    cdef int col[MAX_FIELD]
+    cdef int required[MAX_FIELD]
+    cdef double absent[MAX_FIELD]       # the column's value when the field is absent or empty
+    cdef int absent_declines[MAX_FIELD]  # absent/empty is refused (a required value)
+    cdef int intern[MAX_FIELD]           # ids read by filters: interned into the column
+    cdef int keep_list[MAX_FIELD]        # list fields read by filters: kept as tuples
+    cdef list codes                      # per field number: list of code bytes (or None)
+    cdef list enum_map                   # per field number: dict enum number -> code index
+    cdef public int ncols, nlists, id_col, date_col
+    cdef public object nested            # Schema of the nested message, or None
+    cdef public int nested_field
+    cdef public list spans               # (start col, end col): the end may not precede the start
+    cdef public int unique_col           # nested: a column whose values must differ (agency); -1
+    cdef public int max_length
+
+    def __init__(self, fields, int ncols, int nlists, int id_col, int date_col, spans, int unique_col, int max_length):
+        cdef int fn
+        memset(self.kind, 0, sizeof(self.kind))
+        self.codes = [None] * MAX_FIELD
+        self.enum_map = [None] * MAX_FIELD
+        self.nested = None
+        self.nested_field = -1
+        for fn, kind, col, required, absent, absent_declines, intern, keep, codes, enum_map, nested in fields:
+            if fn >= MAX_FIELD:
+                raise ValueError(f"field number {fn} is beyond the core's schema")
+            self.kind[fn] = kind
+            self.col[fn] = col
+            self.required[fn] = required
+            self.absent[fn] = NAN if absent is None else absent
+            self.absent_declines[fn] = absent_declines
+            self.intern[fn] = intern
+            self.keep_list[fn] = keep
+            self.codes[fn] = codes
+            self.enum_map[fn] = enum_map
+            if nested is not None:
+                self.nested = nested
+                self.nested_field = fn
+        self.ncols, self.nlists, self.id_col, self.date_col = ncols, nlists, id_col, date_col
+        self.spans = list(spans)
+        self.unique_col = unique_col
+        self.max_length = max_length
+
+
+cdef class Table:
+    """One fact type's facts as columns: vals[row * ncols + col]; ids as bytes; lists as tuples."""
+
+    cdef double* vals
+    cdef public int n, ncols, cap
+    cdef public list ids        # bytes per row
+    cdef public list lists      # per list slot: list of per-row tuples
+    cdef public list nested     # per row: list of nested rows (conferences' agencies), or None
+    cdef public str name
+
+    def __cinit__(self):
+        self.vals = NULL
+        self.n = 0
+        self.cap = 0
+
+    def __dealloc__(self):
+        if self.vals != NULL:
+            free(self.vals)
+
+    cdef int reserve(self, int ncols, int cap) except -1:
+        self.ncols = ncols
+        self.cap = cap
+        self.vals = <double*>malloc(sizeof(double) * (cap * ncols if cap * ncols > 0 else 1))
+        if self.vals == NULL:
+            raise MemoryError()
+        return 0
+
+    cdef inline double get(self, int row, int col) noexcept:
+        return self.vals[row * self.ncols + col]
+
+
+cdef class Series:
+    """Facts of one type passing a filter, sorted by a date column then id: rows and ordinals."""
+
+    cdef int* rows
+    cdef int* ords
+    cdef public int n, t, datecol
+
+    def __cinit__(self):
+        self.rows = NULL
+        self.ords = NULL
+        self.n = 0
+
+    def __dealloc__(self):
+        if self.rows != NULL:
+            free(self.rows)
+        if self.ords != NULL:
+            free(self.ords)
+
+    cdef int alloc(self, int n) except -1:
+        self.n = n
+        self.rows = <int*>malloc(sizeof(int) * (n if n > 0 else 1))
+        self.ords = <int*>malloc(sizeof(int) * (n if n > 0 else 1))
+        if self.rows == NULL or self.ords == NULL:
+            raise MemoryError()
+        return 0
+
+
+cdef inline int _bisect_right(int* a, int x, int lo, int hi) noexcept:
+    cdef int mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if x < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef inline int _bisect_left(int* a, int x, int lo, int hi) noexcept:
+    cdef int mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# qsort has no context argument: the table being sorted is set here (the GIL is held throughout).
+cdef double* _sort_vals
+cdef int _sort_ncols
+cdef int _sort_col
+cdef const char** _sort_idp
+cdef Py_ssize_t* _sort_idl
+
+
+cdef int _by_date_then_id(const void* a, const void* b) noexcept nogil:
+    cdef int ra = (<int*>a)[0], rb = (<int*>b)[0]
+    cdef double da = _sort_vals[ra * _sort_ncols + _sort_col], db = _sort_vals[rb * _sort_ncols + _sort_col]
+    cdef Py_ssize_t la, lb
+    cdef int c
+    if da < db:
+        return -1
+    if da > db:
+        return 1
+    la, lb = _sort_idl[ra], _sort_idl[rb]
+    c = memcmp(_sort_idp[ra], _sort_idp[rb], la if la < lb else lb)
+    if c != 0:
+        return c
+    return -1 if la < lb else (1 if la > lb else 0)
+
+
+cdef int _by_id(const void* a, const void* b) noexcept nogil:
+    cdef int ra = (<int*>a)[0], rb = (<int*>b)[0]
+    cdef Py_ssize_t la = _sort_idl[ra], lb = _sort_idl[rb]
+    cdef int c = memcmp(_sort_idp[ra], _sort_idp[rb], la if la < lb else lb)
+    if c != 0:
+        return c
+    return -1 if la < lb else (1 if la > lb else 0)
+
+
+cdef class _IdView:
+    """C pointers to a table's id bytes, for sorting."""
+
+    cdef const char** p
+    cdef Py_ssize_t* l
+
+    def __cinit__(self, list ids):
+        cdef Py_ssize_t i, n = len(ids)
+        self.p = <const char**>malloc(sizeof(char*) * (n if n > 0 else 1))
+        self.l = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (n if n > 0 else 1))
+        for i in range(n):
+            b = ids[i]
+            self.p[i] = PyBytes_AS_STRING(b)
+            self.l[i] = PyBytes_GET_SIZE(b)
+
+    def __dealloc__(self):
+        free(self.p)
+        free(self.l)
+
+
+# --- the ruleset's tables -------------------------------------------------------------------
+
+cdef struct Ins:
+    int op
+    int col
+    int cmp
+    int is_none
+    double k
+    int set_start
+    int set_len
+    int set_has_none
+    int list_slot
+    int value
+
+cdef struct MSpec:
+    int kind
+    int t
+    int datecol
+    int series
+    int window
+    int window2
+    int field
+    int endcol
+    int overlaps
+    int since_series
+    int last
+    int matching
+    int group
+    int deadline
+    int followup_series
+    int resolved_col
+    int period
+    int at_least
+    int missing_when_absent
+    int input_start
+    int input_len
+
+
+cdef struct Cand:
+    int ord
+    int rank
+    const char* id
+    Py_ssize_t idlen
+    int t
+    int row
+
+
+cdef int _newest_first(const void* a, const void* b) noexcept nogil:
+    """By date, then fact type, then id, all descending."""
+    cdef const Cand* x = <const Cand*>a
+    cdef const Cand* y = <const Cand*>b
+    cdef int c
+    if x.ord != y.ord:
+        return -1 if x.ord > y.ord else 1
+    if x.rank != y.rank:
+        return -1 if x.rank > y.rank else 1
+    c = memcmp(x.id, y.id, x.idlen if x.idlen < y.idlen else y.idlen)
+    if c != 0:
+        return -c
+    return -1 if x.idlen > y.idlen else (1 if x.idlen < y.idlen else 0)
+
+
+cdef class Core:
+    """A ruleset compiled for the core: build once per ruleset version, evaluate often."""
+
+    cdef list schemas            # per fact type: Schema
+    cdef int case_fields[MAX_FIELD]   # Case field number -> fact type index (-1 none)
+    cdef int ntypes
+    cdef public list type_names
+    cdef int derived_type        # the conference agencies' type index, -1 when unused
+    cdef int conference_type
+    cdef public tuple derived_columns   # how to build a derived row (see engine/native.py)
+    cdef Ins* ins
+    cdef int nins
+    cdef int* prog_start
+    cdef int* prog_len
+    cdef int nprogs
+    cdef double* sets
+    cdef list holds_codes        # per instruction value index: str code for HOLDS
+    cdef MSpec* specs
+    cdef public int nmeasures
+    cdef int* inputs
+    cdef int* series_spec        # per series: t, datecol, program (-1)
+    cdef public int nseries
+    cdef int* base_of_series
+    cdef public int nbases
+    cdef int* base_spec          # per base: t, datecol
+    cdef public object working_days   # (date, date) -> int
+    cdef public object deadline_of    # (ordinal, deadline index) -> ordinal
+    cdef public object period_starts  # (as_of date, period index) -> tuple of ordinals
+    cdef public int max_facts, max_list_items, first_ordinal, id_max_length
+    cdef public object evidence_item
+    cdef int birth_field
+    cdef int type_rank[64]       # each fact type's place in the order of their names
+
+    def __cinit__(self):
+        self.ins = NULL
+        self.prog_start = NULL
+        self.prog_len = NULL
+        self.sets = NULL
+        self.specs = NULL
+        self.inputs = NULL
+        self.series_spec = NULL
+        self.base_of_series = NULL
+        self.base_spec = NULL
+
+    def __dealloc__(self):
+        free(self.ins)
+        free(self.prog_start)
+        free(self.prog_len)
+        free(self.sets)
+        free(self.specs)
+        free(self.inputs)
+        free(self.series_spec)
+        free(self.base_of_series)
+        free(self.base_spec)
+
+    def __init__(self, plan):
+        cdef int i, j
+        cdef Ins* x
+        cdef MSpec* s
+        self.schemas = list(plan["schemas"])
+        self.ntypes = len(self.schemas)
+        self.type_names = list(plan["type_names"])
+        if len(self.type_names) > 64:
+            raise ValueError("more fact types than the core has room for")
+        for i, name in enumerate(sorted(self.type_names)):
+            self.type_rank[self.type_names.index(name)] = i
+        for i in range(MAX_FIELD):
+            self.case_fields[i] = -1
+        for fn, t in plan["case_fields"]:
+            self.case_fields[fn] = t
+        self.derived_type = plan["derived_type"]
+        self.conference_type = plan["conference_type"]
+        self.derived_columns = tuple(plan["derived_columns"])
+        self.birth_field = plan["birth_field"]
+        self.max_facts = plan["max_facts"]
+        self.max_list_items = plan["max_list_items"]
+        self.first_ordinal = plan["first_ordinal"]
+        self.id_max_length = plan["id_max_length"]
+        self.working_days = plan["working_days"]
+        self.deadline_of = plan["deadline_of"]
+        self.period_starts = plan["period_starts"]
+        self.evidence_item = plan["evidence_item"]
+        # filter programs
+        programs = plan["programs"]
+        instructions = [ins for program in programs for ins in program]
+        self.nins = len(instructions)
+        self.nprogs = len(programs)
+        self.ins = <Ins*>malloc(sizeof(Ins) * (self.nins + 1))
+        self.prog_start = <int*>malloc(sizeof(int) * (self.nprogs + 1))
+        self.prog_len = <int*>malloc(sizeof(int) * (self.nprogs + 1))
+        members = [m for ins in instructions for m in ins.get("set", ())]
+        self.sets = <double*>malloc(sizeof(double) * (len(members) + 1))
+        for i in range(len(members)):
+            self.sets[i] = members[i]
+        self.holds_codes = []
+        j = 0
+        set_at = 0
+        for i in range(self.nprogs):
+            self.prog_start[i] = j
+            self.prog_len[i] = len(programs[i])
+            for d in programs[i]:
+                x = &self.ins[j]
+                x.op = d["op"]
+                x.col = d.get("col", -1)
+                x.cmp = d.get("cmp", 0)
+                x.is_none = d.get("is_none", 0)
+                x.k = d.get("k", 0.0)
+                x.set_start = set_at
+                x.set_len = len(d.get("set", ()))
+                x.set_has_none = d.get("set_has_none", 0)
+                set_at += x.set_len
+                x.list_slot = d.get("list_slot", -1)
+                x.value = d.get("value", 0)
+                if x.op == I_HOLDS:
+                    x.value = len(self.holds_codes)
+                    self.holds_codes.append(d["code"])
+                j += 1
+        # series and their bases
+        series = plan["series"]
+        self.nseries = len(series)
+        self.series_spec = <int*>malloc(sizeof(int) * 3 * (self.nseries + 1))
+        self.base_of_series = <int*>malloc(sizeof(int) * (self.nseries + 1))
+        bases = {}
+        for i in range(self.nseries):
+            t, datecol, program = series[i]
+            self.series_spec[3 * i] = t
+            self.series_spec[3 * i + 1] = datecol
+            self.series_spec[3 * i + 2] = program
+            self.base_of_series[i] = bases.setdefault((t, datecol), len(bases))
+        self.nbases = len(bases)
+        self.base_spec = <int*>malloc(sizeof(int) * 2 * (self.nbases + 1))
+        for (t, datecol), i in bases.items():
+            self.base_spec[2 * i] = t
+            self.base_spec[2 * i + 1] = datecol
+        # measures
+        measures = plan["measures"]
+        self.nmeasures = len(measures)
+        self.specs = <MSpec*>malloc(sizeof(MSpec) * (self.nmeasures + 1))
+        all_inputs = [k for m in measures for k in m["inputs"]]
+        self.inputs = <int*>malloc(sizeof(int) * (len(all_inputs) + 1))
+        for i in range(len(all_inputs)):
+            self.inputs[i] = all_inputs[i]
+        at = 0
+        for i in range(self.nmeasures):
+            m = measures[i]
+            s = &self.specs[i]
+            s.kind = m["kind"]
+            s.t = m["t"]
+            s.datecol = m["datecol"]
+            s.series = m["series"]
+            s.window = m["window"]
+            s.window2 = m["window2"]
+            s.field = m["field"]
+            s.endcol = m["endcol"]
+            s.overlaps = m["overlaps"]
+            s.since_series = m["since_series"]
+            s.last = m["last"]
+            s.matching = m["matching"]
+            s.group = m["group"]
+            s.deadline = m["deadline"]
+            s.followup_series = m["followup_series"]
+            s.resolved_col = m["resolved_col"]
+            s.period = m["period"]
+            s.at_least = m["at_least"]
+            s.missing_when_absent = m["missing_when_absent"]
+            s.input_start = at
+            s.input_len = len(m["inputs"])
+            at += s.input_len
+
+    def evaluate(self, bytes data, int today, int latest, starts, as_of):
+        """Measure a case (its Case message bytes) at `today` (an ordinal): an Evaluated, or
+        None when the case is not accepted in full (the caller validates it the Python way)."""
+        cdef Evaluated ev = Evaluated.__new__(Evaluated)
+        ev.core = self
+        ev.today = today
+        ev.as_of = as_of
+        ev.starts = starts
+        try:
+            ev.read(data, latest)
+        except Declined:
+            return None
+        ev.measure_all()
+        return ev
+
+
+cdef class Evaluated:
+    """One evaluation: the case's tables, its series, every measure's value and evidence."""
+
+    cdef Core core
+    cdef public list tables
+    cdef int today
+    cdef object as_of
+    cdef object starts           # per window index: the window's exclusive start ordinal
+    cdef list series             # per series index: Series or None
+    cdef list bases              # per base index: Series or None
+    cdef list interned           # dict per evaluation: id bytes -> index
+    cdef dict ids
+    cdef public list values      # per measure: int, float or None
+    cdef public list evidence    # per measure: None, (Series, start, end), ("rows", t, datecol, rows) or ("parts", parts)
+    cdef int birth
+    cdef dict sources            # per measure index: its evidence pieces (see pieces)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    cdef int read(self, bytes data, int latest) except -1:
+        cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t end = PyBytes_GET_SIZE(data), pos = 0, start
+        cdef unsigned long long key, length
+        cdef int fn, wire, t, total = 0, i, ordinal
+        cdef Core core = self.core
+        cdef Table table
+        cdef list per_type = [[] for _ in range(core.ntypes)]
+        self.ids = {}
+        self.birth = 0
+        case_id_ok = False
+        while pos < end:
+            if not _varint(buf, end, &pos, &key):
+                raise Declined()
+            fn = <int>(key >> 3)
+            wire = <int>(key & 7)
+            if wire == 2 and (fn == 1 or fn == 2 or (fn < MAX_FIELD and core.case_fields[fn] >= 0)):
+                if not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
+                    raise Declined()
+                start = pos
+                pos += <Py_ssize_t>length
+                if fn == 1:
+                    if not _id_ok(buf + start, pos - start, core.id_max_length):
+                        raise Declined()
+                    case_id_ok = True
+                elif fn == 2:
+                    self.read_child(buf, start, pos, latest)
+                else:
+                    per_type[core.case_fields[fn]].append((start, pos))
+                    total += 1
+                    if total > core.max_facts:
+                        raise Declined()
+            elif not _skip(buf, end, &pos, wire):
+                raise Declined()
+        if not case_id_ok:
+            raise Declined()  # an empty case id is not an id
+        self.tables = [None] * core.ntypes
+        for t in range(core.ntypes):
+            if t == core.derived_type:
+                continue
+            self.tables[t] = self.read_table(buf, core.schemas[t], per_type[t], latest, core.type_names[t])
+        if core.derived_type >= 0:
+            self.tables[core.derived_type] = self.derive_agencies(self.tables[core.conference_type])
+        return 0
+
+    cdef int read_child(self, const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end, int latest) except -1:
+        cdef unsigned long long key, length
+        cdef int fn, wire, ordinal
+        cdef Py_ssize_t start
+        while pos < end:
+            if not _varint(buf, end, &pos, &key):
+                raise Declined()
+            fn = <int>(key >> 3)
+            wire = <int>(key & 7)
+            if fn == self.core.birth_field and wire == 2:
+                if not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
+                    raise Declined()
+                start = pos
+                pos += <Py_ssize_t>length
+                ordinal = _parse_date(buf + start, pos - start)
+                if ordinal < 0 or (ordinal > 0 and (ordinal < self.core.first_ordinal or ordinal > latest)):
+                    raise Declined()
+                self.birth = ordinal
+            elif not _skip(buf, end, &pos, wire):
+                raise Declined()
+        return 0
+
+    cdef Table read_table(self, const unsigned char* buf, Schema schema, list spans, int latest, str name):
+        cdef Table table = Table.__new__(Table)
+        cdef int n = len(spans), row, fn, wire, kind, col, ncols = schema.ncols, ordinal, i, j
+        cdef Py_ssize_t pos, end, start
+        cdef unsigned long long key, length, v
+        cdef double* r
+        cdef double value
+        cdef bint seen[MAX_FIELD]
+        cdef int a, b
+        table.name = name
+        table.reserve(ncols, n)
+        table.n = n
+        table.ids = [None] * n
+        table.lists = [[()] * n for _ in range(schema.nlists)]
+        table.nested = None if schema.nested is None else [()] * n
+        for row in range(n):
+            pos, end = spans[row]
+            r = table.vals + row * ncols
+            for i in range(ncols):
+                r[i] = NAN
+            memset(seen, 0, sizeof(seen))
+            while pos < end:
+                if not _varint(buf, end, &pos, &key):
+                    raise Declined()
+                fn = <int>(key >> 3)
+                wire = <int>(key & 7)
+                kind = schema.kind[fn] if fn < MAX_FIELD else K_SKIP
+                if kind == K_SKIP:
+                    if not _skip(buf, end, &pos, wire):
+                        raise Declined()
+                    continue
+                col = schema.col[fn]
+                if kind == K_BOOL or kind == K_OPT_BOOL or kind == K_ENUM:
+                    if wire != 0 or not _varint(buf, end, &pos, &v):
+                        raise Declined()
+                    if kind == K_ENUM:
+                        found = schema.enum_map[fn].get(v)
+                        r[col] = NAN if found is None else found
+                        seen[fn] = found is not None
+                    else:
+                        r[col] = 1.0 if v else 0.0
+                        seen[fn] = True
+                    continue
+                if kind == K_PERCENT:
+                    if wire != 1 or pos + 8 > end:
+                        raise Declined()
+                    value = (<double*>(buf + pos))[0]
+                    pos += 8
+                    if not (0.0 <= value <= 100.0):
+                        raise Declined()
+                    r[col] = value
+                    seen[fn] = True
+                    continue
+                if wire != 2 or not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
+                    raise Declined()
+                start = pos
+                pos += <Py_ssize_t>length
+                if kind == K_ID or kind == K_OPT_ID:
+                    if not _id_ok(buf + start, pos - start, schema.max_length):
+                        raise Declined()
+                    seen[fn] = True
+                    if kind == K_ID and col == schema.id_col:
+                        table.ids[row] = PyBytes_FromStringAndSize(<const char*>(buf + start), pos - start)
+                    if schema.intern[fn]:
+                        r[col] = self.intern(PyBytes_FromStringAndSize(<const char*>(buf + start), pos - start))
+                elif kind == K_DATE:
+                    ordinal = _parse_date(buf + start, pos - start)
+                    if ordinal < 0 or (ordinal > 0 and (ordinal < self.core.first_ordinal or ordinal > latest)):
+                        raise Declined()
+                    if ordinal > 0:
+                        r[col] = ordinal
+                        seen[fn] = True
+                elif kind == K_CODE:
+                    i = _code_index(schema.codes[fn], buf + start, pos - start)
+                    if i == -2:
+                        raise Declined()
+                    if i >= 0:
+                        r[col] = i
+                        seen[fn] = True
+                elif kind == K_ID_LIST or kind == K_CODE_LIST:
+                    self.add_list_item(table, schema, fn, row, buf, start, pos)
+                elif kind == K_NESTED:
+                    nested = table.nested[row]
+                    if len(nested) >= self.core.max_list_items:
+                        raise Declined()
+                    table.nested[row] = nested + ((start, pos),)
+                else:
+                    raise Declined()
+            # absent or empty fields: the model's default, or refused when required
+            for fn in range(1, MAX_FIELD):
+                kind = schema.kind[fn]
+                if kind == K_SKIP or kind == K_ID_LIST or kind == K_CODE_LIST or kind == K_NESTED or seen[fn]:
+                    continue
+                if schema.absent_declines[fn]:
+                    raise Declined()
+                r[schema.col[fn]] = schema.absent[fn]
+            for span in schema.spans:
+                a, b = span
+                if not isnan(r[b]) and r[b] < r[a]:
+                    raise Declined()
+        if n > 1:
+            if schema.id_col >= 0:
+                self.check_unique(table)
+            elif schema.unique_col >= 0:
+                values = [table.get(row, schema.unique_col) for row in range(n)]
+                if len(set(values)) != n:
+                    raise Declined()
+        if schema.nested is not None:
+            for row in range(n):
+                if table.nested[row]:
+                    table.nested[row] = self.read_table(buf, schema.nested, list(table.nested[row]), latest, "")
+                else:
+                    table.nested[row] = None
+        return table
+
+    cdef int add_list_item(self, Table table, Schema schema, int fn, int row, const unsigned char* buf,
+                           Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef int kind = schema.kind[fn], col = schema.col[fn]
+        cdef list slot = table.lists[col]
+        current = slot[row]
+        if len(current) >= self.core.max_list_items:
+            raise Declined()
+        if kind == K_ID_LIST:
+            if not _id_ok(buf + start, end - start, schema.max_length):
+                raise Declined()
+        elif _code_index(schema.codes[fn], buf + start, end - start) < 0:
+            raise Declined()
+        slot[row] = current + (PyUnicode_DecodeASCII(<const char*>(buf + start), end - start, NULL),)
+        return 0
+
+    cdef int check_unique(self, Table table) except -1:
+        """Ids are unique within a fact type (the record readers refuse a repeated one)."""
+        global _sort_idp, _sort_idl
+        cdef int n = table.n, i
+        cdef _IdView view = _IdView(table.ids)
+        cdef int* order = <int*>malloc(sizeof(int) * n)
+        try:
+            for i in range(n):
+                order[i] = i
+            _sort_idp, _sort_idl = view.p, view.l
+            qsort(order, n, sizeof(int), _by_id)
+            for i in range(1, n):
+                if _by_id(&order[i - 1], &order[i]) == 0:
+                    raise Declined()
+        finally:
+            free(order)
+        return 0
+
+    cdef double intern(self, bytes value):
+        found = self.ids.get(value)
+        if found is None:
+            found = self.ids[value] = float(len(self.ids))
+        return found
+
+    cdef Table derive_agencies(self, Table conferences):
+        """One fact per conference agency (case.facts.conference_agency_facts), as columns."""
+        cdef Table table = Table.__new__(Table)
+        cdef Table agencies
+        cdef int n = 0, row, a, out = 0, ncols, c, agency
+        cdef double* r
+        cdef double due, received, kind
+        cdef int c_date, c_conf_id, c_kind, c_agency, c_invited, c_attended, c_due, c_received
+        cdef int c_report_received, c_late, c_absent, conf_date_col, conf_kind_col
+        cdef int a_agency_col, a_invited_col, a_attended_col, a_due_col, a_received_col
+        (ncols, c_date, c_conf_id, c_kind, c_agency, c_invited, c_attended, c_due, c_received,
+         c_report_received, c_late, c_absent, conf_date_col, conf_kind_col, kind_map,
+         a_agency_col, a_invited_col, a_attended_col, a_due_col, a_received_col, agency_map,
+         agency_names) = self.core.derived_columns
+        for row in range(conferences.n):
+            if conferences.nested[row] is not None:
+                n += (<Table>conferences.nested[row]).n
+        table.name = self.core.type_names[self.core.derived_type]
+        table.reserve(ncols, n)
+        table.n = n
+        table.ids = [None] * n
+        table.lists = []
+        table.nested = None
+        for row in range(conferences.n):
+            if conferences.nested[row] is None:
+                continue
+            agencies = conferences.nested[row]
+            conf_id = conferences.ids[row]
+            for a in range(agencies.n):
+                r = table.vals + out * ncols
+                for c in range(ncols):
+                    r[c] = NAN
+                agency = <int>agencies.get(a, a_agency_col)
+                table.ids[out] = conf_id + b"/" + agency_names[agency]
+                r[c_date] = conferences.get(row, conf_date_col)
+                if c_conf_id >= 0:
+                    r[c_conf_id] = self.intern(conf_id)
+                kind = conferences.get(row, conf_kind_col)
+                r[c_kind] = NAN if isnan(kind) else kind_map[<int>kind]
+                r[c_agency] = agency_map[agency]
+                r[c_invited] = agencies.get(a, a_invited_col)
+                r[c_attended] = agencies.get(a, a_attended_col)
+                due = agencies.get(a, a_due_col)
+                received = agencies.get(a, a_received_col)
+                r[c_due] = due
+                r[c_received] = received
+                r[c_report_received] = 0.0 if isnan(received) else 1.0
+                r[c_late] = 1.0 if (not isnan(due) and (isnan(received) or received > due)) else 0.0
+                r[c_absent] = 1.0 if (r[c_invited] != 0.0 and r[c_attended] == 0.0 and isnan(received)) else 0.0
+                out += 1
+        return table
+
+    # --- series ----------------------------------------------------------------------------
+
+    cdef Series base(self, int b):
+        global _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl
+        cdef int t, datecol, i, n = 0
+        cdef Table table
+        cdef Series s
+        cdef _IdView view
+        found = self.bases[b]
+        if found is not None:
+            return found
+        t, datecol = self.core.base_spec[2 * b], self.core.base_spec[2 * b + 1]
+        table = self.tables[t]
+        s = Series.__new__(Series)
+        for i in range(table.n):
+            if not isnan(table.get(i, datecol)):
+                n += 1
+        s.alloc(n)
+        s.t, s.datecol = t, datecol
+        n = 0
+        for i in range(table.n):
+            if not isnan(table.get(i, datecol)):
+                s.rows[n] = i
+                n += 1
+        if n > 1:
+            view = _IdView(table.ids)
+            _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl = table.vals, table.ncols, datecol, view.p, view.l
+            qsort(s.rows, n, sizeof(int), _by_date_then_id)
+        for i in range(n):
+            s.ords[i] = <int>table.get(s.rows[i], datecol)
+        self.bases[b] = s
+        return s
+
+    cdef Series get_series(self, int k):
+        cdef Series base, s
+        cdef int program, i, n = 0
+        cdef Table table
+        found = self.series[k]
+        if found is not None:
+            return found
+        base = self.base(self.core.base_of_series[k])
+        program = self.core.series_spec[3 * k + 2]
+        if program < 0:
+            s = base
+        else:
+            table = self.tables[base.t]
+            s = Series.__new__(Series)
+            s.alloc(base.n)
+            s.t, s.datecol = base.t, base.datecol
+            for i in range(base.n):
+                if self.passes(program, table, base.rows[i]):
+                    s.rows[n] = base.rows[i]
+                    s.ords[n] = base.ords[i]
+                    n += 1
+            s.n = n
+        self.series[k] = s
+        return s
+
+    cdef bint passes(self, int program, Table table, int row) except -1:
+        cdef int stack[MAX_STACK]
+        cdef int sp = 0, i, j
+        cdef Ins* x
+        cdef double v
+        cdef bint result
+        cdef Core core = self.core
+        for i in range(core.prog_start[program], core.prog_start[program] + core.prog_len[program]):
+            x = &core.ins[i]
+            if x.op == I_AND:
+                sp -= 1
+                stack[sp - 1] = stack[sp - 1] and stack[sp]
+                continue
+            if x.op == I_OR:
+                sp -= 1
+                stack[sp - 1] = stack[sp - 1] or stack[sp]
+                continue
+            if x.op == I_NOT:
+                stack[sp - 1] = not stack[sp - 1]
+                continue
+            if x.op == I_ALWAYS:
+                result = x.value != 0
+            elif x.op == I_HOLDS:
+                result = core.holds_codes[x.value] in table.lists[x.list_slot][row]
+            else:
+                v = table.get(row, x.col)
+                if x.op == I_TRUTHY:
+                    result = (not isnan(v)) and v != 0.0
+                elif x.op == I_ONE_OF:
+                    if isnan(v):
+                        result = x.set_has_none != 0
+                    else:
+                        result = False
+                        for j in range(x.set_start, x.set_start + x.set_len):
+                            if core.sets[j] == v:
+                                result = True
+                                break
+                elif x.is_none:
+                    result = isnan(v) if x.cmp == C_EQ else not isnan(v)
+                elif x.cmp == C_EQ:
+                    result = v == x.k
+                elif x.cmp == C_NE:
+                    result = not (v == x.k)
+                elif x.cmp == C_LT:
+                    result = v < x.k
+                elif x.cmp == C_LE:
+                    result = v <= x.k
+                elif x.cmp == C_GT:
+                    result = v > x.k
+                else:
+                    result = v >= x.k
+            stack[sp] = result
+            sp += 1
+        return stack[0] != 0
+
+    # --- measures ----------------------------------------------------------------------------
+
+    cdef int measure_all(self) except -1:
+        cdef int m
+        self.series = [None] * self.core.nseries
+        self.bases = [None] * self.core.nbases
+        self.values = [None] * self.core.nmeasures
+        self.evidence = [None] * self.core.nmeasures
+        self.sources = {}
+        for m in range(self.core.nmeasures):
+            self.measure(m)
+        return 0
+
+    cdef inline int start_of(self, int window):
+        return self.starts[window]
+
+    cdef int measure(self, int m) except -1:
+        cdef MSpec* s = &self.core.specs[m]
+        cdef int kind = s.kind, first, end, start, i, j, n, latest, count, best, best_at, previous, current, floor
+        cdef int trailing, before, held, lower, upper, least, today = self.today, window_start
+        cdef Series series, anchors, followups
+        cdef Table table
+        cdef double e, v
+        cdef list rows
+        value = None
+        evidence = None
+        if kind == M_AGE:
+            self.values[m] = self.age()
+            return 0
+        if kind == M_SUM or kind == M_RATIO:
+            self.derived(m, s)
+            return 0
+        # _located: the measure's series, its window's start position and the end at as_of
+        if s.missing_when_absent:
+            first = self.first_date(s.t)
+            if first == 0 or first > today:
+                return 0
+        series = self.get_series(s.series)
+        end = _bisect_right(series.ords, today, 0, series.n)
+        start = 0 if s.window < 0 else _bisect_right(series.ords, self.start_of(s.window), 0, series.n)
+        table = self.tables[series.t]
+        if kind == M_COUNT:
+            if s.overlaps:
+                rows = self.overlapping(s, series, start, end)
+                value, evidence = len(rows), ("rows", series.t, series.datecol, rows)
+            else:
+                if s.since_series >= 0:
+                    anchors = self.get_series(s.since_series)
+                    i = _bisect_right(anchors.ords, today, 0, anchors.n)
+                    if i:
+                        j = _bisect_right(series.ords, anchors.ords[i - 1], 0, series.n)
+                        if j > start:
+                            start = j
+                value, evidence = end - start, (series, start, end)
+        elif kind == M_DISTINCT:
+            if s.overlaps:
+                rows = self.overlapping(s, series, start, end)
+            else:
+                rows = [series.rows[i] for i in range(start, end)]
+            counted = [r for r in rows if not isnan(table.get(r, s.field))]
+            value = len({table.get(r, s.field) for r in counted})
+            evidence = ("rows", series.t, series.datecol, counted)
+        elif kind == M_DAYS_SINCE or kind == M_WORKING_DAYS_SINCE:
+            if end == 0:
+                return 0
+            latest = series.ords[end - 1]
+            if kind == M_DAYS_SINCE:
+                value = today - latest
+            else:
+                value = self.core.working_days(_date(latest), self.as_of)
+            evidence = (series, end - 1, end)
+        elif kind == M_OPEN:
+            rows = []
+            for i in range(end):
+                e = table.get(series.rows[i], s.endcol)
+                if isnan(e) or e > today:
+                    rows.append(series.rows[i])
+            value, evidence = len(rows), ("rows", series.t, series.datecol, rows)
+        elif kind == M_LATEST:
+            if end == 0:
+                return 0
+            if s.group >= 0:
+                return self.latest_by_group(m, s, series, table, end)
+            start = end - s.last if end - s.last > 0 else 0
+            if s.matching < 0:
+                value = end - start
+            else:
+                count = 0
+                for i in range(start, end):
+                    if self.passes(s.matching, table, series.rows[i]):
+                        count += 1
+                value = count
+            evidence = (series, start, end)
+        elif kind == M_OVERDUE:
+            rows = self.overdue(s, series, table, start, end)
+            value, evidence = len(rows), ("rows", series.t, series.datecol, rows)
+        elif kind == M_RATE:
+            if end == start:
+                value = 0.0
+            else:
+                first = series.ords[0]
+                if s.window >= 0 and self.start_of(s.window) > first:
+                    first = self.start_of(s.window)
+                years = (today - first) / 365.25
+                if years < 1.0:
+                    years = 1.0
+                value, evidence = _round((end - start) / years, 2), (series, start, end)
+        elif kind == M_TREND:
+            before = _bisect_right(series.ords, self.start_of(s.window2), 0, start)
+            value, evidence = (end - start) - (start - before), (series, before, end)
+        elif kind == M_PERIODS:
+            least = s.at_least
+            held = 0
+            kept = []
+            upper = end
+            for bound in self.core.period_starts(self.as_of, s.period):
+                lower = _bisect_right(series.ords, bound, start, upper)
+                if upper - lower >= least:
+                    held += 1
+                    kept.append((lower, upper))
+                upper = lower
+            rows = [series.rows[i] for lower, upper in reversed(kept) for i in range(lower, upper)]
+            value, evidence = held, ("rows", series.t, series.datecol, rows)
+        elif kind == M_LONGEST_GAP:
+            if end == 0:
+                return 0
+            floor = self.start_of(s.window) if s.window >= 0 else 0
+            first = start - 1 if start > 0 else 0
+            best, best_at = -1, end
+            previous = series.ords[first] if series.ords[first] > floor else floor
+            for i in range(first + 1, end):
+                current = series.ords[i]
+                if current - previous >= best:
+                    best, best_at = current - previous, i
+                previous = current
+            trailing = today - (series.ords[end - 1] if series.ords[end - 1] > floor else floor)
+            if trailing >= best:
+                value, evidence = trailing, (series, end - 1, end)
+            else:
+                value, evidence = best, (series, best_at - 1, best_at + 1)
+        elif kind == M_LONGEST_OPEN:
+            value = 0
+            for i in range(end):
+                e = table.get(series.rows[i], s.endcol)
+                if isnan(e) or e > today:
+                    value, evidence = today - series.ords[i], (series, i, i + 1)
+                    break
+        else:
+            raise ValueError(f"measure kind {kind} is not in the core")
+        self.values[m] = value
+        self.evidence[m] = evidence
+        return 0
+
+    cdef int first_date(self, int t):
+        """The earliest `date` of a fact type (its base series on `date`), 0 when it has none."""
+        cdef Table table = self.tables[t]
+        cdef int i, first = 0
+        cdef double d
+        for i in range(table.n):
+            d = table.get(i, 1)
+            if not isnan(d) and (first == 0 or <int>d < first):
+                first = <int>d
+        return first
+
+    cdef object age(self):
+        if self.birth == 0 or self.birth > self.today:
+            return None
+        birth = _date(self.birth)
+        as_of = self.as_of
+        return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+
+    cdef list overlapping(self, MSpec* s, Series series, int start, int end):
+        cdef int i, window_start
+        cdef double e
+        cdef Table table = self.tables[series.t]
+        cdef list rows = []
+        if s.window < 0:
+            return [series.rows[i] for i in range(end)]
+        window_start = self.start_of(s.window)
+        for i in range(start):
+            e = table.get(series.rows[i], s.endcol)
+            if isnan(e) or e > window_start:
+                rows.append(series.rows[i])
+        for i in range(start, end):
+            rows.append(series.rows[i])
+        return rows
+
+    cdef int latest_by_group(self, int m, MSpec* s, Series series, Table table, int end) except -1:
+        cdef int i, count, last = s.last
+        cdef dict groups = {}
+        cdef double key
+        for i in range(end):
+            key = table.get(series.rows[i], s.group)
+            if not isnan(key):
+                found = groups.get(key)
+                if found is None:
+                    groups[key] = [i]
+                else:
+                    found.append(i)
+        if not groups:
+            return 0
+        best = (-1, -1)
+        behind = []
+        for positions in groups.values():
+            count = len(positions) - last
+            recent = positions[count:] if (last > 0 and count > 0) else positions[:]
+            if s.matching < 0:
+                count = len(recent)
+            else:
+                count = 0
+                for i in recent:
+                    if self.passes(s.matching, table, series.rows[i]):
+                        count += 1
+            newest = positions[len(positions) - 1]
+            if (count, newest) > best:
+                best, behind = (count, newest), recent
+        self.values[m] = best[0]
+        self.evidence[m] = ("rows", series.t, series.datecol, [series.rows[i] for i in behind])
+        return 0
+
+    cdef list overdue(self, MSpec* s, Series series, Table table, int start, int end):
+        cdef int lo = start, hi = end, mid, i, today = self.today, first, last
+        cdef Series followups
+        cdef double r
+        cdef list rows = []
+        deadline_of = self.core.deadline_of
+        # Deadlines rise with dates: the facts past theirs form a prefix (Series.due_before).
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if deadline_of(series.ords[mid], s.deadline) < today:
+                lo = mid + 1
+            else:
+                hi = mid
+        if s.followup_series >= 0:
+            followups = self.get_series(s.followup_series)
+            for i in range(start, lo):
+                first = _bisect_left(followups.ords, series.ords[i], 0, followups.n)
+                last = _bisect_right(followups.ords, today, 0, followups.n)
+                if last - first > 1 or (last - first == 1 and not (
+                        followups.t == series.t and followups.rows[first] == series.rows[i])):
+                    continue
+                rows.append(series.rows[i])
+        elif s.resolved_col >= 0:
+            for i in range(start, lo):
+                r = table.get(series.rows[i], s.resolved_col)
+                if isnan(r) or r > today:
+                    rows.append(series.rows[i])
+        else:
+            rows = [series.rows[i] for i in range(start, lo)]
+        return rows
+
+    cdef int derived(self, int m, MSpec* s) except -1:
+        cdef int i, k
+        values = [self.values[self.core.inputs[i]] for i in range(s.input_start, s.input_start + s.input_len)]
+        if s.kind == M_SUM:
+            if any(v is None for v in values):
+                return 0
+            total = sum(values)
+            self.values[m] = _round(total, 2) if isinstance(total, float) else total
+        else:
+            numerator, denominator = values
+            if numerator is None or denominator is None or denominator == 0:
+                return 0
+            self.values[m] = _round(100 * numerator / denominator, 1)
+        parts = []
+        for i in range(s.input_start, s.input_start + s.input_len):
+            k = self.core.inputs[i]
+            source = self.evidence[k]
+            if source is not None and source[0] == "parts":
+                parts.extend(source[1])
+            else:
+                parts.append((k, None))
+        self.evidence[m] = ("parts", parts)
+        return 0
+
+    # --- evidence ------------------------------------------------------------------------
+    # A measure's evidence is None, (Series, start, end) or ("rows", t, datecol, rows) for its own
+    # facts, or ("parts", [(input measure, its evidence)...]) for a sum or ratio; a fact's
+    # identity is (type, row).
+
+    cpdef list evidence_rows(self, int m):
+        """A measure's own evidence facts as rows of its type, in series order (not for sums)."""
+        cdef Series series
+        cdef int i
+        found = self.evidence[m]
+        if found is None:
+            return []
+        if found[0] == "rows":
+            return found[3]
+        series, start, end = found
+        return [series.rows[i] for i in range(start, end)]
+
+    cdef list pieces(self, int m):
+        """The (measure, evidence) pieces behind a measure: its own, or its inputs' for a sum or
+        ratio (flattened, in order, as engine.case_index.Combined keeps its parts)."""
+        cdef int k
+        found = self.sources.get(m)
+        if found is not None:
+            return found
+        entry = self.evidence[m]
+        if entry is None:
+            found = []
+        elif type(entry[0]) is str and entry[0] == "parts":
+            found = []
+            for k, _ in entry[1]:
+                found.extend(self.pieces(k))
+        else:
+            found = [(m, entry)] if self.size(entry) else []
+        self.sources[m] = found
+        return found
+
+    cdef int size(self, object entry):
+        if type(entry[0]) is str:
+            return len(entry[3])
+        return entry[2] - entry[1]
+
+    def flag_evidence(self, cited, int limit):
+        """The facts behind a flag citing these measures: (the newest `limit` as EvidenceItems,
+        how many in all). As engine/explainer.explain: each measure's newest facts, each fact
+        once (the first measure to cite it gives its date), newest first by date, type and id."""
+        cdef int t, i, k, row, total = 0, count = 0, ncand = 0, lower, start, end, datecol, rank
+        cdef Series series
+        cdef list rows
+        cdef Table table
+        cdef Cand* cands
+        cdef Cand* c
+        cdef unsigned char* seen
+        cdef int* offsets
+        pieces = []
+        for m in cited:
+            pieces.extend(self.pieces(m))
+        if not pieces:
+            return (), 0
+        offsets = <int*>malloc(sizeof(int) * (self.core.ntypes + 1))
+        for t in range(self.core.ntypes):
+            offsets[t] = total
+            total += (<Table>self.tables[t]).n
+        seen = <unsigned char*>malloc(total + 1)
+        cands = <Cand*>malloc(sizeof(Cand) * (len(pieces) * limit + 1))
+        try:
+            # the newest `limit` facts of each piece, each fact once: the candidates
+            memset(seen, 0, total + 1)
+            for k, entry in pieces:
+                datecol = self.core.specs[k].datecol
+                if type(entry[0]) is str:
+                    t = entry[1]
+                    rows = entry[3]
+                    end = len(rows)
+                    lower = end - limit if end > limit else 0
+                    for i in range(end - 1, lower - 1, -1):
+                        self.candidate(cands, &ncand, seen, offsets, t, rows[i], datecol)
+                else:
+                    series = entry[0]
+                    start, end = entry[1], entry[2]
+                    lower = end - limit if end - limit > start else start
+                    for i in range(end - 1, lower - 1, -1):
+                        self.candidate(cands, &ncand, seen, offsets, series.t, series.rows[i], datecol)
+            qsort(cands, ncand, sizeof(Cand), _newest_first)
+            make = self.core.evidence_item
+            items = []
+            for i in range(ncand if ncand < limit else limit):
+                c = &cands[i]
+                table = self.tables[c.t]
+                items.append(tuple.__new__(make, (table.name, _text(table.ids[c.row]), _date(c.ord))))
+            # how many facts in all
+            if len(pieces) == 1:
+                count = self.size(pieces[0][1])
+            else:
+                memset(seen, 0, total + 1)
+                for k, entry in pieces:
+                    if type(entry[0]) is str:
+                        offset = offsets[<int>entry[1]]
+                        rows = entry[3]
+                        for row in rows:
+                            if not seen[offset + row]:
+                                seen[offset + row] = 1
+                                count += 1
+                    else:
+                        series = entry[0]
+                        offset = offsets[series.t]
+                        for i in range(<int>entry[1], <int>entry[2]):
+                            row = series.rows[i]
+                            if not seen[offset + row]:
+                                seen[offset + row] = 1
+                                count += 1
+        finally:
+            free(cands)
+            free(seen)
+            free(offsets)
+        return tuple(items), count
+
+    cdef inline void candidate(self, Cand* cands, int* ncand, unsigned char* seen, int* offsets, int t, int row,
+                               int datecol):
+        cdef Table table
+        cdef Cand* c
+        cdef bytes fact_id
+        if seen[offsets[t] + row]:
+            return
+        seen[offsets[t] + row] = 1
+        table = self.tables[t]
+        fact_id = table.ids[row]
+        c = &cands[ncand[0]]
+        ncand[0] += 1
+        c.ord = <int>table.get(row, datecol)
+        c.rank = self.core.type_rank[t]
+        c.id = PyBytes_AS_STRING(fact_id)
+        c.idlen = PyBytes_GET_SIZE(fact_id)
+        c.t = t
+        c.row = row
+
+
+cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
+    """The index of a code in the field's sorted codes; -1 for "" (absent); -2 when unknown."""
+    cdef Py_ssize_t i
+    cdef bytes code
+    if n == 0:
+        return -1
+    for i in range(len(codes)):
+        code = codes[i]
+        if PyBytes_GET_SIZE(code) == n and memcmp(PyBytes_AS_STRING(code), s, n) == 0:
+            return <int>i
+    return -2
+
+
+_DATES = {}
+_TEXTS = {}
+
+
+cdef object _date(int ordinal):
+    found = _DATES.get(ordinal)
+    if found is None:
+        if len(_DATES) > 100000:
+            _DATES.clear()
+        found = _DATES[ordinal] = _dt.date.fromordinal(ordinal)
+    return found
+
+
+cdef object _text(bytes value):
+    found = _TEXTS.get(value)
+    if found is None:
+        if len(_TEXTS) > 100000:
+            _TEXTS.clear()
+        found = _TEXTS[value] = value.decode("ascii")
+    return found
