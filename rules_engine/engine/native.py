@@ -35,7 +35,18 @@ from rules_engine.engine import calendar, long_measures
 from rules_engine.engine.explainer import MAX_EVIDENCE, cited_measures
 from rules_engine.engine.reference import ReferenceEvaluator
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag, Outcome, UndeterminedRule
-from rules_engine.policy.compiled import CompiledMeasure, CompiledRuleset, MeasureKind, Window
+from rules_engine.policy.compiled import (
+    BoolOp,
+    CompiledMeasure,
+    CompiledRuleset,
+    Const,
+    Expr,
+    FlaggedRef,
+    MeasureKind,
+    MeasureRef,
+    Window,
+)
+from rules_engine.policy.compiled import Not as NotExpr
 from rules_engine.policy.templates import parse_template, render
 
 MAX_LIST_ITEMS = 1_000  # as service/record_reader: per nested list (a conference's agencies, factors)
@@ -60,6 +71,7 @@ KIND_NUMBERS = {
     MeasureKind.RATIO: 15,
 }
 I_COMPARE, I_TRUTHY, I_ONE_OF, I_HOLDS, I_ALWAYS, I_AND, I_OR, I_NOT = range(1, 9)
+R_CONST, R_MEASURE, R_FLAGGED, R_COMPARE, R_AND, R_OR, R_NOT, R_IN = range(1, 9)
 COMPARE_NUMBERS = {"==": 1, "!=": 2, "<": 3, "<=": 4, ">": 5, ">=": 6}
 DERIVED = "conference_agencies"
 
@@ -115,6 +127,51 @@ class _Plan:
         self.periods: dict[tuple[Window, Window], int] = {}
         self.measure_index = {m.name: i for i, m in enumerate(ruleset.measures)}
         self.measures = [self._measure(i, m) for i, m in enumerate(ruleset.measures)]
+        self.rule_index = {rule.id: i for i, rule in enumerate(ruleset.rules)}
+        self.rules = []
+        for rule in ruleset.rules:
+            program: list[dict[str, Any]] = []
+            self._condition(rule.condition, program)
+            self.rules.append(program)
+
+    # --- rule conditions -------------------------------------------------------------------
+
+    def _condition(self, expr: Expr, out: list[dict[str, Any]]) -> None:
+        """A condition as postfix instructions, evaluated as reference.compile_condition does."""
+        if isinstance(expr, BoolOp):
+            for operand in expr.operands:
+                self._condition(operand, out)
+            out.append({"op": R_AND if expr.op == "and" else R_OR, "value": len(expr.operands)})
+        elif isinstance(expr, NotExpr):
+            self._condition(expr.operand, out)
+            out.append({"op": R_NOT})
+        elif isinstance(expr, FlaggedRef):
+            out.append({"op": R_FLAGGED, "value": self.rule_index[expr.rule_id]})
+        elif isinstance(expr, MeasureRef):
+            out.append({"op": R_MEASURE, "left": self.measure_index[expr.name]})
+        elif isinstance(expr, Const):
+            out.append({"op": R_CONST, "value": int(bool(expr.value))})
+        elif expr.op in ("in", "not in"):
+            if not isinstance(expr.left, MeasureRef) or not isinstance(expr.right, Const):
+                raise NotInCore(f"'{expr.op}' between {expr.left} and {expr.right}")
+            members = expr.right.value if isinstance(expr.right.value, tuple) else (expr.right.value,)
+            out.append(
+                {
+                    "op": R_IN,
+                    "left": self.measure_index[expr.left.name],
+                    "set": [_number(v) for v in members],
+                    "negate": int(expr.op == "not in"),
+                }
+            )
+        else:
+            instruction: dict[str, Any] = {"op": R_COMPARE, "cmp": COMPARE_NUMBERS[expr.op]}
+            for side, operand in (("left", expr.left), ("right", expr.right)):
+                if isinstance(operand, MeasureRef):
+                    instruction[side] = self.measure_index[operand.name]
+                else:
+                    instruction[side] = -1
+                    instruction[side[0] + "k"] = _number(operand.value)
+            out.append(instruction)
 
     # --- filters -------------------------------------------------------------------------
 
@@ -367,6 +424,7 @@ class _Plan:
             "programs": self.programs,
             "series": list(self.series),
             "measures": self.measures,
+            "rules": self.rules,
         }
         return self.core.Core(plan), windows
 
@@ -426,6 +484,7 @@ class NativeRuleset:
         self.reference = reference
         self._core, self._windows = _Plan(ruleset, core).build()
         self._names = [m.name for m in ruleset.measures]
+        self._rule_ids = [rule.id for rule in ruleset.rules]
         specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
         index = {name: i for i, name in enumerate(self._names)}
@@ -447,8 +506,15 @@ class NativeRuleset:
         if evaluated is None:
             return None
         measures = dict(zip(self._names, evaluated.values, strict=True))
-        outcomes = self.reference.evaluate(measures)
+        outcomes = dict(zip(self._rule_ids, evaluated.decide(), strict=True))
         return _outcome(self.ruleset, measures, outcomes, evaluated, self._cited, self._explanations)
+
+
+def _number(value: Any) -> float:
+    """A condition's constant as a double: measures are numbers, so only numbers and booleans."""
+    if isinstance(value, bool | int | float):
+        return float(value)
+    raise NotInCore(f"a condition compares a measure with {value!r}")
 
 
 class _Explanation:
@@ -476,7 +542,7 @@ class _Explanation:
 def _outcome(
     ruleset: CompiledRuleset,
     measures: dict[str, Any],
-    outcomes: Mapping[str, bool | None],
+    outcomes: dict[str, bool | None],
     evaluated: Any,
     cited: Mapping[str, tuple[tuple[str, ...], Sequence[int]]],
     explanations: Mapping[str, _Explanation],
@@ -512,4 +578,4 @@ def _outcome(
             undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
     flags.sort(key=lambda f: (-f.severity, f.rule_id))
     shadow.sort(key=lambda f: (-f.severity, f.rule_id))
-    return Outcome(measures, dict(outcomes), tuple(flags), tuple(shadow), tuple(undetermined), False)
+    return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), False)

@@ -79,6 +79,17 @@ cdef enum:
     C_GT = 5
     C_GE = 6
 
+# --- condition instructions (rule conditions over measured values, Kleene's logic) -----------
+cdef enum:
+    R_CONST = 1       # value: 0/1
+    R_MEASURE = 2     # a bare measure: its truth, unknown when missing
+    R_FLAGGED = 3     # another rule's outcome
+    R_COMPARE = 4     # left/right: a measure (index >= 0) or the constant k (index -1)
+    R_AND = 5         # over the top `value` truths
+    R_OR = 6
+    R_NOT = 7
+    R_IN = 8          # measure in the set (negated for `not in`)
+
 DEF MAX_FIELD = 32
 DEF KEY_SPAN = 4294967296  # rows per fact type in an evidence key (derived facts included)
 DEF MAX_STACK = 64
@@ -396,6 +407,19 @@ cdef struct MSpec:
     int input_len
 
 
+cdef struct Cond:
+    int op
+    int value
+    int left
+    int right
+    double lk
+    double rk
+    int cmp
+    int set_start
+    int set_len
+    int negate
+
+
 cdef struct Cand:
     int ord
     int rank
@@ -418,6 +442,15 @@ cdef int _newest_first(const void* a, const void* b) noexcept nogil:
     if c != 0:
         return -c
     return -1 if x.idlen > y.idlen else (1 if x.idlen < y.idlen else 0)
+
+
+cdef inline void _candidate(Cand* c, Table table, _IdView view, int t, int row, int datecol, int rank) noexcept:
+    c.ord = <int>table.vals[row * table.ncols + datecol]
+    c.rank = rank
+    c.id = view.p[row]
+    c.idlen = view.l[row]
+    c.t = t
+    c.row = row
 
 
 cdef class Core:
@@ -451,6 +484,11 @@ cdef class Core:
     cdef public int max_facts, max_list_items, first_ordinal, id_max_length
     cdef public object evidence_item
     cdef int birth_field
+    cdef Cond* conds
+    cdef int* rule_start
+    cdef int* rule_len
+    cdef public int nrules
+    cdef double* rule_sets
     cdef int type_rank[64]       # each fact type's place in the order of their names
 
     def __cinit__(self):
@@ -463,8 +501,16 @@ cdef class Core:
         self.series_spec = NULL
         self.base_of_series = NULL
         self.base_spec = NULL
+        self.conds = NULL
+        self.rule_start = NULL
+        self.rule_len = NULL
+        self.rule_sets = NULL
 
     def __dealloc__(self):
+        free(self.conds)
+        free(self.rule_start)
+        free(self.rule_len)
+        free(self.rule_sets)
         free(self.ins)
         free(self.prog_start)
         free(self.prog_len)
@@ -479,6 +525,7 @@ cdef class Core:
         cdef int i, j
         cdef Ins* x
         cdef MSpec* s
+        cdef Cond* c
         self.schemas = list(plan["schemas"])
         self.ntypes = len(self.schemas)
         self.type_names = list(plan["type_names"])
@@ -554,6 +601,36 @@ cdef class Core:
         for (t, datecol), i in bases.items():
             self.base_spec[2 * i] = t
             self.base_spec[2 * i + 1] = datecol
+        # rule conditions
+        rules = plan["rules"]
+        self.nrules = len(rules)
+        conds = [d for rule in rules for d in rule]
+        self.conds = <Cond*>malloc(sizeof(Cond) * (len(conds) + 1))
+        self.rule_start = <int*>malloc(sizeof(int) * (self.nrules + 1))
+        self.rule_len = <int*>malloc(sizeof(int) * (self.nrules + 1))
+        members = [m for d in conds for m in d.get("set", ())]
+        self.rule_sets = <double*>malloc(sizeof(double) * (len(members) + 1))
+        for i in range(len(members)):
+            self.rule_sets[i] = members[i]
+        j = 0
+        set_at = 0
+        for i in range(self.nrules):
+            self.rule_start[i] = j
+            self.rule_len[i] = len(rules[i])
+            for d in rules[i]:
+                c = &self.conds[j]
+                c.op = d["op"]
+                c.value = d.get("value", 0)
+                c.left = d.get("left", -1)
+                c.right = d.get("right", -1)
+                c.lk = d.get("lk", 0.0)
+                c.rk = d.get("rk", 0.0)
+                c.cmp = d.get("cmp", 0)
+                c.set_start = set_at
+                c.set_len = len(d.get("set", ()))
+                c.negate = d.get("negate", 0)
+                set_at += c.set_len
+                j += 1
         # measures
         measures = plan["measures"]
         self.nmeasures = len(measures)
@@ -621,6 +698,8 @@ cdef class Evaluated:
     cdef public list evidence    # per measure: None, (Series, start, end), ("rows", t, datecol, rows) or ("parts", parts)
     cdef int birth
     cdef dict sources            # per measure index: its evidence pieces (see pieces)
+    cdef dict made               # EvidenceItems made in this evaluation, by fact and date
+    cdef list views              # per fact type: its _IdView, once sorted or cited
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -922,7 +1001,7 @@ cdef class Evaluated:
                 s.rows[n] = i
                 n += 1
         if n > 1:
-            view = _IdView(table.ids)
+            view = self.id_view(t)
             _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl = table.vals, table.ncols, datecol, view.p, view.l
             qsort(s.rows, n, sizeof(int), _by_date_then_id)
         for i in range(n):
@@ -1019,9 +1098,92 @@ cdef class Evaluated:
         self.values = [None] * self.core.nmeasures
         self.evidence = [None] * self.core.nmeasures
         self.sources = {}
+        self.made = {}
+        self.views = [None] * self.core.ntypes
         for m in range(self.core.nmeasures):
             self.measure(m)
         return 0
+
+    def decide(self):
+        """Every rule's outcome in order, as the reference evaluator gives it: True, False or
+        None (undetermined: missing data could change it)."""
+        cdef Core core = self.core
+        cdef int n = core.nmeasures, r, i, j, sp, a, b, unknown, decisive
+        cdef double* mv = <double*>malloc(sizeof(double) * (n + 1))
+        cdef signed char* out = <signed char*>malloc(core.nrules + 1)
+        cdef signed char stack[MAX_STACK]
+        cdef Cond* c
+        cdef double left, right
+        cdef signed char t
+        try:
+            for i in range(n):
+                v = self.values[i]
+                mv[i] = NAN if v is None else <double>v
+            for r in range(core.nrules):
+                sp = 0
+                for i in range(core.rule_start[r], core.rule_start[r] + core.rule_len[r]):
+                    c = &core.conds[i]
+                    if c.op == R_CONST:
+                        t = c.value
+                    elif c.op == R_MEASURE:
+                        left = mv[c.left]
+                        t = -1 if isnan(left) else (1 if left != 0.0 else 0)
+                    elif c.op == R_FLAGGED:
+                        t = out[c.value]
+                    elif c.op == R_COMPARE:
+                        left = mv[c.left] if c.left >= 0 else c.lk
+                        right = mv[c.right] if c.right >= 0 else c.rk
+                        if isnan(left) or isnan(right):
+                            t = -1
+                        elif c.cmp == C_EQ:
+                            t = left == right
+                        elif c.cmp == C_NE:
+                            t = left != right
+                        elif c.cmp == C_LT:
+                            t = left < right
+                        elif c.cmp == C_LE:
+                            t = left <= right
+                        elif c.cmp == C_GT:
+                            t = left > right
+                        else:
+                            t = left >= right
+                    elif c.op == R_IN:
+                        left = mv[c.left]
+                        if isnan(left):
+                            t = -1
+                        else:
+                            t = 0
+                            for j in range(c.set_start, c.set_start + c.set_len):
+                                if core.rule_sets[j] == left:
+                                    t = 1
+                                    break
+                            if c.negate:
+                                t = 1 - t
+                    elif c.op == R_NOT:
+                        t = stack[sp - 1]
+                        sp -= 1
+                        t = -1 if t < 0 else 1 - t
+                    else:  # R_AND, R_OR over the top c.value truths
+                        decisive = 1 if c.op == R_OR else 0
+                        unknown = 0
+                        t = 1 - decisive
+                        for j in range(sp - c.value, sp):
+                            if stack[j] == decisive:
+                                t = decisive
+                                unknown = 0
+                                break
+                            if stack[j] < 0:
+                                unknown = 1
+                        if unknown:
+                            t = -1
+                        sp -= c.value
+                    stack[sp] = t
+                    sp += 1
+                out[r] = stack[0]
+            return [None if out[r] < 0 else out[r] == 1 for r in range(core.nrules)]
+        finally:
+            free(mv)
+            free(out)
 
     cdef inline int start_of(self, int window):
         return self.starts[window]
@@ -1302,6 +1464,13 @@ cdef class Evaluated:
         series, start, end = found
         return [series.rows[i] for i in range(start, end)]
 
+    cdef _IdView id_view(self, int t):
+        """C pointers to a fact type's ids, made once per evaluation."""
+        found = self.views[t]
+        if found is None:
+            found = self.views[t] = _IdView((<Table>self.tables[t]).ids)
+        return found
+
     cdef list pieces(self, int m):
         """The (measure, evidence) pieces behind a measure: its own, or its inputs' for a sum or
         ratio (flattened, in order, as engine.case_index.Combined keeps its parts)."""
@@ -1338,6 +1507,7 @@ cdef class Evaluated:
         cdef Cand* c
         cdef unsigned char* seen
         cdef int* offsets
+        cdef _IdView view
         pieces = []
         for m in cited:
             pieces.extend(self.pieces(m))
@@ -1359,21 +1529,40 @@ cdef class Evaluated:
                     rows = entry[3]
                     end = len(rows)
                     lower = end - limit if end > limit else 0
+                    view = self.id_view(t)
+                    table = self.tables[t]
                     for i in range(end - 1, lower - 1, -1):
-                        self.candidate(cands, &ncand, seen, offsets, t, rows[i], datecol)
+                        row = rows[i]
+                        if not seen[offsets[t] + row]:
+                            seen[offsets[t] + row] = 1
+                            _candidate(&cands[ncand], table, view, t, row, datecol, self.core.type_rank[t])
+                            ncand += 1
                 else:
                     series = entry[0]
+                    t = series.t
                     start, end = entry[1], entry[2]
                     lower = end - limit if end - limit > start else start
+                    view = self.id_view(t)
+                    table = self.tables[t]
                     for i in range(end - 1, lower - 1, -1):
-                        self.candidate(cands, &ncand, seen, offsets, series.t, series.rows[i], datecol)
+                        row = series.rows[i]
+                        if not seen[offsets[t] + row]:
+                            seen[offsets[t] + row] = 1
+                            _candidate(&cands[ncand], table, view, t, row, datecol, self.core.type_rank[t])
+                            ncand += 1
             qsort(cands, ncand, sizeof(Cand), _newest_first)
-            make = self.core.evidence_item
             items = []
             for i in range(ncand if ncand < limit else limit):
                 c = &cands[i]
-                table = self.tables[c.t]
-                items.append(tuple.__new__(make, (table.name, _text(table.ids[c.row]), _date(c.ord))))
+                # flags of one case cite the same facts: each item is made once per evaluation
+                key = ((<long long>c.t * KEY_SPAN + c.row) << 20) + c.ord
+                item = self.made.get(key)
+                if item is None:
+                    table = self.tables[c.t]
+                    item = self.made[key] = tuple.__new__(
+                        self.core.evidence_item, (table.name, _text(table.ids[c.row]), _date(c.ord))
+                    )
+                items.append(item)
             # how many facts in all
             if len(pieces) == 1:
                 count = self.size(pieces[0][1])
@@ -1400,26 +1589,6 @@ cdef class Evaluated:
             free(seen)
             free(offsets)
         return tuple(items), count
-
-    cdef inline void candidate(self, Cand* cands, int* ncand, unsigned char* seen, int* offsets, int t, int row,
-                               int datecol):
-        cdef Table table
-        cdef Cand* c
-        cdef bytes fact_id
-        if seen[offsets[t] + row]:
-            return
-        seen[offsets[t] + row] = 1
-        table = self.tables[t]
-        fact_id = table.ids[row]
-        c = &cands[ncand[0]]
-        ncand[0] += 1
-        c.ord = <int>table.get(row, datecol)
-        c.rank = self.core.type_rank[t]
-        c.id = PyBytes_AS_STRING(fact_id)
-        c.idlen = PyBytes_GET_SIZE(fact_id)
-        c.t = t
-        c.row = row
-
 
 cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
     """The index of a code in the field's sorted codes; -1 for "" (absent); -2 when unknown."""
