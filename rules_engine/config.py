@@ -63,6 +63,11 @@ class Settings:
     case_decisions_max_entries: int = 1_000
     # Cases the in-memory store keeps at most; past it the least recently written is forgotten.
     max_cases: int = 100_000
+    # Evaluations each process keeps to answer a repeated request (same case bytes, ruleset
+    # version and as_of day) without evaluating again (engine/evaluation_cache.py); 0: off. An
+    # entry of the 200-fact safeguarding case holds about 30 KB (tracemalloc; 11 KB at 20 facts,
+    # 36 KB at 2,000, evidence being capped), so the default bound is about 30-37 MB per process.
+    evaluation_cache_size: int = 1_024
     # Transport: TLS from these files (mutual TLS with a client CA), reloaded when they change.
     # Without a certificate the port is plaintext, which `serve` allows only when asked.
     tls_cert: Path | None = None

@@ -211,6 +211,15 @@ def serve(
             help="Cases the in-memory store keeps (the least recently written is forgotten first).",
         ),
     ] = Settings.max_cases,
+    evaluation_cache_size: Annotated[
+        int,
+        typer.Option(
+            "--evaluation-cache-size",
+            envvar="RULES_ENGINE_EVALUATION_CACHE_SIZE",
+            min=0,
+            help="Evaluations each process keeps to answer a repeated request (0: off).",
+        ),
+    ] = Settings.evaluation_cache_size,
     matcher: Annotated[
         MatcherName,
         typer.Option(
@@ -252,6 +261,7 @@ def serve(
         decision_log_max_age_days=decision_log_max_age_days,
         case_decisions_max_entries=case_decisions_max_entries,
         max_cases=max_cases,
+        evaluation_cache_size=evaluation_cache_size,
         default_ruleset=default_ruleset or None,
         matcher=matcher,
     )

@@ -12,11 +12,14 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from rules_engine import metrics
-from rules_engine.case.facts import Case, CaseFacts
+from rules_engine.case.facts import ID_RE, Case, CaseFacts
 from rules_engine.config import Settings
+from rules_engine.engine.encoded import EncodedCase
+from rules_engine.engine.evaluation_cache import CacheKey, EvaluationCache
+from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.engine.registry import Registry
-from rules_engine.engine.results import Evaluation, RulesetStatus
-from rules_engine.errors import CaseChangedError, StoreUnavailableError
+from rules_engine.engine.results import Evaluation, Outcome, RulesetStatus
+from rules_engine.errors import CaseChangedError, RulesetNotFoundError, RulesetRequiredError, StoreUnavailableError
 from rules_engine.store import (
     CaseDeletion,
     CaseStore,
@@ -83,33 +86,41 @@ class Engine:
         registry: Registry,
         clock: Callable[[], dt.datetime] = utcnow,
         store: CaseStore | None = None,
+        evaluation_cache_size: int = Settings.evaluation_cache_size,
     ) -> None:
         self.registry = registry
         self.store: CaseStore = store if store is not None else MemoryStore()
         self._clock = clock
+        # Outcomes of requests already evaluated (engine/evaluation_cache.py); None: off.
+        self.evaluation_cache = EvaluationCache(evaluation_cache_size) if evaluation_cache_size else None
         self._lock = threading.Lock()
         self._skip_until = 0.0  # monotonic; best-effort writes are skipped before it
         self.unrecorded = 0  # stateless evaluations whose decision could not be recorded
 
     def evaluate(
         self,
-        case: CaseFacts,
+        case: CaseFacts | EncodedCase,
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
         input_digest: str | None = None,
     ) -> Evaluation:
         """Evaluate the request's facts; the decision and flag lifecycle are recorded if the store answers.
 
+        An EncodedCase is evaluated from its bytes (decoded in Python only when the compiled core
+        cannot answer) and its evaluation is cached by digest; a CaseFacts is evaluated as given.
         The store being down never fails this call: the flags come back without their states.
         """
         started = time.perf_counter()
-        evaluation = self._evaluate(case, as_of or self._clock(), ruleset)
+        # Only a digest of exactly the evaluated input keys the cache: a CaseFacts' input_digest is
+        # the caller's word, so a case given as facts is evaluated every time.
+        digest = case.digest if isinstance(case, EncodedCase) else None
+        evaluation = self._evaluate(case, as_of or self._clock(), ruleset, digest)
         if time.monotonic() < self._skip_until:
             evaluation = self._unrecorded(evaluation)
         else:
             try:
                 states = self.store.record_evaluation(
-                    case.case_id,
+                    evaluation.case_id,
                     evaluation.ruleset,
                     _sightings(evaluation),
                     self._decision(evaluation, input_digest or _digest(case)),
@@ -146,7 +157,9 @@ class Engine:
             if attempt:
                 time.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
             merged = self.store.read_merged(case.case_id, case, withdrawn)
-            evaluation = self._evaluate(merged.stored.case, moment, ruleset)
+            # The stored digest is of the merged facts (the memory store's canonical JSON of the
+            # case, Redis's stored fields), so an unchanged history is a cache hit.
+            evaluation = self._evaluate(merged.stored.case, moment, ruleset, merged.stored.digest)
             try:
                 states = self.store.commit_evaluation(
                     merged,
@@ -215,10 +228,31 @@ class Engine:
     def close(self) -> None:
         self.store.close()
 
-    def _evaluate(self, case: CaseFacts, moment: dt.datetime, ruleset: str | None) -> Evaluation:
-        with self.registry.lease(ruleset) as prepared:
-            outcome = prepared.evaluate(case, moment.date())
-            compiled = prepared.ruleset
+    def _evaluate(
+        self, case: CaseFacts | EncodedCase, moment: dt.datetime, ruleset: str | None, digest: str | None = None
+    ) -> Evaluation:
+        """The Evaluation of `case` at `moment`: from the cache when `digest` (of exactly these facts)
+        was evaluated on this day by this ruleset version, else evaluated (and kept)."""
+        day = moment.date()
+        try:
+            with self.registry.lease(ruleset) as prepared:
+                compiled = prepared.ruleset
+                if digest is None or self.evaluation_cache is None:
+                    outcome = _outcome(prepared, case, day)
+                else:
+                    key = CacheKey(compiled.name, compiled.version, day, digest)
+                    cached = self.evaluation_cache.get(key)
+                    if cached is None:
+                        outcome = _outcome(prepared, case, day)
+                        self.evaluation_cache.put(key, outcome)
+                    else:
+                        outcome = cached
+        except (RulesetNotFoundError, RulesetRequiredError):
+            # A bad case is refused for its fields before the ruleset is looked at, as when the
+            # caller converted it first.
+            if isinstance(case, EncodedCase):
+                case.decode()
+            raise
         return Evaluation(
             case_id=case.case_id,
             ruleset=compiled.name,
@@ -248,7 +282,21 @@ class Engine:
         return evaluation
 
 
-def _digest(case: CaseFacts) -> str:
+def _outcome(prepared: PreparedRuleset, case: CaseFacts | EncodedCase, day: dt.date) -> Outcome:
+    if not isinstance(case, EncodedCase):
+        return prepared.evaluate(case, day)
+    if ID_RE.fullmatch(case.case_id):  # the core does not check the case id; the Python path does
+        outcome = prepared.evaluate_encoded(case.data, day, case.latest)
+        if outcome is not None:
+            return outcome
+    # The core declined (or is not loaded, or the case id is bad): convert and validate in Python,
+    # which raises the CaseError naming every bad field.
+    return prepared.evaluate(case.decode(), day)
+
+
+def _digest(case: CaseFacts | EncodedCase) -> str:
+    if isinstance(case, EncodedCase):
+        return case.digest
     if not isinstance(case, Case):
         raise TypeError("a case given as records needs its input digest")
     return case_digest(case)

@@ -82,7 +82,7 @@ def run_worker(settings: Settings) -> None:
             f"the default ruleset {settings.default_ruleset!r} is not loaded (loaded: {loaded}) "
             "(--default-ruleset / RULES_ENGINE_DEFAULT_RULESET); name one of those"
         )
-    engine = Engine(registry)
+    engine = Engine(registry, evaluation_cache_size=settings.evaluation_cache_size)
     try:
         engine.store = open_case_store(settings)  # in-memory unless a Redis URL is set
         start_metrics(settings.metrics_port)

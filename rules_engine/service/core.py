@@ -9,12 +9,15 @@ for the refusals that are no domain error. Nothing here knows a protocol.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 from collections.abc import Callable, Generator, Sequence
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
+from rules_engine.case.dates import latest_date
 from rules_engine.case.facts import CaseFacts
-from rules_engine.engine.results import Evaluation
+from rules_engine.engine.encoded import EncodedCase
 from rules_engine.errors import CaseError, EvaluationError, FieldViolation, RulesetRequiredError
 from rules_engine.service import requests, responses
 from rules_engine.service.deadlines import past_deadline
@@ -63,8 +66,8 @@ class ServicerCore:
         if not request.use_stored_history:
             if request.withdrawn:
                 raise CaseError([FieldViolation("withdrawn", "needs use_stored_history")])
-            as_of, case = self._parse(request.as_of, request.case, "case")
-            return encode_response(self._evaluate(case, as_of, request.ruleset, request.case))
+            as_of, encoded = self._encode(request.as_of, request.case, "case")
+            return encode_response(self._service.evaluate(encoded, as_of, request.ruleset or None))
         state = self._state()  # refused before the case is read, as a store-less server can't help
         as_of, case, withdrawn = self._parse_with_withdrawn(request.as_of, request.case, request.withdrawn)
         return encode_response(state.evaluate_history(case, withdrawn, as_of, request.ruleset or None))
@@ -131,8 +134,8 @@ class ServicerCore:
             if past_deadline(call.seconds_left()):
                 raise RefusedError(Refusal(Code.DEADLINE_EXCEEDED, DEADLINE_PASSED))
             try:
-                _, case = self._parse("", message, f"cases[{index}]", as_of)
-                evaluation = self._evaluate(case, as_of, request.ruleset, message)
+                _, encoded = self._encode("", message, f"cases[{index}]", as_of)
+                evaluation = self._service.evaluate(encoded, as_of, request.ruleset or None)
             except RulesetRequiredError:  # the request's own field: no case can be answered
                 raise
             except CaseError as exc:
@@ -143,6 +146,27 @@ class ServicerCore:
                 yield _batch_error(index, message, "INTERNAL", "evaluation failed")
             else:
                 yield pb.EvaluateBatchResponse(index=index, evaluation=responses.evaluation_to_proto(evaluation))
+
+    def _encode(
+        self, as_of_text: str, message: case_pb2.Case, path: str, as_of: dt.datetime | None = None
+    ) -> tuple[dt.datetime | None, EncodedCase]:
+        """Parse `as_of`; the case as its bytes, serialised once for the digest and the compiled core.
+
+        The case is converted and validated only when the engine needs it (EncodedCase.decode:
+        requests.case_from_proto, with its CaseError naming every bad field). A bad `as_of`
+        converts it here, so the caller hears of every bad field at once.
+        """
+        try:
+            as_of = requests.parse_as_of(as_of_text) if as_of_text else as_of
+        except CaseError:
+            self._parse(as_of_text, message, path, as_of)  # raises with the case's violations too
+            raise
+        return as_of, encode_case(message, self._today(as_of), path)
+
+    def _today(self, as_of: dt.datetime | None) -> dt.date:
+        # A replay may look back; a date up to a year past the later of now and as_of is plausible.
+        today = self._clock().date()
+        return today if as_of is None else max(today, as_of.date())
 
     def _parse(
         self, as_of_text: str, message: case_pb2.Case, path: str, as_of: dt.datetime | None = None
@@ -157,10 +181,7 @@ class ServicerCore:
             as_of = requests.parse_as_of(as_of_text) if as_of_text else as_of
         except CaseError as exc:
             violations.extend(exc.violations)
-        # A replay may look back; a date up to a year past the later of now and as_of is plausible.
-        today = self._clock().date()
-        if as_of is not None:
-            today = max(today, as_of.date())
+        today = self._today(as_of)
         try:
             case = requests.case_from_proto(message, today, path)
         except CaseError as exc:
@@ -190,8 +211,16 @@ class ServicerCore:
             raise RefusedError(Refusal(Code.UNIMPLEMENTED, NO_CASE_STATE))
         return self._service
 
-    def _evaluate(self, case: CaseFacts, as_of: dt.datetime | None, ruleset: str, message: case_pb2.Case) -> Evaluation:
-        return self._service.evaluate(case, as_of, ruleset or None, requests.case_message_digest(message))
+
+def encode_case(message: case_pb2.Case, today: dt.date, path: str = "case") -> EncodedCase:
+    """A request's case for the engine: its deterministic bytes, serialised once (the digest is
+    requests.case_message_digest's), and its conversion for when the compiled core declines.
+
+    `today` bounds dates as in requests.case_from_proto; `path` prefixes field paths.
+    """
+    data = message.SerializeToString(deterministic=True)
+    decode = functools.partial(requests.case_from_proto, message, today, path)
+    return EncodedCase(data, hashlib.sha256(data).hexdigest(), message.case_id, latest_date(today), decode)
 
 
 def _batch_error(index: int, message: case_pb2.Case, code: str, text: str) -> pb.EvaluateBatchResponse:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from rules_engine.case.facts import CaseFacts
+from rules_engine.engine.encoded import EncodedCase
 from rules_engine.engine.results import Evaluation, RulesetStatus
 from rules_engine.store.base import CaseDeletion, ChronologyEntry, DecisionRecord, FlagRecord
 
@@ -32,16 +33,19 @@ class EvaluationService(Protocol):
 
     def evaluate(
         self,
-        case: CaseFacts,
+        case: CaseFacts | EncodedCase,
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
         input_digest: str | None = None,
     ) -> Evaluation:
         """Evaluate one case; `as_of` None means now; `ruleset` None means the only one loaded.
 
-        `input_digest` is what the decision log records for the input (the caller hashes the
-        request's bytes, far cheaper than serialising the case again); None: computed here,
-        which needs a facts.Case.
+        The servicer core sends the request's case as an EncodedCase (its bytes and digest);
+        the service converts it (EncodedCase.decode) only if it must, and a bad case is refused
+        with decode's CaseError before any other error of the call. `input_digest` is what the
+        decision log records for a case given as CaseFacts (the caller hashes the request's
+        bytes, far cheaper than serialising the case again); None: an EncodedCase's digest, else
+        computed here, which needs a facts.Case.
         """
         ...
 

@@ -9,7 +9,8 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
-from rules_engine.case.facts import Case
+from rules_engine.case.facts import CaseFacts
+from rules_engine.engine.encoded import EncodedCase
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
 from rules_engine.errors import EvaluationError, RulesetNotFoundError, StoreUnavailableError
 from rules_engine.policy.compiled import Severity
@@ -26,11 +27,13 @@ class ConcernCountService:
 
     def evaluate(
         self,
-        case: Case,
+        case: CaseFacts | EncodedCase,
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
         input_digest: str | None = None,
     ) -> Evaluation:
+        if isinstance(case, EncodedCase):
+            case = case.decode()  # a bad case is refused first, as the engine does
         name = ruleset or "demo"
         if name == "store-down":
             raise StoreUnavailableError("redis://10.0.0.1 refused")

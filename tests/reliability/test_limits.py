@@ -13,7 +13,8 @@ import pytest
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
-from rules_engine.case.facts import Case
+from rules_engine.case.facts import CaseFacts
+from rules_engine.engine.encoded import EncodedCase
 from rules_engine.engine.results import Evaluation
 from rules_engine.server.limits import Limits
 from tests.e2e.harness import ConcernCountService, RunningServer
@@ -45,7 +46,7 @@ class SlowService(ConcernCountService):
 
     def evaluate(
         self,
-        case: Case,
+        case: CaseFacts | EncodedCase,
         as_of: dt.datetime | None = None,
         ruleset: str | None = None,
         input_digest: str | None = None,

@@ -1,0 +1,28 @@
+"""A request's case as its bytes: what the compiled core reads, with the Python conversion kept for when it
+declines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import NamedTuple
+
+from rules_engine.case.facts import CaseFacts
+
+
+class EncodedCase(NamedTuple):
+    """A case as the request carried it, serialised once by the caller (service/core.py).
+
+    `data` is the `Case` message in deterministic protobuf encoding, `digest` its sha256 hex (the
+    decision log's input digest and the evaluation cache's key). `case_id` is the message's case
+    id as sent, not yet checked. `latest` is the latest date a fact may carry
+    (case.dates.latest_date of the request's today). `decode` is the Python conversion and
+    validation (requests.case_from_proto): the case as records or a model, or CaseError naming
+    every bad field; the engine calls it only when the compiled core cannot answer.
+    """
+
+    data: bytes
+    digest: str
+    case_id: str
+    latest: dt.date
+    decode: Callable[[], CaseFacts]
