@@ -189,6 +189,23 @@ cdef inline bint _skip(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos
     return False
 
 
+cdef bint _skip_field(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos, unsigned long long key) noexcept:
+    """Skip an unknown field, a (deprecated) group included: newer clients may send fields
+    this version does not know, and protobuf readers keep and ignore them."""
+    cdef unsigned long long inner
+    cdef int wire = <int>(key & 7)
+    if wire != 3:
+        return _skip(buf, end, pos, wire)
+    while pos[0] < end:
+        if not _varint(buf, end, pos, &inner):
+            return False
+        if <int>(inner & 7) == 4:
+            return (inner >> 3) == (key >> 3)
+        if not _skip_field(buf, end, pos, inner):
+            return False
+    return False
+
+
 cdef class Schema:
     """One message type's fields: what each proto field number holds and where it goes."""
 
@@ -207,6 +224,8 @@ cdef class Schema:
     cdef public list spans               # (start col, end col): the end may not precede the start
     cdef public int unique_col           # nested: a column whose values must differ (agency); -1
     cdef public int max_length
+    cdef int defined[MAX_FIELD]          # the field numbers in use, `ndefined` of them
+    cdef int ndefined
 
     def __init__(self, fields, int ncols, int nlists, int id_col, int date_col, spans, int unique_col, int max_length):
         cdef int fn
@@ -215,9 +234,12 @@ cdef class Schema:
         self.enum_map = [None] * MAX_FIELD
         self.nested = None
         self.nested_field = -1
+        self.ndefined = 0
         for fn, kind, col, required, absent, absent_declines, intern, keep, codes, enum_map, nested in fields:
             if fn >= MAX_FIELD:
                 raise ValueError(f"field number {fn} is beyond the core's schema")
+            self.defined[self.ndefined] = fn
+            self.ndefined += 1
             self.kind[fn] = kind
             self.col[fn] = col
             self.required[fn] = required
@@ -735,7 +757,7 @@ cdef class Evaluated:
                     total += 1
                     if total > core.max_facts:
                         raise Declined()
-            elif not _skip(buf, end, &pos, wire):
+            elif not _skip_field(buf, end, &pos, key):
                 raise Declined()
         if not case_id_ok:
             raise Declined()  # an empty case id is not an id
@@ -766,7 +788,7 @@ cdef class Evaluated:
                 if ordinal < 0 or (ordinal > 0 and (ordinal < self.core.first_ordinal or ordinal > latest)):
                     raise Declined()
                 self.birth = ordinal
-            elif not _skip(buf, end, &pos, wire):
+            elif not _skip_field(buf, end, &pos, key):
                 raise Declined()
         return 0
 
@@ -798,7 +820,7 @@ cdef class Evaluated:
                 wire = <int>(key & 7)
                 kind = schema.kind[fn] if fn < MAX_FIELD else K_SKIP
                 if kind == K_SKIP:
-                    if not _skip(buf, end, &pos, wire):
+                    if not _skip_field(buf, end, &pos, key):
                         raise Declined()
                     continue
                 col = schema.col[fn]
@@ -859,7 +881,8 @@ cdef class Evaluated:
                 else:
                     raise Declined()
             # absent or empty fields: the model's default, or refused when required
-            for fn in range(1, MAX_FIELD):
+            for i in range(schema.ndefined):
+                fn = schema.defined[i]
                 kind = schema.kind[fn]
                 if kind == K_SKIP or kind == K_ID_LIST or kind == K_CODE_LIST or kind == K_NESTED or seen[fn]:
                     continue
@@ -1591,15 +1614,26 @@ cdef class Evaluated:
         return tuple(items), count
 
 cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
-    """The index of a code in the field's sorted codes; -1 for "" (absent); -2 when unknown."""
-    cdef Py_ssize_t i
+    """The index of a code in the field's sorted codes (a binary search: codes are ASCII, so
+    their text order is their byte order); -1 for "" (absent); -2 when unknown."""
+    cdef Py_ssize_t lo = 0, hi = len(codes), mid, size
+    cdef int c
     cdef bytes code
     if n == 0:
         return -1
-    for i in range(len(codes)):
-        code = codes[i]
-        if PyBytes_GET_SIZE(code) == n and memcmp(PyBytes_AS_STRING(code), s, n) == 0:
-            return <int>i
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        code = codes[mid]
+        size = PyBytes_GET_SIZE(code)
+        c = memcmp(PyBytes_AS_STRING(code), s, size if size < n else n)
+        if c == 0:
+            if size == n:
+                return <int>mid
+            c = -1 if size < n else 1
+        if c < 0:
+            lo = mid + 1
+        else:
+            hi = mid
     return -2
 
 
