@@ -240,6 +240,7 @@ def test_every_default_value_is_described_by_the_schema(chart: helm.Chart) -> No
         ({"config": {"limits": {"maxStringChars": 8}}}, "a string limit under the server's minimum"),
         ({"config": {"limits": {"maxFacts": 20_000}}}, "a fact limit above what a case may hold"),
         ({"config": {"caseState": {"retentionDays": 0}}}, "no retention at all"),
+        ({"config": {"evaluationCacheSize": -1}}, "a negative evaluation cache size"),
         ({"config": {"limits": {"maxBatch": "many"}}}, "a limit that is no integer"),
         ({"config": {"limits": {"maxRequests": 5}}}, "an unknown limit"),
         ({"tls": {"enabled": True}}, "TLS without a Secret"),
@@ -961,6 +962,7 @@ LIMIT_ENV = {
     "RULES_ENGINE_DECISION_LOG_MAX_AGE_DAYS": "400",
     "RULES_ENGINE_CASE_DECISIONS_MAX_ENTRIES": "500",
     "RULES_ENGINE_MAX_CASES": "20000",
+    "RULES_ENGINE_EVALUATION_CACHE_SIZE": "2048",
 }
 
 
