@@ -134,7 +134,7 @@ class RedisStore(CaseStore):
         self._sentinel: Sentinel | None = None
         self._cluster = False
         if sentinels:
-            parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+            parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call, unused-ignore]
             for address in ("host", "port"):
                 parsed.pop(address, None)
             if parsed.pop("connection_class", None) is SSLConnection:
@@ -147,10 +147,10 @@ class RedisStore(CaseStore):
             }
             if sentinel_password is not None:
                 sentinel_options["password"] = sentinel_password
-            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
                 list(sentinels), sentinel_kwargs=sentinel_options, **parsed, **options
             )
-            self._client: redis.Redis = self._sentinel.master_for(sentinel_service)  # type: ignore[no-untyped-call]
+            self._client: redis.Redis = self._sentinel.master_for(sentinel_service)  # type: ignore[no-untyped-call, unused-ignore]
             self._where = f"sentinel service {sentinel_service}"
         elif url.startswith(CLUSTER_SCHEMES):
             if max_connections is not None:
@@ -615,7 +615,7 @@ def _cluster_nodes(url: str) -> tuple[list[ClusterNode], dict[str, Any]]:
     nodes = []
     for address in rest.split(","):
         host, _, port = address.rpartition(":")
-        nodes.append(ClusterNode(host or "localhost", int(port or 6379)))  # type: ignore[no-untyped-call]
+        nodes.append(ClusterNode(host or "localhost", int(port or 6379)))  # type: ignore[no-untyped-call, unused-ignore]
     return nodes, options
 
 
