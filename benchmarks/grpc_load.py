@@ -184,27 +184,67 @@ def start_echo(processes: int, directory: Path) -> Server:
     return server
 
 
-def serve_help() -> str:
-    executable = Path(sys.executable).with_name("rules-engine")
+def source_environment(source: Path | None) -> dict[str, str]:
+    """The environment that runs the `rules_engine` package in `source` (a checkout or a git
+    worktree of another commit) instead of this one: it goes first on PYTHONPATH, ahead of the
+    venv's editable install. None: this checkout, as installed."""
+    environment = {**os.environ}
+    if source is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
+    return environment
+
+
+def serve_help(source: Path | None = None) -> str:
     result = subprocess.run(
-        [str(executable), "serve", "--help"],
+        [sys.executable, str(SERVE_UNSHARED), "--help"],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+        env={**source_environment(source), "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
     )
     return result.stdout + result.stderr
 
 
-def start_engine(workers: int, directory: Path, redis_url: str | None, help_text: str) -> Server:
-    """`rules-engine serve` on a free port with the bundled rulesets, metrics off, logs to a file."""
+def cache_off(help_text: str) -> tuple[str, ...]:
+    """The `serve` options that turn the evaluation cache off, when this build has one.
+
+    h2load sends one fixed body, so with the cache on every call after the first would be a
+    hit; the headline figures are misses (every call evaluates).
+    """
+    return ("--evaluation-cache-size", "0") if "--evaluation-cache-size" in help_text else ()
+
+
+SERVE_UNSHARED = Path(__file__).with_name("serve_unshared.py")
+SERVING = "serving rules_engine.v1.RulesEngineService on "
+SERVING_HTTP = "over HTTP (Connect) on "
+
+
+def start_engine(
+    workers: int,
+    directory: Path,
+    redis_url: str | None,
+    help_text: str,
+    *,
+    http_port: int = 0,
+    options: tuple[str, ...] = (),
+    environment: dict[str, str] | None = None,
+    source: Path | None = None,
+    name: str | None = None,
+) -> Server:
+    """`rules-engine serve` on a free port with the bundled rulesets, metrics off, logs to a file.
+
+    Several processes without Redis each keep their own in-memory store, which `serve` refuses
+    (a deployment would split case state); benchmarks/serve_unshared.py runs the same command
+    with that one check skipped. `http_port` 0 leaves the HTTP door off (the gRPC door alone);
+    `options` are more `serve` options, `environment` more variables, `source` another checkout
+    of the package to run (its rulesets too).
+    """
     port = free_port()
-    executable = Path(sys.executable).with_name("rules-engine")
     command = [
-        str(executable),
-        "serve",
+        sys.executable,
+        str(SERVE_UNSHARED),
         "--rulesets",
-        str(ROOT / "rulesets"),
+        str((source or ROOT) / "rulesets"),
         "--host",
         "127.0.0.1",
         "--port",
@@ -214,22 +254,25 @@ def start_engine(workers: int, directory: Path, redis_url: str | None, help_text
     ]
     if "--workers" in help_text:
         command += ["--workers", str(workers)]
-    if "--http-port" in help_text:  # the gRPC door alone: no second listener on 8080
-        command += ["--http-port", "0"]
     elif workers != 1:
         raise BenchmarkError("`rules-engine serve` has no --workers option yet")
+    if "--http-port" in help_text:  # 0: the gRPC door alone, no second listener on 8080
+        command += ["--http-port", str(http_port)]
     if "--plaintext" in help_text:
         command.append("--plaintext")
     if redis_url:
         command += ["--redis-url", redis_url]
-    name = f"rules-engine x{workers}" + (" redis" if redis_url else "")
-    log = directory / (name.replace(" ", "-") + ".log")
-    environment = {**os.environ}
+    command += list(options)
+    name = name or f"rules-engine x{workers}" + (" redis" if redis_url else "")
+    log = directory / (name.replace(" ", "-").replace("/", "-") + ".log")
     # Let the supervisor (or its absence) decide on the multiprocess metrics directory.
+    env = {**source_environment(source), **(environment or {})}
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(name, port, [process], log)
-    _wait_for_log(server, "serving ", workers, 180)
+    _wait_for_log(server, SERVING, workers, 180)
+    if http_port:
+        _wait_for_log(server, SERVING_HTTP, workers, 60)
     return server
 
 
@@ -383,27 +426,37 @@ def h2load(
     streams: int,
     expected_response_bytes: int,
     rate_per_client: float | None = None,
+    path: str = METHOD,
+    content_type: str = "application/grpc",
+    h1: bool = False,
 ) -> LoadRun:
-    """Run h2load for `seconds`; latencies from its per-request log.
+    """Run h2load for `seconds` against the gRPC method `path`; latencies from its per-request log.
 
-    Without a rate: as fast as the server answers, after `warm_up` seconds. With
+    Over h2c, `server.port`; another `content_type` than gRPC's (the HTTP door's
+    `application/proto`) sends the body as it is, without the gRPC trailer header; `h1`: over
+    HTTP/1.1 instead (then one call in flight per connection: pass `streams` 1).
+
+    Without a rate: as fast as the server answers, after `warm_up` seconds (0: none, so that
+    the server's CPU and the calls counted cover the same interval). With
     `rate_per_client`: h2load paces each connection with a timer, and connections opened
     together fire together, so the load would arrive in bursts of one request per client;
     the connections are opened one by one, spread over one pacing interval, so that requests
     arrive evenly (there is no warm-up then; run it on a warm server).
     """
     if rate_per_client is None:
-        timing = ["-D", f"{seconds:g}", "--warm-up-time", f"{warm_up:g}"]
+        timing = ["-D", f"{seconds:g}"] + (["--warm-up-time", f"{warm_up:g}"] if warm_up > 0 else [])
     else:
         total = rate_per_client * clients
         spread_ms = max(1, round(1000 / total))
         timing = ["-n", str(round(total * seconds)), "-r", "1", "--rate-period", f"{spread_ms}ms"]
         timing += ["--rps", f"{rate_per_client:g}"]
-    args = [*timing, "-t", "1", "-c", str(clients), "-m", str(streams), "-d", str(body)]
-    args += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    args = [*(["--h1"] if h1 else []), *timing, "-t", "1", "-c", str(clients), "-m", str(streams), "-d", str(body)]
+    args += ["-H", f"content-type: {content_type}"]
+    if content_type.startswith("application/grpc"):
+        args += ["-H", "te: trailers"]
     pids = server.all_pids()
     worker_pids = server.workers()
-    run = run_h2load(args, f"http://127.0.0.1:{server.port}{METHOD}", pids)
+    run = run_h2load(args, f"http://127.0.0.1:{server.port}{path}", pids)
     summary, latencies = run.summary, run.latencies
     statuses_ok = set(run.statuses) <= {"200"}
     if not server.alive():

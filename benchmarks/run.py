@@ -173,7 +173,9 @@ def run_grpc(quick: bool, rounds: int) -> dict[str, Any]:
                     engines = {}
                     for stored in (False, True):
                         url = redis.url if stored else None
-                        engines[stored] = grpc_load.start_engine(workers, directory, url, help_text)
+                        engines[stored] = grpc_load.start_engine(
+                            workers, directory, url, help_text, options=grpc_load.cache_off(help_text)
+                        )
                         running.callback(engines[stored].stop)
                     echo_entry, evaluate = _alternate(workers, echo, engines, requests, bodies, quick, rounds)
                     results["echo"][str(workers)] = echo_entry
