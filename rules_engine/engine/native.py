@@ -21,7 +21,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from pydantic import BaseModel
@@ -38,6 +38,7 @@ from rules_engine.engine.results import EvidenceItem, ExplainedFlag, Outcome, Un
 from rules_engine.policy.compiled import (
     BoolOp,
     CompiledMeasure,
+    CompiledRule,
     CompiledRuleset,
     Const,
     Expr,
@@ -488,14 +489,14 @@ class NativeRuleset:
         specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
         index = {name: i for i, name in enumerate(self._names)}
-        self._cited = {}
-        for rule in ruleset.rules:
+        ordered = sorted(enumerate(ruleset.rules), key=lambda pair: (-pair[1].severity, pair[1].id))
+        self._flagging = []
+        for position, rule in ordered:
             cited = cited_measures(rule, rules, specs)
-            self._cited[rule.id] = (cited, [index[name] for name in cited])
+            explanation = _Explanation(rule.explanation, ruleset.parameters, specs)
+            indices = tuple(index[name] for name in cited)
+            self._flagging.append(_RuleParts(rule, position, cited, indices, explanation, rule.status == "shadow"))
         self._starts: Callable[[dt.date], list[int]] = functools.lru_cache(maxsize=1024)(self._window_starts)
-        self._explanations = {
-            rule.id: _Explanation(rule.explanation, ruleset.parameters, specs) for rule in ruleset.rules
-        }
 
     def _window_starts(self, as_of: dt.date) -> list[int]:
         return [calendar.window_start(as_of, w).toordinal() for w in self._windows]
@@ -506,8 +507,7 @@ class NativeRuleset:
         if evaluated is None:
             return None
         measures = dict(zip(self._names, evaluated.values, strict=True))
-        outcomes = dict(zip(self._rule_ids, evaluated.decide(), strict=True))
-        return _outcome(self.ruleset, measures, outcomes, evaluated, self._cited, self._explanations)
+        return _outcome(self.ruleset, self._rule_ids, measures, evaluated.decide(), evaluated, self._flagging)
 
 
 def _number(value: Any) -> float:
@@ -539,43 +539,64 @@ class _Explanation:
         return found
 
 
+class _RuleParts(NamedTuple):
+    """What a rule's flag takes from the rule alone, looked up once per ruleset."""
+
+    rule: CompiledRule
+    position: int  # in ruleset.rules, where its outcome is
+    names: tuple[str, ...]  # the measures the flag cites
+    indices: tuple[int, ...]
+    explanation: _Explanation
+    shadow: bool
+
+
 def _outcome(
     ruleset: CompiledRuleset,
+    rule_ids: Sequence[str],
     measures: dict[str, Any],
-    outcomes: dict[str, bool | None],
+    decided: Sequence[bool | None],
     evaluated: Any,
-    cited: Mapping[str, tuple[tuple[str, ...], Sequence[int]]],
-    explanations: Mapping[str, _Explanation],
+    flagging: Sequence[_RuleParts],
 ) -> Outcome:
+    """The Outcome engine/evaluator.py gives: flags in (severity descending, rule id) order,
+    which `flagging` already has, and the active rules that could not be decided."""
+    outcomes = dict(zip(rule_ids, decided, strict=True))
     flags: list[ExplainedFlag] = []
     shadow: list[ExplainedFlag] = []
-    undetermined: list[UndeterminedRule] = []
-    for rule in ruleset.rules:
-        outcome = outcomes[rule.id]
-        if outcome is True:
-            names, indices = cited[rule.id]
-            evidence, count = evaluated.flag_evidence(indices, MAX_EVIDENCE)
-            flag = ExplainedFlag(
-                rule_id=rule.id,
-                title=rule.title,
-                severity=rule.severity,
-                escalation=rule.escalation,
-                explanation=explanations[rule.id].text(measures),
-                condition=rule.condition_text,
-                measured_values=tuple([(name, measures.get(name)) for name in names]),
-                thresholds=rule.thresholds,
-                source_kind=rule.source_kind,
-                source_reference=rule.source_reference,
-                evidence=evidence,
-                evidence_count=count,
-                contributing_rule_ids=tuple([dep for dep in rule.depends_on if outcomes.get(dep) is True]),
-                shadow=rule.status == "shadow",
+    for parts in flagging:
+        if decided[parts.position] is not True:
+            continue
+        rule = parts.rule
+        evidence, count = evaluated.flag_evidence(parts.indices, MAX_EVIDENCE)
+        flag = _new_flag(
+            (
+                rule.id,
+                rule.title,
+                rule.severity,
+                rule.escalation,
+                parts.explanation.text(measures),
+                rule.condition_text,
+                tuple([(name, measures[name]) for name in parts.names]),
+                rule.thresholds,
+                rule.source_kind,
+                rule.source_reference,
+                evidence,
+                tuple([dep for dep in rule.depends_on if outcomes[dep] is True]) if rule.depends_on else (),
+                parts.shadow,
+                count,
             )
-            (shadow if flag.shadow else flags).append(flag)
-        elif outcome is None and rule.status == "active":
-            missing = tuple(m for m in rule.measures if measures.get(m) is None)
-            missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
-            undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
-    flags.sort(key=lambda f: (-f.severity, f.rule_id))
-    shadow.sort(key=lambda f: (-f.severity, f.rule_id))
+        )
+        (shadow if parts.shadow else flags).append(flag)
+    undetermined: list[UndeterminedRule] = []
+    if None in decided:
+        for rule in ruleset.rules:
+            if outcomes[rule.id] is None and rule.status == "active":
+                missing = tuple(m for m in rule.measures if measures.get(m) is None)
+                missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
+                undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
     return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), False)
+
+
+def _new_flag(fields: tuple[Any, ...]) -> ExplainedFlag:
+    # tuple.__new__ rather than the named tuple's own __new__, a Python function: as case_index.
+    return tuple.__new__(ExplainedFlag, fields)
