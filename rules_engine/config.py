@@ -17,7 +17,7 @@ MAX_FACTS = 10_000
 DEFAULT_METRICS_PORT = 9464
 # The HTTP door (Connect, gRPC-Web, /healthz, /openapi.json); 0 turns it off.
 DEFAULT_HTTP_PORT = 8080
-DEFAULT_THREADS = 8
+DEFAULT_THREADS = 4
 # What decides which rules hold: "durable", the durable-rules Matcher (engine/matching.py), or
 # "reference", the pure-Python evaluator alone (which also answers whenever the Matcher fails).
 MatcherName = Literal["durable", "reference"]
@@ -34,10 +34,10 @@ class Settings:
     # Browser origins allowed to call the HTTP door (CORS); empty: none, "*": any.
     cors_origins: tuple[str, ...] = ()
     metrics_port: int = DEFAULT_METRICS_PORT
-    # Threads per process serving gRPC calls. Evaluation holds the GIL, so threads trade
-    # throughput for latency: under h2load (200-fact cases, one process) 2 threads cost 5-15%
-    # less CPU a call than 8, but calls queue behind a slow one and p99 at half load rose from
-    # about 3x to 4-5x the median. Inline callers wait, so latency wins; scale with --workers.
+    # Threads per process serving gRPC calls. Evaluation holds the GIL, so more threads mostly
+    # hand it to each other: an A/B of 1, 2, 4 and 8 (BENCHMARKS.md, issue 18; h2load, two
+    # processes, 20- and 200-fact cases) gave 4 the most calls/s (10-17% more than 8) with a p99
+    # at half load no worse; 1 queues every call behind the one running (p99 2.5-7x worse).
     max_workers: int = DEFAULT_THREADS
     grace_seconds: float = 10.0
     # Which rules hold is decided by this matcher (see MatcherName).
