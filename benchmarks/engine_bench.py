@@ -1,7 +1,11 @@
 """Engine-only throughput and latency: the safeguarding ruleset over synthetic cases of 20, 200 and 2,000 facts.
 
-Measures what one worker does per Evaluate without gRPC: the request's case read into records
-(requests.case_from_proto, as the server does), measures, matching, explanations.
+Measures what one worker does per Evaluate without gRPC. Two paths:
+- python: the request's case read into records (requests.case_from_proto), measures, matching
+  (durable-rules), explanations: the Python engine, the reference;
+- compiled: the case serialized as the server does (deterministic bytes, also its digest) and
+  handed to the compiled core (PreparedRuleset.evaluate_encoded): reading, measures, conditions
+  and explanations. Always "with conversion": the core starts from the bytes.
 Run: `python benchmarks/engine_bench.py [--seconds S]`.
 """
 
@@ -14,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rules_engine.case.dates import latest_date
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.service import requests
@@ -23,23 +28,36 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = (20, 200, 2000)
 
 
-def bench_size(prepared: PreparedRuleset, facts: int, seconds: float, with_conversion: bool) -> dict[str, Any]:
+def bench_size(
+    prepared: PreparedRuleset, facts: int, seconds: float, with_conversion: bool, path: str = "python"
+) -> dict[str, Any]:
     as_of = LONG_TIMELINE_END
+    latest = latest_date(as_of)
     message = requests.case_from_json(sized_case(facts))
     case = requests.case_from_proto(message, as_of)
+    if path == "compiled":
+        if prepared.evaluate_encoded(message.SerializeToString(deterministic=True), as_of, latest) is None:
+            raise RuntimeError(f"the compiled core did not answer: {prepared.native_missing or 'declined'}")
+
+        def once() -> None:
+            prepared.evaluate_encoded(message.SerializeToString(deterministic=True), as_of, latest)
+    else:
+
+        def once() -> None:
+            prepared.evaluate(requests.case_from_proto(message, as_of) if with_conversion else case, as_of)
+
     for _ in range(50):
-        prepared.evaluate(case, as_of)
+        once()
     timings: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
-        if with_conversion:
-            case = requests.case_from_proto(message, as_of)
-        prepared.evaluate(case, as_of)
+        once()
         timings.append(time.perf_counter() - start)
     timings.sort()
     return {
         "facts": facts,
+        "path": path,
         "with_conversion": with_conversion,
         "evaluations": len(timings),
         "per_second": round(len(timings) / sum(timings)),
@@ -51,7 +69,10 @@ def bench_size(prepared: PreparedRuleset, facts: int, seconds: float, with_conve
 def run(seconds: float = 3.0) -> list[dict[str, Any]]:
     prepared = PreparedRuleset(compile_ruleset(ROOT / "rulesets" / "safeguarding"))
     try:
-        return [bench_size(prepared, n, seconds, conv) for n in SIZES for conv in (False, True)]
+        rows = [bench_size(prepared, n, seconds, conv) for n in SIZES for conv in (False, True)]
+        if prepared.native is not None:
+            rows += [bench_size(prepared, n, seconds, True, "compiled") for n in SIZES]
+        return rows
     finally:
         prepared.close()
 
@@ -61,11 +82,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="time per size")
     options = parser.parse_args()
     rows = run(options.seconds)
-    print(f"{'facts':>6} {'conversion':>10} {'evals/s':>9} {'median µs':>10} {'p99 µs':>9}")
+    print(f"{'facts':>6} {'path':>9} {'conversion':>10} {'evals/s':>9} {'median µs':>10} {'p99 µs':>9}")
     for row in rows:
         print(
-            f"{row['facts']:>6} {'yes' if row['with_conversion'] else 'no':>10} {row['per_second']:>9} "
-            f"{row['median_us']:>10} {row['p99_us']:>9}"
+            f"{row['facts']:>6} {row['path']:>9} {'yes' if row['with_conversion'] else 'no':>10} "
+            f"{row['per_second']:>9} {row['median_us']:>10} {row['p99_us']:>9}"
         )
     print(json.dumps(rows))
 
