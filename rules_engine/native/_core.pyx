@@ -262,26 +262,33 @@ cdef class Table:
     """One fact type's facts as columns: vals[row * ncols + col]; ids as bytes; lists as tuples."""
 
     cdef double* vals
+    cdef const char** idp       # each row's id: a pointer into the request's bytes (or `keep`)
+    cdef Py_ssize_t* idl
     cdef public int n, ncols, cap
-    cdef public list ids        # bytes per row
+    cdef public object keep     # what idp points into
     cdef public list lists      # per list slot: list of per-row tuples
     cdef public list nested     # per row: list of nested rows (conferences' agencies), or None
     cdef public str name
 
     def __cinit__(self):
         self.vals = NULL
+        self.idp = NULL
+        self.idl = NULL
         self.n = 0
         self.cap = 0
 
     def __dealloc__(self):
-        if self.vals != NULL:
-            free(self.vals)
+        free(self.vals)
+        free(self.idp)
+        free(self.idl)
 
     cdef int reserve(self, int ncols, int cap) except -1:
         self.ncols = ncols
         self.cap = cap
         self.vals = <double*>malloc(sizeof(double) * (cap * ncols if cap * ncols > 0 else 1))
-        if self.vals == NULL:
+        self.idp = <const char**>malloc(sizeof(char*) * (cap if cap > 0 else 1))
+        self.idl = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (cap if cap > 0 else 1))
+        if self.vals == NULL or self.idp == NULL or self.idl == NULL:
             raise MemoryError()
         return 0
 
@@ -371,26 +378,6 @@ cdef int _by_id(const void* a, const void* b) noexcept nogil:
     return -1 if la < lb else (1 if la > lb else 0)
 
 
-cdef class _IdView:
-    """C pointers to a table's id bytes, for sorting."""
-
-    cdef const char** p
-    cdef Py_ssize_t* l
-
-    def __cinit__(self, list ids):
-        cdef Py_ssize_t i, n = len(ids)
-        self.p = <const char**>malloc(sizeof(char*) * (n if n > 0 else 1))
-        self.l = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (n if n > 0 else 1))
-        for i in range(n):
-            b = ids[i]
-            self.p[i] = PyBytes_AS_STRING(b)
-            self.l[i] = PyBytes_GET_SIZE(b)
-
-    def __dealloc__(self):
-        free(self.p)
-        free(self.l)
-
-
 # --- the ruleset's tables -------------------------------------------------------------------
 
 cdef struct Ins:
@@ -466,11 +453,11 @@ cdef int _newest_first(const void* a, const void* b) noexcept nogil:
     return -1 if x.idlen > y.idlen else (1 if x.idlen < y.idlen else 0)
 
 
-cdef inline void _candidate(Cand* c, Table table, _IdView view, int t, int row, int datecol, int rank) noexcept:
+cdef inline void _candidate(Cand* c, Table table, int t, int row, int datecol, int rank) noexcept:
     c.ord = <int>table.vals[row * table.ncols + datecol]
     c.rank = rank
-    c.id = view.p[row]
-    c.idlen = view.l[row]
+    c.id = table.idp[row]
+    c.idlen = table.idl[row]
     c.t = t
     c.row = row
 
@@ -721,7 +708,7 @@ cdef class Evaluated:
     cdef int birth
     cdef dict sources            # per measure index: its evidence pieces (see pieces)
     cdef dict made               # EvidenceItems made in this evaluation, by fact and date
-    cdef list views              # per fact type: its _IdView, once sorted or cited
+    cdef bytes data              # the request's bytes, which the tables' ids point into
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -732,7 +719,12 @@ cdef class Evaluated:
         cdef int fn, wire, t, total = 0, i, ordinal
         cdef Core core = self.core
         cdef Table table
-        cdef list per_type = [[] for _ in range(core.ntypes)]
+        cdef Py_ssize_t* spans = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 3 * (core.max_facts + 1))
+        cdef Py_ssize_t* pairs = NULL
+        cdef int n, j
+        if spans == NULL:
+            raise MemoryError()
+        self.data = data
         self.ids = {}
         self.birth = 0
         case_id_ok = False
@@ -753,19 +745,35 @@ cdef class Evaluated:
                 elif fn == 2:
                     self.read_child(buf, start, pos, latest)
                 else:
-                    per_type[core.case_fields[fn]].append((start, pos))
-                    total += 1
-                    if total > core.max_facts:
+                    if total >= core.max_facts:
+                        free(spans)
                         raise Declined()
+                    spans[3 * total] = core.case_fields[fn]
+                    spans[3 * total + 1] = start
+                    spans[3 * total + 2] = pos
+                    total += 1
             elif not _skip_field(buf, end, &pos, key):
+                free(spans)
                 raise Declined()
         if not case_id_ok:
+            free(spans)
             raise Declined()  # an empty case id is not an id
         self.tables = [None] * core.ntypes
-        for t in range(core.ntypes):
-            if t == core.derived_type:
-                continue
-            self.tables[t] = self.read_table(buf, core.schemas[t], per_type[t], latest, core.type_names[t])
+        pairs = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (total + 1))
+        try:
+            for t in range(core.ntypes):
+                if t == core.derived_type:
+                    continue
+                n = 0
+                for j in range(total):
+                    if spans[3 * j] == t:
+                        pairs[2 * n] = spans[3 * j + 1]
+                        pairs[2 * n + 1] = spans[3 * j + 2]
+                        n += 1
+                self.tables[t] = self.read_table(buf, core.schemas[t], pairs, n, latest, core.type_names[t])
+        finally:
+            free(spans)
+            free(pairs)
         if core.derived_type >= 0:
             self.tables[core.derived_type] = self.derive_agencies(self.tables[core.conference_type])
         return 0
@@ -792,23 +800,27 @@ cdef class Evaluated:
                 raise Declined()
         return 0
 
-    cdef Table read_table(self, const unsigned char* buf, Schema schema, list spans, int latest, str name):
+    cdef Table read_table(self, const unsigned char* buf, Schema schema, Py_ssize_t* pairs, int n, int latest,
+                          str name):
         cdef Table table = Table.__new__(Table)
-        cdef int n = len(spans), row, fn, wire, kind, col, ncols = schema.ncols, ordinal, i, j
+        cdef int row, fn, wire, kind, col, ncols = schema.ncols, ordinal, i, j
         cdef Py_ssize_t pos, end, start
         cdef unsigned long long key, length, v
         cdef double* r
         cdef double value
         cdef bint seen[MAX_FIELD]
         cdef int a, b
+        cdef Py_ssize_t* inner
         table.name = name
         table.reserve(ncols, n)
         table.n = n
-        table.ids = [None] * n
+        table.keep = self.data
         table.lists = [[()] * n for _ in range(schema.nlists)]
         table.nested = None if schema.nested is None else [()] * n
         for row in range(n):
-            pos, end = spans[row]
+            pos, end = pairs[2 * row], pairs[2 * row + 1]
+            table.idp[row] = NULL
+            table.idl[row] = 0
             r = table.vals + row * ncols
             for i in range(ncols):
                 r[i] = NAN
@@ -854,7 +866,8 @@ cdef class Evaluated:
                         raise Declined()
                     seen[fn] = True
                     if kind == K_ID and col == schema.id_col:
-                        table.ids[row] = PyBytes_FromStringAndSize(<const char*>(buf + start), pos - start)
+                        table.idp[row] = <const char*>(buf + start)
+                        table.idl[row] = pos - start
                     if schema.intern[fn]:
                         r[col] = self.intern(PyBytes_FromStringAndSize(<const char*>(buf + start), pos - start))
                 elif kind == K_DATE:
@@ -903,7 +916,14 @@ cdef class Evaluated:
         if schema.nested is not None:
             for row in range(n):
                 if table.nested[row]:
-                    table.nested[row] = self.read_table(buf, schema.nested, list(table.nested[row]), latest, "")
+                    nested = table.nested[row]
+                    inner = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * len(nested))
+                    try:
+                        for i in range(len(nested)):
+                            inner[2 * i], inner[2 * i + 1] = nested[i]
+                        table.nested[row] = self.read_table(buf, schema.nested, inner, len(nested), latest, "")
+                    finally:
+                        free(inner)
                 else:
                     table.nested[row] = None
         return table
@@ -927,12 +947,11 @@ cdef class Evaluated:
         """Ids are unique within a fact type (the record readers refuse a repeated one)."""
         global _sort_idp, _sort_idl
         cdef int n = table.n, i
-        cdef _IdView view = _IdView(table.ids)
         cdef int* order = <int*>malloc(sizeof(int) * n)
         try:
             for i in range(n):
                 order[i] = i
-            _sort_idp, _sort_idl = view.p, view.l
+            _sort_idp, _sort_idl = table.idp, table.idl
             qsort(order, n, sizeof(int), _by_id)
             for i in range(1, n):
                 if _by_id(&order[i - 1], &order[i]) == 0:
@@ -967,20 +986,23 @@ cdef class Evaluated:
         table.name = self.core.type_names[self.core.derived_type]
         table.reserve(ncols, n)
         table.n = n
-        table.ids = [None] * n
+        table.keep = []
         table.lists = []
         table.nested = None
         for row in range(conferences.n):
             if conferences.nested[row] is None:
                 continue
             agencies = conferences.nested[row]
-            conf_id = conferences.ids[row]
+            conf_id = PyBytes_FromStringAndSize(conferences.idp[row], conferences.idl[row])
             for a in range(agencies.n):
                 r = table.vals + out * ncols
                 for c in range(ncols):
                     r[c] = NAN
                 agency = <int>agencies.get(a, a_agency_col)
-                table.ids[out] = conf_id + b"/" + agency_names[agency]
+                derived_id = conf_id + b"/" + agency_names[agency]
+                table.keep.append(derived_id)
+                table.idp[out] = PyBytes_AS_STRING(derived_id)
+                table.idl[out] = PyBytes_GET_SIZE(derived_id)
                 r[c_date] = conferences.get(row, conf_date_col)
                 if c_conf_id >= 0:
                     r[c_conf_id] = self.intern(conf_id)
@@ -1006,7 +1028,6 @@ cdef class Evaluated:
         cdef int t, datecol, i, n = 0
         cdef Table table
         cdef Series s
-        cdef _IdView view
         found = self.bases[b]
         if found is not None:
             return found
@@ -1024,8 +1045,7 @@ cdef class Evaluated:
                 s.rows[n] = i
                 n += 1
         if n > 1:
-            view = self.id_view(t)
-            _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl = table.vals, table.ncols, datecol, view.p, view.l
+            _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl = table.vals, table.ncols, datecol, table.idp, table.idl
             qsort(s.rows, n, sizeof(int), _by_date_then_id)
         for i in range(n):
             s.ords[i] = <int>table.get(s.rows[i], datecol)
@@ -1122,7 +1142,6 @@ cdef class Evaluated:
         self.evidence = [None] * self.core.nmeasures
         self.sources = {}
         self.made = {}
-        self.views = [None] * self.core.ntypes
         for m in range(self.core.nmeasures):
             self.measure(m)
         return 0
@@ -1487,13 +1506,6 @@ cdef class Evaluated:
         series, start, end = found
         return [series.rows[i] for i in range(start, end)]
 
-    cdef _IdView id_view(self, int t):
-        """C pointers to a fact type's ids, made once per evaluation."""
-        found = self.views[t]
-        if found is None:
-            found = self.views[t] = _IdView((<Table>self.tables[t]).ids)
-        return found
-
     cdef list pieces(self, int m):
         """The (measure, evidence) pieces behind a measure: its own, or its inputs' for a sum or
         ratio (flattened, in order, as engine.case_index.Combined keeps its parts)."""
@@ -1530,7 +1542,6 @@ cdef class Evaluated:
         cdef Cand* c
         cdef unsigned char* seen
         cdef int* offsets
-        cdef _IdView view
         pieces = []
         for m in cited:
             pieces.extend(self.pieces(m))
@@ -1552,26 +1563,24 @@ cdef class Evaluated:
                     rows = entry[3]
                     end = len(rows)
                     lower = end - limit if end > limit else 0
-                    view = self.id_view(t)
                     table = self.tables[t]
                     for i in range(end - 1, lower - 1, -1):
                         row = rows[i]
                         if not seen[offsets[t] + row]:
                             seen[offsets[t] + row] = 1
-                            _candidate(&cands[ncand], table, view, t, row, datecol, self.core.type_rank[t])
+                            _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
                             ncand += 1
                 else:
                     series = entry[0]
                     t = series.t
                     start, end = entry[1], entry[2]
                     lower = end - limit if end - limit > start else start
-                    view = self.id_view(t)
                     table = self.tables[t]
                     for i in range(end - 1, lower - 1, -1):
                         row = series.rows[i]
                         if not seen[offsets[t] + row]:
                             seen[offsets[t] + row] = 1
-                            _candidate(&cands[ncand], table, view, t, row, datecol, self.core.type_rank[t])
+                            _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
                             ncand += 1
             qsort(cands, ncand, sizeof(Cand), _newest_first)
             items = []
@@ -1583,7 +1592,8 @@ cdef class Evaluated:
                 if item is None:
                     table = self.tables[c.t]
                     item = self.made[key] = tuple.__new__(
-                        self.core.evidence_item, (table.name, _text(table.ids[c.row]), _date(c.ord))
+                        self.core.evidence_item,
+                        (table.name, PyUnicode_DecodeASCII(c.id, c.idlen, NULL), _date(c.ord)),
                     )
                 items.append(item)
             # how many facts in all
@@ -1638,7 +1648,6 @@ cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3
 
 
 _DATES = {}
-_TEXTS = {}
 
 
 cdef object _date(int ordinal):
@@ -1650,10 +1659,3 @@ cdef object _date(int ordinal):
     return found
 
 
-cdef object _text(bytes value):
-    found = _TEXTS.get(value)
-    if found is None:
-        if len(_TEXTS) > 100000:
-            _TEXTS.clear()
-        found = _TEXTS[value] = value.decode("ascii")
-    return found
