@@ -453,6 +453,27 @@ cdef int _newest_first(const void* a, const void* b) noexcept nogil:
     return -1 if x.idlen > y.idlen else (1 if x.idlen < y.idlen else 0)
 
 
+cdef int _keep_newest(Cand* cands, int n, int limit) noexcept:
+    """Move the newest `limit` candidates to the front, newest first; how many there are. An
+    insertion into a short sorted prefix: a composite flag has hundreds of candidates and needs 20."""
+    cdef int kept = 0, i, j
+    cdef Cand c
+    if limit <= 0:
+        return 0
+    for i in range(n):
+        c = cands[i]
+        if kept == limit and _newest_first(&c, &cands[kept - 1]) >= 0:
+            continue
+        j = kept if kept < limit else limit - 1
+        while j > 0 and _newest_first(&c, &cands[j - 1]) < 0:
+            cands[j] = cands[j - 1]
+            j -= 1
+        cands[j] = c
+        if kept < limit:
+            kept += 1
+    return kept
+
+
 cdef inline void _candidate(Cand* c, Table table, int t, int row, int datecol, int rank) noexcept:
     c.ord = <int>table.vals[row * table.ncols + datecol]
     c.rank = rank
@@ -1582,7 +1603,7 @@ cdef class Evaluated:
                             seen[offsets[t] + row] = 1
                             _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
                             ncand += 1
-            qsort(cands, ncand, sizeof(Cand), _newest_first)
+            ncand = _keep_newest(cands, ncand, limit)
             items = []
             for i in range(ncand if ncand < limit else limit):
                 c = &cands[i]
@@ -1591,7 +1612,7 @@ cdef class Evaluated:
                 item = self.made.get(key)
                 if item is None:
                     table = self.tables[c.t]
-                    item = self.made[key] = tuple.__new__(
+                    item = self.made[key] = _new_tuple(
                         self.core.evidence_item,
                         (table.name, PyUnicode_DecodeASCII(c.id, c.idlen, NULL), _date(c.ord)),
                     )
@@ -1648,6 +1669,7 @@ cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3
 
 
 _DATES = {}
+_new_tuple = tuple.__new__  # EvidenceItem is a named tuple: its own __new__ is a Python function
 
 
 cdef object _date(int ordinal):
