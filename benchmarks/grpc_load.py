@@ -466,12 +466,17 @@ def h2load(
     # Warm-up responses are in h2load's byte count too, so this is a lower bound: any share of
     # gRPC errors (no message) would pull the bytes per request well below the response size.
     data = int(summary["data_bytes"])
+    # A timed run (-D) ends with up to clients x streams calls in flight, which h2load abandons;
+    # the HTTP door's HTTP/2 stack answers the abandoned streams' frames with a reset, and h2load
+    # counts those calls as failed and errored (the server logs "Invalid HTTP/2 frame received" at
+    # that moment, never before). Every response h2load did read must still be a 200 with an answer.
+    abandoned = clients * streams if rate_per_client is None else 0
+    unanswered = int(summary["failed"]) + int(summary["errored"])
     responses_ok = (
         statuses_ok
-        and succeeded == requests
-        and summary["failed"] == 0
-        and summary["errored"] == 0
-        and data >= 0.95 * requests * expected_response_bytes
+        and requests - succeeded <= abandoned
+        and unanswered <= 2 * abandoned
+        and data >= 0.95 * succeeded * expected_response_bytes
     )
     return LoadRun(
         server=server.name,
