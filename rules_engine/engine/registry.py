@@ -135,7 +135,9 @@ class Registry:
                     old.prepared.close()
                 else:
                     slot.retired.append(old)
-        log.info("ruleset loaded", extra={"ruleset": name, "version": compiled.version})
+        # Which engine answers: "compiled", or why the Python engine does (unavailable, ruleset, off).
+        engine = "compiled" if prepared.native is not None else f"python ({prepared.native_missing})"
+        log.info("ruleset loaded", extra={"ruleset": name, "version": compiled.version, "engine": engine})
         return ReloadResult(name, "loaded", compiled.version)
 
     def _refuse(self, name: str, error: str) -> ReloadResult:
