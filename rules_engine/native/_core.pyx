@@ -91,6 +91,7 @@ cdef enum:
     R_IN = 8          # measure in the set (negated for `not in`)
 
 DEF MAX_FIELD = 32
+DEF MAX_GROUP_DEPTH = 100  # protobuf's default recursion limit
 DEF KEY_SPAN = 4294967296  # rows per fact type in an evidence key (derived facts included)
 DEF MAX_STACK = 64
 
@@ -189,21 +190,30 @@ cdef inline bint _skip(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos
     return False
 
 
-cdef bint _skip_field(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos, unsigned long long key) noexcept:
+cdef bint _skip_field(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* pos, unsigned long long key,
+                      int depth=0) noexcept:
     """Skip an unknown field, a (deprecated) group included: newer clients may send fields
-    this version does not know, and protobuf readers keep and ignore them."""
+    this version does not know, and protobuf readers keep and ignore them. Groups nested deeper
+    than protobuf's own recursion limit are refused rather than followed down the C stack."""
     cdef unsigned long long inner
     cdef int wire = <int>(key & 7)
     if wire != 3:
         return _skip(buf, end, pos, wire)
+    if depth >= MAX_GROUP_DEPTH:
+        return False
     while pos[0] < end:
         if not _varint(buf, end, pos, &inner):
             return False
         if <int>(inner & 7) == 4:
             return (inner >> 3) == (key >> 3)
-        if not _skip_field(buf, end, pos, inner):
+        if not _skip_field(buf, end, pos, inner, depth + 1):
             return False
     return False
+
+
+cdef inline int _field_number(unsigned long long key) noexcept:
+    """A tag's field number, or 0 (no field of ours) when beyond the schema's numbers."""
+    return <int>(key >> 3) if (key >> 3) < MAX_FIELD else 0
 
 
 cdef class Schema:
@@ -752,7 +762,7 @@ cdef class Evaluated:
         while pos < end:
             if not _varint(buf, end, &pos, &key):
                 raise Declined()
-            fn = <int>(key >> 3)
+            fn = _field_number(key)
             wire = <int>(key & 7)
             if wire == 2 and (fn == 1 or fn == 2 or (fn < MAX_FIELD and core.case_fields[fn] >= 0)):
                 if not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
@@ -806,7 +816,7 @@ cdef class Evaluated:
         while pos < end:
             if not _varint(buf, end, &pos, &key):
                 raise Declined()
-            fn = <int>(key >> 3)
+            fn = _field_number(key)
             wire = <int>(key & 7)
             if fn == self.core.birth_field and wire == 2:
                 if not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
@@ -849,7 +859,7 @@ cdef class Evaluated:
             while pos < end:
                 if not _varint(buf, end, &pos, &key):
                     raise Declined()
-                fn = <int>(key >> 3)
+                fn = _field_number(key)
                 wire = <int>(key & 7)
                 kind = schema.kind[fn] if fn < MAX_FIELD else K_SKIP
                 if kind == K_SKIP:

@@ -88,3 +88,28 @@ def test_the_registry_says_which_engine_answers_a_ruleset(caplog: pytest.LogCapt
     engines = {getattr(r, "ruleset", None): getattr(r, "engine", None) for r in caplog.records}
     assert engines.get("safeguarding") == "compiled"
     assert engines.get("starter") == "compiled"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        _varint((2**29 - 1) << 3 | 2) + _varint(3) + b"abc",  # the largest field number protobuf allows
+        _varint(2**63 + 2) + b"\x00",  # a tag no protobuf writer makes: field number beyond 2**32
+        _varint(7 << 3 | 3) * 5_000 + b"\x00",  # groups nested far deeper than protobuf's limit
+    ],
+)
+def test_hostile_bytes_are_declined_or_answered_never_a_crash(compiled: Any, extra: bytes) -> None:
+    prepared = PreparedRuleset(compiled, matcher="reference")
+    data = _case_bytes() + extra
+    for cut in (len(data), len(data) - 1):
+        outcome = prepared.evaluate_encoded(data[:cut], AS_OF, latest_date(AS_OF))
+        assert outcome is None or outcome.flags
