@@ -226,7 +226,7 @@ from rules_engine.config import Settings
 from rules_engine.server.server import serve_forever
 from tests.e2e.harness import ConcernCountService
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-serve_forever(ConcernCountService(), Settings(host="127.0.0.1", port=0, grace_seconds=5))
+serve_forever(ConcernCountService(), Settings(host="127.0.0.1", port=0, http_port=0, grace_seconds=5))
 """
 
 
