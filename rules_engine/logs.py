@@ -52,6 +52,8 @@ CONTEXT_FIELDS = frozenset(
         "pid",
         "exit_code",
         "reason",
+        # Which engine evaluates a ruleset: "compiled", or "python (why)".
+        "engine",
     }
 )
 # Their messages name rule files and store hosts, never anything from a request.
