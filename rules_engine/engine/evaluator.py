@@ -39,7 +39,7 @@ class PreparedRuleset:
         self.ruleset = ruleset
         self.reference = ReferenceEvaluator(ruleset)
         self.matcher = Matcher(ruleset) if matcher == "durable" else None
-        self.native, self.native_missing = _native_ruleset(ruleset, self.reference) if native else (None, "off")
+        self.native, self.native_missing = _native_ruleset(ruleset) if native else (None, "off")
         self._measure_specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
         self._cited = {rule.id: cited_measures(rule, rules, self._measure_specs) for rule in ruleset.rules}
@@ -128,13 +128,13 @@ class PreparedRuleset:
         return outcomes
 
 
-def _native_ruleset(ruleset: CompiledRuleset, reference: ReferenceEvaluator) -> tuple[NativeRuleset | None, str]:
+def _native_ruleset(ruleset: CompiledRuleset) -> tuple[NativeRuleset | None, str]:
     """The compiled core for a ruleset, or None and why (counted as the fallback's reason)."""
     core = native_loader.load()
     if core is None:
         return None, "unavailable"
     try:
-        return NativeRuleset(ruleset, core, reference), ""
+        return NativeRuleset(ruleset, core), ""
     except NotInCore as exc:
         log.warning("ruleset %s runs on the Python engine: the compiled core does not run %s", ruleset.name, exc)
         return None, "ruleset"

@@ -9,9 +9,10 @@ checks them), each `where:` filter as postfix instructions over columns of doubl
 gets no NativeRuleset: `build` raises NotInCore and that ruleset is evaluated by the Python
 engine, which stays the reference for every case.
 
-Rule conditions are decided by the reference evaluator over the measured values: durable-rules
-costs 74 µs per call at 20 facts and 153 µs at 200 (BENCHMARKS.md), more than the whole call's
-budget, so the compiled path leaves it to the Python path, where it remains the matcher.
+Rule conditions are decided in the core, in Kleene's logic as engine/reference.py decides them:
+durable-rules costs 74 µs per call at 20 facts and 153 µs at 200 (docs/design/compiled-core.md),
+more than the whole call's budget, so the compiled path leaves it to the Python path, where it
+remains the matcher.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from rules_engine.case.fields import fact_fields, field_default, sub_model
 from rules_engine.config import MAX_FACTS
 from rules_engine.engine import calendar, long_measures
 from rules_engine.engine.explainer import MAX_EVIDENCE, cited_measures
-from rules_engine.engine.reference import ReferenceEvaluator
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag, Outcome, UndeterminedRule
 from rules_engine.policy.compiled import (
     BoolOp,
@@ -335,16 +335,15 @@ class _Plan:
             if proto.type == FieldDescriptor.TYPE_MESSAGE:
                 inner_model = sub_model(model, field_name)
                 inner = self.schema(proto.message_type, inner_model, _Columns(inner_model))
-                fields.append((proto.number, K_NESTED, 0, 0, None, 0, 0, 0, None, None, inner))
+                fields.append((proto.number, K_NESTED, 0, None, 0, 0, None, None, inner))
                 continue
             check = checks.classify(field_name, info, types.get(field_name))
             fields.append(_field_entry(proto, check, field_default(info), columns))
         spans = [(columns.scalar("date"), columns.scalar(end)) for end in getattr(model, "end_fields", ())]
         id_col = columns.scalar("id") if "id" in columns.scalars else -1
-        date_col = columns.scalar("date") if "date" in columns.scalars else -1
         unique_col = columns.scalar("agency") if model is facts.ConferenceAgency else -1
         return self.core.Schema(
-            fields, len(columns.scalars), len(columns.lists), id_col, date_col, spans, unique_col, facts.ID_MAX_LENGTH
+            fields, len(columns.scalars), len(columns.lists), id_col, spans, unique_col, facts.ID_MAX_LENGTH
         )
 
     def derived_columns(self) -> tuple[Any, ...]:
@@ -431,8 +430,8 @@ class _Plan:
 
 
 def _field_entry(proto: FieldDescriptor, check: checks.FieldCheck, default: Any, columns: _Columns) -> tuple[Any, ...]:
-    """One proto field for the core's Schema: (number, kind, column, required, value when absent
-    or empty, absent refused, interned, kept, codes, enum numbers, nested schema)."""
+    """One proto field for the core's Schema: (number, kind, column, value when absent or empty,
+    absent refused, interned, codes, enum numbers, nested schema)."""
     absent: float | None = None
     declines, codes, enum_map = 0, None, None
     kind: int
@@ -474,15 +473,14 @@ def _field_entry(proto: FieldDescriptor, check: checks.FieldCheck, default: Any,
                 else:
                     declines = int(not none_allowed)
     intern = int(kind in (K_ID, K_OPT_ID) and check.name in columns.interned)
-    return (proto.number, kind, col, int(check.required), absent, declines, intern, 1, codes, enum_map, None)
+    return (proto.number, kind, col, absent, declines, intern, codes, enum_map, None)
 
 
 class NativeRuleset:
     """A ruleset ready for the compiled core; `evaluate` gives the Python engine's Outcome."""
 
-    def __init__(self, ruleset: CompiledRuleset, core: ModuleType, reference: ReferenceEvaluator) -> None:
+    def __init__(self, ruleset: CompiledRuleset, core: ModuleType) -> None:
         self.ruleset = ruleset
-        self.reference = reference
         self._core, self._windows = _Plan(ruleset, core).build()
         self._names = [m.name for m in ruleset.measures]
         self._rule_ids = [rule.id for rule in ruleset.rules]

@@ -221,14 +221,12 @@ cdef class Schema:
 
     cdef int kind[MAX_FIELD]
     cdef int col[MAX_FIELD]
-    cdef int required[MAX_FIELD]
     cdef double absent[MAX_FIELD]       # the column's value when the field is absent or empty
     cdef int absent_declines[MAX_FIELD]  # absent/empty is refused (a required value)
     cdef int intern[MAX_FIELD]           # ids read by filters: interned into the column
-    cdef int keep_list[MAX_FIELD]        # list fields read by filters: kept as tuples
     cdef list codes                      # per field number: list of code bytes (or None)
     cdef list enum_map                   # per field number: dict enum number -> code index
-    cdef public int ncols, nlists, id_col, date_col
+    cdef public int ncols, nlists, id_col
     cdef public object nested            # Schema of the nested message, or None
     cdef public int nested_field
     cdef public list spans               # (start col, end col): the end may not precede the start
@@ -237,7 +235,7 @@ cdef class Schema:
     cdef int defined[MAX_FIELD]          # the field numbers in use, `ndefined` of them
     cdef int ndefined
 
-    def __init__(self, fields, int ncols, int nlists, int id_col, int date_col, spans, int unique_col, int max_length):
+    def __init__(self, fields, int ncols, int nlists, int id_col, spans, int unique_col, int max_length):
         cdef int fn
         memset(self.kind, 0, sizeof(self.kind))
         self.codes = [None] * MAX_FIELD
@@ -245,24 +243,22 @@ cdef class Schema:
         self.nested = None
         self.nested_field = -1
         self.ndefined = 0
-        for fn, kind, col, required, absent, absent_declines, intern, keep, codes, enum_map, nested in fields:
+        for fn, kind, col, absent, absent_declines, intern, codes, enum_map, nested in fields:
             if fn >= MAX_FIELD:
                 raise ValueError(f"field number {fn} is beyond the core's schema")
             self.defined[self.ndefined] = fn
             self.ndefined += 1
             self.kind[fn] = kind
             self.col[fn] = col
-            self.required[fn] = required
             self.absent[fn] = NAN if absent is None else absent
             self.absent_declines[fn] = absent_declines
             self.intern[fn] = intern
-            self.keep_list[fn] = keep
             self.codes[fn] = codes
             self.enum_map[fn] = enum_map
             if nested is not None:
                 self.nested = nested
                 self.nested_field = fn
-        self.ncols, self.nlists, self.id_col, self.date_col = ncols, nlists, id_col, date_col
+        self.ncols, self.nlists, self.id_col = ncols, nlists, id_col
         self.spans = list(spans)
         self.unique_col = unique_col
         self.max_length = max_length
@@ -732,10 +728,9 @@ cdef class Evaluated:
     cdef object starts           # per window index: the window's exclusive start ordinal
     cdef list series             # per series index: Series or None
     cdef list bases              # per base index: Series or None
-    cdef list interned           # dict per evaluation: id bytes -> index
     cdef dict ids
     cdef public list values      # per measure: int, float or None
-    cdef public list evidence    # per measure: None, (Series, start, end), ("rows", t, datecol, rows) or ("parts", parts)
+    cdef public list evidence    # per measure: None, (Series, start, end), ("rows", t, datecol, rows) or ("parts", inputs)
     cdef int birth
     cdef dict sources            # per measure index: its evidence pieces (see pieces)
     cdef dict made               # EvidenceItems made in this evaluation, by fact and date
@@ -1509,33 +1504,14 @@ cdef class Evaluated:
             if numerator is None or denominator is None or denominator == 0:
                 return 0
             self.values[m] = _round(100 * numerator / denominator, 1)
-        parts = []
-        for i in range(s.input_start, s.input_start + s.input_len):
-            k = self.core.inputs[i]
-            source = self.evidence[k]
-            if source is not None and source[0] == "parts":
-                parts.extend(source[1])
-            else:
-                parts.append((k, None))
-        self.evidence[m] = ("parts", parts)
+        # The facts behind it are its inputs': `pieces` gathers them (an input sum's, in turn).
+        self.evidence[m] = ("parts", [self.core.inputs[i] for i in range(s.input_start, s.input_start + s.input_len)])
         return 0
 
     # --- evidence ------------------------------------------------------------------------
     # A measure's evidence is None, (Series, start, end) or ("rows", t, datecol, rows) for its own
-    # facts, or ("parts", [(input measure, its evidence)...]) for a sum or ratio; a fact's
+    # facts, or ("parts", [input measure, ...]) for a sum or ratio; a fact's
     # identity is (type, row).
-
-    cpdef list evidence_rows(self, int m):
-        """A measure's own evidence facts as rows of its type, in series order (not for sums)."""
-        cdef Series series
-        cdef int i
-        found = self.evidence[m]
-        if found is None:
-            return []
-        if found[0] == "rows":
-            return found[3]
-        series, start, end = found
-        return [series.rows[i] for i in range(start, end)]
 
     cdef list pieces(self, int m):
         """The (measure, evidence) pieces behind a measure: its own, or its inputs' for a sum or
@@ -1549,7 +1525,7 @@ cdef class Evaluated:
             found = []
         elif type(entry[0]) is str and entry[0] == "parts":
             found = []
-            for k, _ in entry[1]:
+            for k in entry[1]:
                 found.extend(self.pieces(k))
         else:
             found = [(m, entry)] if self.size(entry) else []
