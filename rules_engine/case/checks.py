@@ -16,6 +16,16 @@ from pydantic.fields import FieldInfo
 from rules_engine.case import facts
 from rules_engine.case.fields import FieldType, field_default
 
+MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member ids)
+
+
+def enum_codes(descriptor: Any) -> dict[int, str]:
+    """A proto enum's numbers as the domain's codes (CONFERENCE_KIND_INITIAL -> "INITIAL"): the
+    names without the prefix buf's ENUM_VALUE_PREFIX rule demands; 0 (UNSPECIFIED) maps to nothing."""
+    prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
+    return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
+
+
 # What a field holds, for the column checks.
 ID, ID_LIST, CODE, CODE_LIST, DATE, PERCENT, FREE = "id", "id list", "code", "code list", "date", "%", ""
 OPTIONAL_ID = "optional id"  # an id that may be absent (a referral's assessment): None when empty

@@ -50,8 +50,6 @@ from rules_engine.policy.compiled import (
 from rules_engine.policy.compiled import Not as NotExpr
 from rules_engine.policy.templates import parse_template, render
 
-MAX_LIST_ITEMS = 1_000  # as service/record_reader: per nested list (a conference's agencies, factors)
-
 # Field kinds, measure kinds and instructions: the numbers `_core.pyx` declares.
 K_ID, K_OPT_ID, K_ID_LIST, K_CODE, K_CODE_LIST, K_DATE, K_PERCENT, K_BOOL, K_OPT_BOOL, K_NESTED, K_ENUM = range(1, 12)
 KIND_NUMBERS = {
@@ -105,12 +103,6 @@ class _Columns:
     def is_text_id(self, name: str) -> bool:
         field_type = self.types.get(name)
         return field_type is not None and field_type.kind == "text" and field_type.codes is None
-
-
-def _enum_codes(descriptor: Any) -> dict[int, str]:
-    # As service/record_reader.enum_codes: the domain codes are the names without the prefix.
-    prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
-    return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
 
 
 class _Plan:
@@ -414,7 +406,7 @@ class _Plan:
             "derived_columns": self.derived_columns(),
             "birth_field": case_pb2.Child.DESCRIPTOR.fields_by_name["birth_date"].number,
             "max_facts": MAX_FACTS,
-            "max_list_items": MAX_LIST_ITEMS,
+            "max_list_items": checks.MAX_LIST_ITEMS,
             "first_ordinal": FIRST_DATE.toordinal(),
             "id_max_length": facts.ID_MAX_LENGTH,
             "working_days": working,
@@ -463,7 +455,7 @@ def _field_entry(proto: FieldDescriptor, check: checks.FieldCheck, default: Any,
             none_allowed = None in check.allowed
             if proto.type == FieldDescriptor.TYPE_ENUM:  # 0 and unknown numbers read as None
                 kind, declines = K_ENUM, int(not none_allowed)
-                numbers = _enum_codes(proto.enum_type).items()
+                numbers = checks.enum_codes(proto.enum_type).items()
                 enum_map = {n: float(sorted_codes.index(c)) for n, c in numbers if c in sorted_codes}
             else:  # "" reads as the default, else None
                 kind = K_CODE

@@ -8,7 +8,7 @@ would be INTERNAL, which reads as our fault), then refuses, with the field's pat
 - a case with more facts than `max_facts`, more withdrawn facts than that, or a top-level
   text field (ruleset, as_of, ids, codes) longer than `max_string_chars` (INVALID_ARGUMENT).
 The facts' own fields are bounded by the case model (ids 128 characters, codes from fixed
-lists, nested lists record_reader.MAX_LIST_ITEMS) and the message's nesting by its schema, which the
+lists, nested lists case.checks.MAX_LIST_ITEMS) and the message's nesting by its schema, which the
 protobuf parser enforces (unknown nested groups stop at its recursion limit).
 """
 

@@ -32,10 +32,12 @@ from rules_engine.case.checks import (
     FREE,
     ID,
     ID_LIST,
+    MAX_LIST_ITEMS,
     OPTIONAL_ID,
     PERCENT,
     FieldCheck,
     classify,
+    enum_codes,
 )
 from rules_engine.case.dates import DAYS, FIRST_DATE, NOT_A_DATE, latest_date
 from rules_engine.case.facts import CaseRecord, ChildRecord
@@ -43,18 +45,9 @@ from rules_engine.case.fields import fact_fields, field_default, sub_model
 from rules_engine.case.records import EMPTY, record_type_of
 from rules_engine.config import MAX_FACTS
 
-MAX_LIST_ITEMS = 1_000  # per nested list (conference agencies, factors, member ids)
-
 # One id per line: "\n" is not an id character, so a line count shows no id held one.
 _ONE_ID = f"[{facts.ID_CHARACTERS}]{{1,{facts.ID_MAX_LENGTH}}}"
 _IDS = re.compile(rf"{_ONE_ID}(?:\n{_ONE_ID})*")
-
-
-def enum_codes(descriptor: Any) -> dict[int, str]:
-    # CONFERENCE_KIND_INITIAL -> "INITIAL": the domain codes are the names without the prefix
-    # that buf's ENUM_VALUE_PREFIX rule demands; 0 (UNSPECIFIED) maps to nothing.
-    prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
-    return {v.number: v.name.removeprefix(prefix) for v in descriptor.values if v.number != 0}
 
 
 class _Rejected(Exception):

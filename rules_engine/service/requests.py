@@ -25,13 +25,14 @@ from pydantic import BaseModel, ValidationError
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case import facts
+from rules_engine.case.checks import MAX_LIST_ITEMS, enum_codes
 from rules_engine.case.dates import iso_day, latest_date, out_of_range
 from rules_engine.case.facts import CaseFacts
 from rules_engine.case.fields import sub_model
 from rules_engine.config import MAX_FACTS
 from rules_engine.errors import CaseError, FieldViolation
 from rules_engine.service import json_input
-from rules_engine.service.record_reader import MAX_LIST_ITEMS, enum_codes, read_case
+from rules_engine.service.record_reader import read_case
 
 # The request's case as the API sends it, for callers above the service edge.
 CaseMessage = case_pb2.Case

@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case import dates, facts, records
+from rules_engine.case.checks import MAX_LIST_ITEMS
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.errors import CaseError
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.service import requests
-from rules_engine.service.record_reader import MAX_LIST_ITEMS
 from rules_engine.store import codec
 from rules_engine.tools import synth
 

@@ -26,11 +26,11 @@ from pydantic import BaseModel
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case import facts
+from rules_engine.case.checks import MAX_LIST_ITEMS, enum_codes
 from rules_engine.case.dates import FIRST_DATE, LAST_DATE, latest_date
 from rules_engine.case.fields import fact_fields, sub_model
 from rules_engine.config import MAX_FACTS
 from rules_engine.service import requests
-from rules_engine.service.record_reader import MAX_LIST_ITEMS, enum_codes
 from rules_engine.tools import lifecourse, synth
 from rules_engine.tools.lifecourse import LifeCourse
 from rules_engine.tools.ruletest import load_rule_tests

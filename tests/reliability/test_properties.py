@@ -42,10 +42,10 @@ from pydantic import BaseModel
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case import facts
+from rules_engine.case.checks import MAX_LIST_ITEMS
 from rules_engine.case.fields import fact_fields, sub_model
 from rules_engine.config import MAX_FACTS
 from rules_engine.server.limits import MAX_STRING_CHARS
-from rules_engine.service.record_reader import MAX_LIST_ITEMS
 from rules_engine.service.requests import case_from_json
 from tests.redis_server import free_port
 from tests.serve_process import serve

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case import codes
+from rules_engine.case.checks import enum_codes
 from rules_engine.case.facts import FACT_TYPES
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus, UndeterminedRule
 from rules_engine.errors import CaseError
 from rules_engine.policy.compiled import Severity
 from rules_engine.service import requests, responses
-from rules_engine.service.record_reader import enum_codes
 
 TODAY = dt.date(2025, 1, 1)
 
