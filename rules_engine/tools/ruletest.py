@@ -157,18 +157,18 @@ def _case(spec: RuleTestSpec, folder: Path) -> tuple[Case | None, str]:
     if not isinstance(document, dict):
         return None, "the case must be a mapping of fields"
     try:
-        message = requests.case_from_json(_json_ready(document))
+        message = requests.case_from_json(json_ready(document))
         return requests.case_model_from_proto(message, spec.as_of), ""
     except CaseError as exc:
         return None, f"invalid case: {exc}"
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """YAML gives unquoted dates as date objects; proto3 JSON wants their text."""
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

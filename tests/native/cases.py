@@ -31,9 +31,10 @@ from rules_engine.case.dates import FIRST_DATE, LAST_DATE, latest_date
 from rules_engine.case.fields import fact_fields, sub_model
 from rules_engine.config import MAX_FACTS
 from rules_engine.service import requests
+from rules_engine.service.responses import encode_varint
 from rules_engine.tools import lifecourse, synth
 from rules_engine.tools.lifecourse import LifeCourse
-from rules_engine.tools.ruletest import load_rule_tests
+from rules_engine.tools.ruletest import json_ready, load_rule_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 RULESETS = ROOT / "rulesets"
@@ -675,16 +676,6 @@ def sized_samples() -> Iterator[Sample]:
         yield Sample(f"synth.{name}", message, stop, (*lifecourse.month_ends(start, stop)[::3], stop))
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
 def rule_test_samples(ruleset: str) -> Iterator[Sample]:
     """The cases of a ruleset's own rule tests (hand-written, at thresholds), at their as_of and either side."""
     tests, errors = load_rule_tests(RULESETS / ruleset)
@@ -695,7 +686,7 @@ def rule_test_samples(ruleset: str) -> Iterator[Sample]:
         if test.spec.case_file is not None:
             folder = (RULESETS / test.file).parent
             document = json.loads((folder / test.spec.case_file).read_text(encoding="utf-8"))
-        message = requests.case_from_json(_json_ready(document))
+        message = requests.case_from_json(json_ready(document))
         as_of = test.spec.as_of
         days = (as_of, as_of - dt.timedelta(days=1), as_of + dt.timedelta(days=1))
         yield Sample(f"rule test {test.file}: {test.name!r}", message, as_of, days)
@@ -704,24 +695,19 @@ def rule_test_samples(ruleset: str) -> Iterator[Sample]:
 # --- other encodings ------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def unknown_fields(first: int) -> bytes:
     """Fields numbered from `first` (unknown to every message of case.proto), one of each wire type."""
     return b"".join(
         (
-            _varint(first << 3 | 0) + _varint(2**40 + 7),  # varint
-            _varint((first + 1) << 3 | 2) + _varint(5) + b"hello",  # length-delimited
-            _varint((first + 2) << 3 | 1) + b"\x01" * 8,  # fixed64
-            _varint((first + 3) << 3 | 5) + b"\x02" * 4,  # fixed32
-            _varint((first + 4) << 3 | 3) + _varint(1 << 3 | 0) + b"\x01" + _varint((first + 4) << 3 | 4),  # a group
+            encode_varint(first << 3 | 0) + encode_varint(2**40 + 7),  # varint
+            encode_varint((first + 1) << 3 | 2) + encode_varint(5) + b"hello",  # length-delimited
+            encode_varint((first + 2) << 3 | 1) + b"\x01" * 8,  # fixed64
+            encode_varint((first + 3) << 3 | 5) + b"\x02" * 4,  # fixed32
+            # a group holding one varint field
+            encode_varint((first + 4) << 3 | 3)
+            + encode_varint(1 << 3 | 0)
+            + b"\x01"
+            + encode_varint((first + 4) << 3 | 4),
         )
     )
 

@@ -17,6 +17,7 @@ from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.engine.registry import Registry
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.service import requests
+from rules_engine.service.responses import encode_varint
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,21 +91,12 @@ def test_the_registry_says_which_engine_answers_a_ruleset(caplog: pytest.LogCapt
     assert engines.get("starter") == "compiled"
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 @pytest.mark.parametrize(
     "extra",
     [
-        _varint((2**29 - 1) << 3 | 2) + _varint(3) + b"abc",  # the largest field number protobuf allows
-        _varint(2**63 + 2) + b"\x00",  # a tag no protobuf writer makes: field number beyond 2**32
-        _varint(7 << 3 | 3) * 5_000 + b"\x00",  # groups nested far deeper than protobuf's limit
+        encode_varint((2**29 - 1) << 3 | 2) + encode_varint(3) + b"abc",  # the largest field number protobuf allows
+        encode_varint(2**63 + 2) + b"\x00",  # a tag no protobuf writer makes: field number beyond 2**32
+        encode_varint(7 << 3 | 3) * 5_000 + b"\x00",  # groups nested far deeper than protobuf's limit
     ],
 )
 def test_hostile_bytes_are_declined_or_answered_never_a_crash(compiled: Any, extra: bytes) -> None:
