@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 from collections.abc import Callable, Generator, Sequence
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
@@ -220,7 +219,7 @@ def encode_case(message: case_pb2.Case, today: dt.date, path: str = "case") -> E
     """
     data = message.SerializeToString(deterministic=True)
     decode = functools.partial(requests.case_from_proto, message, today, path)
-    return EncodedCase(data, hashlib.sha256(data).hexdigest(), message.case_id, latest_date(today), decode)
+    return EncodedCase(data, requests.case_bytes_digest(data), message.case_id, latest_date(today), decode)
 
 
 def _batch_error(index: int, message: case_pb2.Case, code: str, text: str) -> pb.EvaluateBatchResponse:

@@ -172,7 +172,12 @@ class _Walk:
 
 def case_message_digest(message: case_pb2.Case) -> str:
     """sha256 hex of a Case message in deterministic protobuf encoding: the decision log's input digest."""
-    return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
+    return case_bytes_digest(message.SerializeToString(deterministic=True))
+
+
+def case_bytes_digest(data: bytes) -> str:
+    """The input digest of a Case already serialized deterministically (see case_message_digest)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def case_model_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> facts.Case:
