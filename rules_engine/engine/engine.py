@@ -285,7 +285,9 @@ class Engine:
 def _outcome(prepared: PreparedRuleset, case: CaseFacts | EncodedCase, day: dt.date) -> Outcome:
     if not isinstance(case, EncodedCase):
         return prepared.evaluate(case, day)
-    if ID_RE.fullmatch(case.case_id):  # the core does not check the case id; the Python path does
+    # A bad case id goes straight to the Python path, which names it (the core would decline it too,
+    # after reading the whole case for nothing).
+    if ID_RE.fullmatch(case.case_id):
         outcome = prepared.evaluate_encoded(case.data, day, case.latest)
         if outcome is not None:
             return outcome

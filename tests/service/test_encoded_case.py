@@ -218,7 +218,8 @@ def test_a_declining_core_hands_the_case_to_python(engine: Engine, monkeypatch: 
 
 
 def test_a_bad_case_id_never_reaches_the_core(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The core reads facts, not the case id: the engine checks it first, as the Python path does.
+    # The engine checks the case id first, as the Python path does, rather than have the core read
+    # the whole case only to decline it.
     core = Core(monkeypatch, lambda _: pytest.fail("the core was asked"))
     for spoil in (_bad_case_id, _no_case_id):
         message = bad_case(spoil)
