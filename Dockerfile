@@ -1,13 +1,26 @@
 # syntax=docker/dockerfile:1
-# rules-engine image: a build stage compiles durable-rules (C) and the compiled evaluation core
-# (rules_engine/native, Cython) and builds wheels of the project and all its dependencies; the
-# runtime stage installs those wheels offline, runs as UID 10001 and serves the bundled rulesets
-# from /app/rulesets.
+# rules-engine image: a web stage installs the workbench's charting library from npm's lockfile
+# (rules_engine/workbench/web) and copies the files the pages load; a build stage compiles
+# durable-rules (C) and the compiled evaluation core (rules_engine/native, Cython) and builds
+# wheels of the project (with those files) and all its dependencies; the runtime stage installs
+# those wheels offline, runs as UID 10001 and serves the bundled rulesets from /app/rulesets.
 #
 #   docker build -t rules-engine .
 #   docker run --rm -p 50051:50051 -p 9464:9464 rules-engine
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# vega-lite 6 asks for Node 22 or later (only its dist files are used, but npm ci checks).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS web
+
+# The same script `make setup` runs: npm ci (no install scripts), then the copy into
+# rules_engine/workbench/static/vendor/ beside it.
+WORKDIR /src/rules_engine/workbench/web
+COPY rules_engine/workbench/web/package.json rules_engine/workbench/web/package-lock.json \
+     rules_engine/workbench/web/vendor.sh ./
+RUN bash vendor.sh
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -28,6 +41,8 @@ WORKDIR /src
 # builds the compiled core (rules_engine/native/_core.pyx) into the project's wheel.
 COPY pyproject.toml setup.py README.md ./
 COPY rules_engine ./rules_engine
+# The workbench's vendored charting files, package data of the wheel (pyproject.toml).
+COPY --from=web /src/rules_engine/workbench/static/vendor ./rules_engine/workbench/static/vendor
 RUN pip wheel --wheel-dir /wheels .
 
 # ---------------------------------------------------------------------------------------------

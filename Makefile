@@ -14,10 +14,14 @@ EXT_SUFFIX := $(shell p=$(BIN)/python; test -x $$p || p="$(PYTHON)"; test -n "$$
 	$$p -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 NATIVE_SO := rules_engine/native/_core$(EXT_SUFFIX)
 NATIVE_SRC := $(filter-out %/_build_digest.pxi,$(wildcard rules_engine/native/*.pyx rules_engine/native/*.pxi rules_engine/native/*.pxd))
+# The workbench's charting library (vega, vega-lite, vega-embed from npm, pinned by the lockfile),
+# copied into the static files it serves; the stamp is rewritten only by a run that finished.
+WEB := rules_engine/workbench/web
+VENDOR_STAMP := rules_engine/workbench/static/vendor/VERSIONS
 
 .PHONY: setup native run test lint typecheck unit generate bench fuzz-long clean
 
-setup: $(STAMP) $(NATIVE_SO)
+setup: $(STAMP) $(NATIVE_SO) $(VENDOR_STAMP)
 
 # The install builds the core too (pip install -e runs setup.py with Cython from [build-system]).
 $(STAMP): pyproject.toml setup.py
@@ -32,6 +36,11 @@ $(STAMP): pyproject.toml setup.py
 $(NATIVE_SO): $(NATIVE_SRC) setup.py | $(STAMP)
 	$(BIN)/python setup.py --quiet build_ext --inplace
 	touch $@
+
+# npm ci (no install scripts) and the copy into static/vendor/, only when the pins or the script change.
+$(VENDOR_STAMP): $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/vendor.sh
+	@bash .ci/ensure-tools build
+	@bash $(WEB)/vendor.sh
 
 # Rebuild the compiled core now, whatever the timestamps say.
 native: $(STAMP)
@@ -68,3 +77,4 @@ fuzz-long: setup
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 	rm -f rules_engine/native/*.so rules_engine/native/*.c rules_engine/native/_build_digest.pxi
+	rm -rf $(WEB)/node_modules rules_engine/workbench/static/vendor

@@ -58,7 +58,11 @@ def _stages() -> list[list[tuple[str, str]]]:
 
 
 def test_dockerfile_builds_in_one_stage_and_runs_in_another() -> None:
-    build, runtime = _stages()
+    web, build, runtime = _stages()
+    # The workbench's charting files: npm ci from the lockfile in a node stage, copied into the build.
+    assert web[0][1].endswith("AS web")
+    assert any(op == "RUN" and "vendor.sh" in args for op, args in web)
+    assert any(op == "COPY" and args.startswith("--from=web ") for op, args in build)
     assert build[0][1].endswith("AS build")
     assert any(op == "RUN" and "gcc" in args for op, args in build)
     assert any(op == "RUN" and "pip wheel" in args for op, args in build)
