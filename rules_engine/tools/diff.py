@@ -142,6 +142,13 @@ def materialise(spec: str) -> Iterator[Path]:
         yield target
 
 
+def case_from_line(line: str, as_of: dt.date, path: str = "case") -> Case:
+    """One line of a caseload (proto3 JSON of Case) as a Case, converted as the server converts
+    requests; ValueError when it is not JSON, CaseError naming each bad field under `path`."""
+    message = requests.case_from_json(json.loads(line), path)
+    return requests.case_model_from_proto(message, as_of, path)
+
+
 def read_cases(path: Path, as_of: dt.date) -> list[Case]:
     """Cases from JSON lines (proto3 JSON of Case), converted as the server converts requests."""
     cases = []
@@ -150,8 +157,7 @@ def read_cases(path: Path, as_of: dt.date) -> list[Case]:
             if not line.strip():
                 continue
             try:
-                message = requests.case_from_json(json.loads(line))
-                cases.append(requests.case_model_from_proto(message, as_of))
+                cases.append(case_from_line(line, as_of))
             except (ValueError, CaseError) as exc:
                 raise DiffInputError(f"{path}:{number}: {exc}") from None
     return cases
