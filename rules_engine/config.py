@@ -33,6 +33,11 @@ class Settings:
     http_port: int = DEFAULT_HTTP_PORT
     # Browser origins allowed to call the HTTP door (CORS); empty: none, "*": any.
     cors_origins: tuple[str, ...] = ()
+    # The workbench for policy teams under /workbench/ on the HTTP port (rules_engine/workbench).
+    workbench: bool = True
+    # Whether its impact preview may read this server's directories and git revisions as
+    # `rules-engine diff --base/--head` does; off: only files uploaded from the browser.
+    workbench_paths: bool = False
     metrics_port: int = DEFAULT_METRICS_PORT
     # Threads per process serving gRPC calls. Evaluation holds the GIL, so more threads mostly
     # hand it to each other: an A/B of 1, 2, 4 and 8 (BENCHMARKS.md, issue 18; h2load, two

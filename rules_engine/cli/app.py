@@ -97,6 +97,22 @@ def serve(
             help="Browser origin allowed on the HTTP port (repeat, or comma list); default none.",
         ),
     ] = [],  # noqa: B006 - typer reads the default; it is never mutated
+    workbench: Annotated[
+        bool,
+        typer.Option(
+            "--workbench/--no-workbench",
+            envvar="RULES_ENGINE_WORKBENCH",
+            help="The policy teams' workbench at /workbench/ on the HTTP port.",
+        ),
+    ] = True,
+    workbench_paths: Annotated[
+        bool,
+        typer.Option(
+            "--workbench-paths",
+            envvar="RULES_ENGINE_WORKBENCH_PATHS",
+            help="Let the workbench's impact preview read this server's directories and git revisions.",
+        ),
+    ] = False,
     metrics_port: Annotated[
         int, typer.Option(envvar="RULES_ENGINE_METRICS_PORT", help="Prometheus port (0: off).")
     ] = DEFAULT_METRICS_PORT,
@@ -239,6 +255,8 @@ def serve(
         port=port,
         http_port=http_port,
         cors_origins=_cors_origins(cors_origin),
+        workbench=workbench,
+        workbench_paths=workbench_paths,
         metrics_port=metrics_port,
         max_workers=max_workers,
         grace_seconds=grace,

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.auto_zttp_impl import AutoZttpProtocol
 
 from rules_engine.config import Settings
 from rules_engine.errors import StartupError
-from rules_engine.server.http_app import AsgiApp, HttpDoor
+from rules_engine.server.http_app import AsgiApp, HttpDoor, workbench_admission
 from rules_engine.server.http_interceptors import connect_interceptors
 from rules_engine.server.limits import Limits
 from rules_engine.server.preflight import HTTP_PORT_REMEDY, port_in_use
@@ -253,5 +253,22 @@ def http_door(
         # event loop; with Redis it is a network round trip, so the call goes to a thread.
         evaluate_inline=not settings.shares_state,
     )
-    door = HttpDoor(connect_app, cors_origins=frozenset(settings.cors_origins))
+    door = HttpDoor(
+        connect_app, cors_origins=frozenset(settings.cors_origins), workbench=workbench_app(service, settings, clients)
+    )
     return HttpServer(door, bind_socket(settings.host, settings.http_port, settings.reuse_port), settings)
+
+
+def workbench_app(service: EvaluationService, settings: Settings, clients: ClientRegistry | None) -> AsgiApp | None:
+    """The workbench over the service's engine (None when it is off, or the service is not an Engine:
+    the workbench reads its registry and store); its API admitted by the clients file when set."""
+    from rules_engine.engine.engine import Engine
+
+    if not settings.workbench or not isinstance(service, Engine):
+        return None
+    from rules_engine.workbench import WorkbenchOptions, build_workbench
+
+    options = WorkbenchOptions(max_body_bytes=settings.max_message_bytes, allow_paths=settings.workbench_paths)
+    admit = workbench_admission(clients) if clients is not None else None
+    log.info("the workbench is on at /workbench/ (operator role)" if admit else "the workbench is on at /workbench/")
+    return build_workbench(service, options, admit)

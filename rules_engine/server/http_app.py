@@ -5,7 +5,9 @@
 - CORS for the origins `--cors-origin` allows (none by default), with the headers Connect and
   gRPC-Web need;
 - everything under `/rules_engine.v1.RulesEngineService/` goes to the Connect app, with the
-  client certificate's common name (when mutual TLS gave one) handed to the auth interceptor.
+  client certificate's common name (when mutual TLS gave one) handed to the auth interceptor;
+- everything under `/workbench` goes to the workbench (rules_engine/workbench) when it is on,
+  its API admitted by `workbench_admission` (the operator role) when a clients file is set.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rules_engine.server.http_interceptors import PEER_COMMON_NAME
+from rules_engine.server.security import ClientRegistry, bearer_token, refusal
+from rules_engine.service.outcomes import Refusal
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -25,6 +29,10 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SERVICE_NAME = "rules_engine.v1.RulesEngineService"
 SERVICE_PATH = f"/{SERVICE_NAME}/"
+WORKBENCH_PATH = "/workbench"
+# The name the workbench's API is admitted under: not a caller's method (security.CALLER_METHODS),
+# so it needs the operator role, and refusals are logged under it.
+WORKBENCH_METHOD = "Workbench"
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "_generated" / "openapi.json"
 
 
@@ -67,6 +75,8 @@ class HttpDoor:
     cors_origins: frozenset[str] = frozenset()
     openapi_file: Path = OPENAPI_FILE
     serving: bool = True
+    # The workbench's app for /workbench and below; None: off (404 there).
+    workbench: AsgiApp | None = None
 
     def __post_init__(self) -> None:
         self._openapi: bytes | None = None
@@ -99,6 +109,10 @@ class HttpDoor:
                 send = _with_cors(send, origin or "")
             await self.connect_app(scope, receive, send)
             return
+        if self.workbench is not None and (path == WORKBENCH_PATH or path.startswith(WORKBENCH_PATH + "/")):
+            # Same-origin pages: no CORS headers, so another origin's script cannot read the API.
+            await self.workbench(scope, receive, send)
+            return
         cors = _cors_headers(origin or "") if self._allowed(origin) else []
         if path == "/healthz" and method in ("GET", "HEAD"):
             if self.serving:
@@ -113,7 +127,8 @@ class HttpDoor:
             else:
                 await _answer(send, 200, document, b"application/json", cors)
         else:
-            message = f"no such path: {path}; the service is at {SERVICE_PATH}<Method>, also /healthz and /openapi.json"
+            also = "/healthz, /openapi.json" + (" and /workbench/" if self.workbench is not None else "")
+            message = f"no such path: {path}; the service is at {SERVICE_PATH}<Method>, also {also}"
             await _answer(send, 404, _problem(message), b"application/json", cors)
 
     async def _preflight(self, send: Send, origin: str) -> None:
@@ -161,3 +176,15 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def _common_name(scope: Scope) -> str | None:
     tls = scope.get("extensions", {}).get("tls")
     return None if tls is None else tls.get("client_common_name")
+
+
+def workbench_admission(clients: ClientRegistry) -> Callable[[Scope], Refusal | None]:
+    """The workbench API's admission check: the operator role, by bearer token or (without one)
+    the client certificate's common name, refused and logged as the Connect door refuses."""
+
+    def admit(scope: Scope) -> Refusal | None:
+        authorization = _header(scope, b"authorization")
+        token = bearer_token(authorization) if authorization else None
+        return refusal(clients, WORKBENCH_METHOD, token, _common_name(scope) if token is None else None)
+
+    return admit
