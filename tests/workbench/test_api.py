@@ -97,8 +97,8 @@ def _example_flags(engine: Engine) -> None:
 
 
 def test_shadow_flags_and_the_default_ruleset(client: Client) -> None:
-    baby = {"caseId": "wb-baby", "child": {"birthDate": "2025-01-10"}}
-    baby["concerns"] = [{"id": "c1", "date": "2025-05-02", "agency": "HEALTH_VISITOR"}]
+    concern = {"id": "c1", "date": "2025-05-02", "agency": "HEALTH_VISITOR"}
+    baby = {"caseId": "wb-baby", "child": {"birthDate": "2025-01-10"}, "concerns": [concern]}
     result = client.post(f"{API}/evaluate", json={"as_of": AS_OF, "case": baby}).json()
     assert result["ruleset"] == "starter"  # the server's default
     assert [f["rule_id"] for f in result["shadow_flags"]] == ["infant-with-concerns"]
