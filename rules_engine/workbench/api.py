@@ -46,6 +46,7 @@ from rules_engine.workbench.cases import read_as_of, read_case_request, text_fie
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/workbench/api/"
+ENDPOINTS = frozenset({"rulesets", "samples", "evaluate", "timeline", "impact"})
 # Decisions of a stored case listed beside its timeline, newest first.
 STORED_DECISIONS = 100
 
@@ -85,6 +86,7 @@ class WorkbenchApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         name = scope["path"][len(API_PREFIX) :].split("/", 1)[0]
+        name = name if name in ENDPOINTS else "unknown"  # a path is the caller's text: only known names are logged
         context: dict[str, Any] = {}
         status = 500
         try:

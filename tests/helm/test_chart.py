@@ -485,6 +485,14 @@ def test_cors_origins_reach_the_server_only_when_set(default: Rendered, all_on: 
         render(chart, {"config": {"corsOrigins": ["not an origin"]}})
 
 
+def test_the_workbench_is_on_unless_turned_off(default: Rendered, chart: helm.Chart) -> None:
+    assert "RULES_ENGINE_WORKBENCH" not in default.env()  # the server's default: on
+    off = render(chart, {"config": {"workbench": False}})
+    assert off.env()["RULES_ENGINE_WORKBENCH"]["value"] == "false"
+    with pytest.raises(Exception, match="workbench"):
+        render(chart, {"config": {"workbench": "yes"}})
+
+
 def test_prometheus_annotations_only_without_a_service_monitor(default: Rendered, all_on: Rendered) -> None:
     annotations = default.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
