@@ -111,7 +111,7 @@ class WorkbenchApi:
         if path in gets or path.startswith(("samples/", "timeline/stored/")):
             _allow(method, "GET")
             if path.startswith("samples/"):
-                return 200, self.sample(path.removeprefix("samples/")), {}
+                return 200, await asyncio.to_thread(self.sample, path.removeprefix("samples/")), {}
             if path.startswith("timeline/stored/"):
                 case_id = path.removeprefix("timeline/stored/")
                 stored = await asyncio.to_thread(self.stored_timeline, case_id, query)
