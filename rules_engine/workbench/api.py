@@ -203,8 +203,9 @@ class WorkbenchApi:
         files: dict[Any, str] = {}
         name = text_field(body, "ruleset", violations)
         if paths and not self.options.allow_paths:
-            raise ApiError(403, "this server does not allow impact previews of its own directories or git revisions "
-                           "(--workbench-paths); upload the edited files instead")  # fmt: skip
+            # 400, not 403: the pages keep 401 and 403 for credentials (a token dialog).
+            refused = "not allowed on this server (--workbench-paths); upload the edited files instead"
+            raise CaseError([FieldViolation(field, refused) for field in ("base", "head") if field in body])
         if not paths:
             if not name:
                 violations.append(FieldViolation("ruleset", "required: the served ruleset the files edit"))

@@ -154,7 +154,9 @@ def test_bad_files_and_caseloads_are_refused_field_by_field(client: Client) -> N
 def test_paths_on_the_server_need_the_servers_leave(engine: Engine, client: Client, tmp_path: Path) -> None:
     body = {"base": str(MINI), "head": str(MINI), "caseload": CASELOAD, "as_of": AS_OF}
     refused = client.post(IMPACT, json=body)
-    assert refused.status_code == 403 and "--workbench-paths" in refused.json()["error"]
+    assert refused.status_code == 400  # 401 and 403 are kept for credentials
+    assert [v["field"] for v in refused.json()["violations"]] == ["base", "head"]
+    assert "--workbench-paths" in refused.json()["violations"][0]["description"]
     allowed = Client(make_workbench(engine, allow_paths=True))
     answer = allowed.post(IMPACT, json=body)
     assert answer.status_code == 200, answer.text
