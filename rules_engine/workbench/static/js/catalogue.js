@@ -40,6 +40,8 @@ function ruleArticle(ruleset, rule, titles) {
         : "Live: its flags are shown to practitioners",
     ],
   ];
+  const tags = (rule.tags || []).filter((tag) => !(rule.themes || []).includes(tag));
+  if (tags.length) facts.push(["Tags", tags.join(", ")]);
   if (rule.builds_on && rule.builds_on.length) {
     facts.push(["Builds on", joinNodes(rule.builds_on.map((id) => ruleLink(ruleset.name, id, titles)))]);
   }
@@ -246,10 +248,18 @@ function fromAddress() {
   }
 }
 
+let searchTimer;
+
 /** Go to a rule's entry, clearing the filters first if they hide it. */
 function goTo(hash, { focus = true } = {}) {
   const target = hash && document.getElementById(decodeURIComponent(hash.slice(1)));
   if (!target || !target.classList.contains("rule")) return false;
+  if (searchTimer) {
+    // A search still being typed is applied first, so it cannot hide the rule after the jump.
+    clearTimeout(searchTimer);
+    searchTimer = undefined;
+    apply();
+  }
   if (target.hidden) {
     byId("filters").reset();
     apply();
@@ -263,10 +273,12 @@ function goTo(hash, { focus = true } = {}) {
 async function main() {
   const form = byId("filters");
   form.addEventListener("submit", (event) => event.preventDefault());
-  let timer;
   byId("search").addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => apply(), 120);
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      searchTimer = undefined;
+      apply();
+    }, 120);
   });
   for (const name of ["theme", "severity", "source"]) byId(name).addEventListener("change", () => apply());
   form.addEventListener("reset", () => setTimeout(() => apply(), 0));
