@@ -27,12 +27,12 @@ from typing import Any, NamedTuple
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from pydantic import BaseModel
 
-from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine._generated.rules_engine.v1 import case_pb2, rules_engine_pb2
 from rules_engine.case import checks, facts
 from rules_engine.case.dates import FIRST_DATE
 from rules_engine.case.fields import fact_fields, field_default, sub_model
 from rules_engine.config import MAX_FACTS
-from rules_engine.engine import calendar, long_measures
+from rules_engine.engine import calendar, long_measures, wire
 from rules_engine.engine.explainer import MAX_EVIDENCE, cited_measures
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag, Outcome, UndeterminedRule
 from rules_engine.policy.compiled import (
@@ -413,12 +413,30 @@ class _Plan:
             "deadline_of": deadline_of,
             "period_starts": period_starts,
             "evidence_item": EvidenceItem,
+            "evidence_wire": _evidence_wire(self.type_names),
             "programs": self.programs,
             "series": list(self.series),
             "measures": self.measures,
             "rules": self.rules,
         }
         return self.core.Core(plan), windows
+
+
+def _evidence_wire(type_names: Sequence[str]) -> dict[str, Any]:
+    """What the core needs to write a flag's evidence as the response's Flag.evidence elements,
+    framed as service/responses.py frames an EvidenceItem (engine/wire.py): the tags, and each
+    fact type's fact_type field (an empty string, as protobuf does, is left out)."""
+    flag, evidence = (
+        rules_engine_pb2.Flag.DESCRIPTOR.fields_by_name,
+        rules_engine_pb2.Evidence.DESCRIPTOR.fields_by_name,
+    )
+    type_tag = wire.tag(evidence["fact_type"])
+    return {
+        "element_tag": wire.tag(flag["evidence"]),
+        "fact_id_tag": wire.tag(evidence["fact_id"]),
+        "date_tag": wire.tag(evidence["date"]),
+        "fact_type_fields": [wire.framed(type_tag, name.encode()) if name else b"" for name in type_names],
+    }
 
 
 def _field_entry(proto: FieldDescriptor, check: checks.FieldCheck, default: Any, columns: _Columns) -> tuple[Any, ...]:
@@ -553,11 +571,12 @@ def _outcome(
     outcomes = dict(zip(rule_ids, decided, strict=True))
     flags: list[ExplainedFlag] = []
     shadow: list[ExplainedFlag] = []
+    evidence_wire: dict[str, bytes] = {}
     for parts in flagging:
         if decided[parts.position] is not True:
             continue
         rule = parts.rule
-        evidence, count = evaluated.flag_evidence(parts.indices, MAX_EVIDENCE)
+        evidence, count, evidence_wire[rule.id] = evaluated.flag_evidence(parts.indices, MAX_EVIDENCE)
         flag = _new_flag(
             (
                 rule.id,
@@ -584,7 +603,7 @@ def _outcome(
                 missing = tuple(m for m in rule.measures if measures.get(m) is None)
                 missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
                 undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
-    return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), False)
+    return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), False, evidence_wire)
 
 
 def _new_flag(fields: tuple[Any, ...]) -> ExplainedFlag:

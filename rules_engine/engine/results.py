@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -56,6 +57,10 @@ class Outcome:
     shadow_flags: tuple[ExplainedFlag, ...]
     undetermined: tuple[UndeterminedRule, ...]
     matcher_fallback: bool  # the Matcher failed and the reference evaluator answered
+    # Each flag's evidence as the response's Flag.evidence elements, by rule id, when the compiled
+    # core wrote them (engine/native.py); the response encodes the items itself otherwise. The
+    # same facts as `evidence`, so not part of what makes two outcomes equal.
+    evidence_wire: Mapping[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Evaluation:
     lifecycle: dict[str, FlagRecord] = field(default_factory=dict)
     # Flags raised before that this evaluation found no longer hold.
     resolved: tuple[FlagRecord, ...] = ()
+    # The Outcome's evidence_wire, carried to the response.
+    evidence_wire: Mapping[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ comparison of doubles, and a comparison with None is false as in the Python filt
 """
 
 from libc.stdlib cimport malloc, free, qsort
-from libc.string cimport memcmp, memset
+from libc.string cimport memcmp, memcpy, memset
 from libc.math cimport NAN, isnan
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeASCII
@@ -519,6 +519,10 @@ cdef class Core:
     cdef public object period_starts  # (as_of date, period index) -> tuple of ordinals
     cdef public int max_facts, max_list_items, first_ordinal, id_max_length
     cdef public object evidence_item
+    # Flag.evidence as the response writes it (see flag_evidence): the element's tag, the framed
+    # fact_type field of each fact type, the fact_id and date fields' tags.
+    cdef public bytes evidence_tag, fact_id_tag, date_tag
+    cdef public list fact_type_fields
     cdef int birth_field
     cdef Cond* conds
     cdef int* rule_start
@@ -585,6 +589,11 @@ cdef class Core:
         self.deadline_of = plan["deadline_of"]
         self.period_starts = plan["period_starts"]
         self.evidence_item = plan["evidence_item"]
+        wire = plan["evidence_wire"]
+        self.evidence_tag = wire["element_tag"]
+        self.fact_id_tag = wire["fact_id_tag"]
+        self.date_tag = wire["date_tag"]
+        self.fact_type_fields = list(wire["fact_type_fields"])
         # filter programs
         programs = plan["programs"]
         instructions = [ins for program in programs for ins in program]
@@ -734,6 +743,7 @@ cdef class Evaluated:
     cdef int birth
     cdef dict sources            # per measure index: its evidence pieces (see pieces)
     cdef dict made               # EvidenceItems made in this evaluation, by fact and date
+    cdef dict made_wire          # and each one's Flag.evidence element, framed
     cdef bytes data              # the request's bytes, which the tables' ids point into
 
     # --- reading ---------------------------------------------------------------------------
@@ -1168,6 +1178,7 @@ cdef class Evaluated:
         self.evidence = [None] * self.core.nmeasures
         self.sources = {}
         self.made = {}
+        self.made_wire = {}
         for m in range(self.core.nmeasures):
             self.measure(m)
         return 0
@@ -1539,8 +1550,9 @@ cdef class Evaluated:
 
     def flag_evidence(self, cited, int limit):
         """The facts behind a flag citing these measures: (the newest `limit` as EvidenceItems,
-        how many in all). As engine/explainer.explain: each measure's newest facts, each fact
-        once (the first measure to cite it gives its date), newest first by date, type and id."""
+        how many in all, those items as the response's Flag.evidence elements). As
+        engine/explainer.explain: each measure's newest facts, each fact once (the first measure
+        to cite it gives its date), newest first by date, type and id."""
         cdef int t, i, k, row, total = 0, count = 0, ncand = 0, lower, start, end, datecol, rank
         cdef Series series
         cdef list rows
@@ -1553,7 +1565,7 @@ cdef class Evaluated:
         for m in cited:
             pieces.extend(self.pieces(m))
         if not pieces:
-            return (), 0
+            return (), 0, b""
         offsets = <int*>malloc(sizeof(int) * (self.core.ntypes + 1))
         for t in range(self.core.ntypes):
             offsets[t] = total
@@ -1591,6 +1603,7 @@ cdef class Evaluated:
                             ncand += 1
             ncand = _keep_newest(cands, ncand, limit)
             items = []
+            wires = []
             for i in range(ncand if ncand < limit else limit):
                 c = &cands[i]
                 # flags of one case cite the same facts: each item is made once per evaluation
@@ -1602,7 +1615,9 @@ cdef class Evaluated:
                         self.core.evidence_item,
                         (table.name, PyUnicode_DecodeASCII(c.id, c.idlen, NULL), _date(c.ord)),
                     )
+                    self.made_wire[key] = _evidence_element(self.core, c)
                 items.append(item)
+                wires.append(self.made_wire[key])
             # how many facts in all
             if len(pieces) == 1:
                 count = self.size(pieces[0][1])
@@ -1628,7 +1643,7 @@ cdef class Evaluated:
             free(cands)
             free(seen)
             free(offsets)
-        return tuple(items), count
+        return tuple(items), count, b"".join(wires)
 
 cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
     """The index of a code in the field's sorted codes (a binary search: codes are ASCII, so
@@ -1656,6 +1671,97 @@ cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3
 
 _DATES = {}
 _new_tuple = tuple.__new__  # EvidenceItem is a named tuple: its own __new__ is a Python function
+
+
+cdef inline Py_ssize_t _varint_size(Py_ssize_t value) noexcept:
+    cdef Py_ssize_t size = 1
+    while value > 0x7F:
+        value >>= 7
+        size += 1
+    return size
+
+
+cdef inline Py_ssize_t _put_varint(char* out, Py_ssize_t value) noexcept:
+    cdef Py_ssize_t n = 0
+    while value > 0x7F:
+        out[n] = <char>((value & 0x7F) | 0x80)
+        value >>= 7
+        n += 1
+    out[n] = <char>value
+    return n + 1
+
+
+cdef inline Py_ssize_t _put(char* out, bytes part) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(part)
+    memcpy(out, PyBytes_AS_STRING(part), n)
+    return n
+
+
+cdef void _iso_date(char* out, int ordinal) noexcept:
+    """YYYY-MM-DD of a proleptic Gregorian ordinal (1 is 0001-01-01), as date.isoformat()."""
+    cdef int n = ordinal - 1, n400, n100, n4, n1, y, m, d, dim
+    n400 = n // 146097
+    n = n % 146097
+    n100 = n // 36524
+    n = n % 36524
+    n4 = n // 1461
+    n = n % 1461
+    n1 = n // 365
+    n = n % 365
+    y = n400 * 400 + n100 * 100 + n4 * 4 + n1 + 1
+    if n1 == 4 or n100 == 4:  # the last day of a leap cycle: December 31st of the year before
+        y -= 1
+        m, d = 12, 31
+    else:
+        m = 1
+        while m < 12:
+            dim = _DAYS_IN_MONTH[m] + (1 if m == 2 and _leap(y) else 0)
+            if n < dim:
+                break
+            n -= dim
+            m += 1
+        d = n + 1
+    out[0] = <char>(48 + y // 1000 % 10)
+    out[1] = <char>(48 + y // 100 % 10)
+    out[2] = <char>(48 + y // 10 % 10)
+    out[3] = <char>(48 + y % 10)
+    out[4] = 45
+    out[5] = <char>(48 + m // 10)
+    out[6] = <char>(48 + m % 10)
+    out[7] = 45
+    out[8] = <char>(48 + d // 10)
+    out[9] = <char>(48 + d % 10)
+
+
+def iso_date(int ordinal):
+    """_iso_date's text for one ordinal, for the tests to hold it to date.isoformat()."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 10)
+    _iso_date(PyBytes_AS_STRING(out), ordinal)
+    return out
+
+
+cdef bytes _evidence_element(Core core, Cand* c):
+    """One Flag.evidence element, framed, as service/responses.py writes an EvidenceItem: the
+    fact type, the id (left out when empty, as protobuf leaves out an empty string), the date."""
+    cdef bytes type_field = core.fact_type_fields[c.t]
+    cdef Py_ssize_t body = PyBytes_GET_SIZE(type_field) + PyBytes_GET_SIZE(core.date_tag) + 1 + 10
+    if c.idlen:
+        body += PyBytes_GET_SIZE(core.fact_id_tag) + _varint_size(c.idlen) + c.idlen
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(core.evidence_tag) + _varint_size(body) + body
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* p = PyBytes_AS_STRING(out)
+    p += _put(p, core.evidence_tag)
+    p += _put_varint(p, body)
+    p += _put(p, type_field)
+    if c.idlen:
+        p += _put(p, core.fact_id_tag)
+        p += _put_varint(p, c.idlen)
+        memcpy(p, c.id, c.idlen)
+        p += c.idlen
+    p += _put(p, core.date_tag)
+    p[0] = 10
+    _iso_date(p + 1, c.ord)
+    return out
 
 
 cdef object _date(int ordinal):

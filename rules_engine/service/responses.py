@@ -16,15 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case.facts import FACT_TYPES, CaseFacts
+from rules_engine.engine import wire
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
 from rules_engine.engine.results import UndeterminedRule as DomainUndetermined
 from rules_engine.policy.compiled import MeasureValue, Severity
@@ -214,28 +215,9 @@ def decision_to_proto(record: DecisionRecord) -> pb.Decision:
 # Rulesets reload, so cached parts of rules no longer loaded must age out.
 CACHE_SIZE = 4096
 
-_LENGTH_DELIMITED = 2  # the wire type of embedded messages, strings and bytes
-
-
-def encode_varint(value: int) -> bytes:
-    """The base-128 varint of a non-negative integer, low 7-bit group first, as protobuf writes it."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-# Lengths under 128 are most evidence items and many flags: one byte, looked up.
-_SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x80))
-
 
 def _tag(message: Descriptor, name: str) -> bytes:
-    field = message.fields_by_name[name]
-    if field.type not in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING):
-        raise RuntimeError(f"{field.full_name} is neither a message nor a string; only those are framed here")
-    return encode_varint(field.number << 3 | _LENGTH_DELIMITED)
+    return wire.tag(message.fields_by_name[name])
 
 
 _FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
@@ -243,11 +225,7 @@ _SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
 _MEASURED_VALUES_TAG = _tag(pb.Flag.DESCRIPTOR, "measured_values")
 _EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
 _FACT_TYPE_TAG, _FACT_ID_TAG, _DATE_TAG = (_tag(pb.Evidence.DESCRIPTOR, n) for n in ("fact_type", "fact_id", "date"))
-
-
-def _framed(tag: bytes, payload: bytes) -> bytes:
-    size = len(payload)
-    return b"".join((tag, _SHORT_LENGTHS[size] if size < 0x80 else encode_varint(size), payload))
+_framed = wire.framed
 
 
 class EncodedEvaluateResponse:
@@ -309,7 +287,7 @@ def encode_evaluation(evaluation: Evaluation) -> bytes:
 
 
 def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: list[ExplainedFlag]) -> bytes:
-    call = _Call([*flags, *shadow_flags])
+    call = _Call([*flags, *shadow_flags], evaluation.evidence_wire)
     scalars = pb.EvaluateResponse(
         case_id=evaluation.case_id,
         ruleset=evaluation.ruleset,
@@ -333,11 +311,16 @@ def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: li
 class _Call:
     """What one response repeats: evidence that several flags cite, the lifecycle most flags share."""
 
-    __slots__ = ("evidence", "lifecycles", "moments")
+    __slots__ = ("evidence", "evidence_wire", "lifecycles", "moments")
 
-    def __init__(self, flags: Sequence[ExplainedFlag]) -> None:
-        # Each distinct item once; per call, not process-wide, because evidence is case data.
-        distinct = dict.fromkeys(itertools.chain.from_iterable(f.evidence for f in flags))
+    def __init__(self, flags: Sequence[ExplainedFlag], evidence_wire: Mapping[str, bytes] | None = None) -> None:
+        # The compiled core wrote each flag's evidence elements already (Outcome.evidence_wire);
+        # otherwise each distinct item is encoded once, per call, not process-wide, because
+        # evidence is case data.
+        self.evidence_wire = evidence_wire or {}
+        distinct = dict.fromkeys(
+            itertools.chain.from_iterable(f.evidence for f in flags if f.rule_id not in self.evidence_wire)
+        )
         self.evidence = {item: _evidence_element(item) for item in distinct}
         # Most flags were raised (or last seen) at as_of, and formatting a moment costs more
         # than encoding it. Equal datetimes may differ in offset or fold, and so in their text:
@@ -367,8 +350,12 @@ class _Call:
         if record is not None:
             parts.append(self.lifecycle(record))
         parts += [_measured_value(n, v) for n, v in flag.measured_values]
-        evidence = self.evidence
-        parts += [evidence[item] for item in flag.evidence]
+        written = self.evidence_wire.get(flag.rule_id)
+        if written is None:
+            evidence = self.evidence
+            parts += [evidence[item] for item in flag.evidence]
+        else:
+            parts.append(written)
         return b"".join(parts)
 
     def lifecycle(self, record: FlagRecord) -> bytes:
@@ -439,6 +426,12 @@ def _encode_measured_value(name: str, value: MeasureValue) -> bytes:
 # Measures take few distinct values (small counts, flags, missing). typed: True == 1, yet a
 # boolean encodes differently from a number.
 _cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_encode_measured_value)
+
+
+def encode_evidence(items: Sequence[EvidenceItem]) -> bytes:
+    """A flag's Flag.evidence elements, framed, as the response writes them: what the compiled
+    core's Outcome.evidence_wire must equal (tests/native holds it to this)."""
+    return b"".join([_evidence_element(item) for item in items])
 
 
 def _evidence_element(item: EvidenceItem) -> bytes:

@@ -30,8 +30,8 @@ from rules_engine.case.checks import MAX_LIST_ITEMS, enum_codes
 from rules_engine.case.dates import FIRST_DATE, LAST_DATE, latest_date
 from rules_engine.case.fields import fact_fields, sub_model
 from rules_engine.config import MAX_FACTS
+from rules_engine.engine.wire import encode_varint
 from rules_engine.service import requests
-from rules_engine.service.responses import encode_varint
 from rules_engine.tools import lifecourse, synth
 from rules_engine.tools.lifecourse import LifeCourse
 from rules_engine.tools.ruletest import json_ready, load_rule_tests

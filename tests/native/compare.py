@@ -38,6 +38,8 @@ def first_difference(expected: Any, got: Any, path: str = "outcome") -> str | No
         return f"{path}: expected {type(expected).__name__} {_short(expected)}, got {type(got).__name__} {_short(got)}"
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
         for field in dataclasses.fields(expected):
+            if not field.compare:  # a second form of compared fields (Outcome.evidence_wire): checked apart
+                continue
             found = first_difference(getattr(expected, field.name), getattr(got, field.name), f"{path}.{field.name}")
             if found:
                 return found

@@ -25,6 +25,7 @@ from rules_engine.case.dates import latest_date
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.errors import CaseError
 from rules_engine.service import requests
+from rules_engine.service.responses import encode_evidence
 from tests.native.cases import Sample
 from tests.native.compare import first_difference, report
 
@@ -120,6 +121,19 @@ class Tally:
 TALLIES: list[Tally] = []
 
 
+def wire_difference(got: Any) -> str | None:
+    """Where the compiled core's evidence, as response bytes, differs from the response's own
+    encoding of the same items (None when it wrote none: the Python path)."""
+    written = getattr(got, "evidence_wire", None)
+    if written is None:
+        return None
+    for flag in (*got.flags, *got.shadow_flags):
+        expected = encode_evidence(flag.evidence)
+        if written.get(flag.rule_id) != expected:
+            return f"evidence_wire[{flag.rule_id}]: {written.get(flag.rule_id)!r} != {expected!r}"
+    return None
+
+
 def new_tally(family: str, other: str) -> Tally:
     tally = Tally(family, other)
     TALLIES.append(tally)
@@ -169,7 +183,7 @@ class Differential:
                 if got is None:
                     tally.declined += 1
                     continue
-                difference = first_difference(expected, got)
+                difference = first_difference(expected, got) or wire_difference(got)
                 if difference is not None:
                     raise AssertionError(
                         report(

@@ -15,9 +15,9 @@ from rules_engine import native
 from rules_engine.case.dates import latest_date
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.engine.registry import Registry
+from rules_engine.engine.wire import encode_varint
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.service import requests
-from rules_engine.service.responses import encode_varint
 from rules_engine.tools.synth import LONG_TIMELINE_END, sized_case
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,15 +20,11 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.engine.engine import Engine
 from rules_engine.engine.registry import Registry
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, UndeterminedRule
+from rules_engine.engine.wire import encode_varint
 from rules_engine.policy.compiled import Severity
 from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.service import requests, responses
-from rules_engine.service.responses import (
-    EncodedEvaluateResponse,
-    encode_evaluation,
-    encode_response,
-    encode_varint,
-)
+from rules_engine.service.responses import EncodedEvaluateResponse, encode_evaluation, encode_response
 from rules_engine.store import Acknowledgement, FlagRecord, FlagState
 from rules_engine.tools import synth
 

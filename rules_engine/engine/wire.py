@@ -1,0 +1,43 @@
+"""Protobuf's wire format, the little of it the response is written with by hand: varints, field
+tags and length-delimited fields.
+
+Evaluate's response is encoded from parts (service/responses.py) and the compiled core writes
+each flag's evidence elements itself (engine/native.py hands it the tags); both frame with these,
+so the two encodings cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.descriptor import FieldDescriptor
+
+LENGTH_DELIMITED = 2  # the wire type of embedded messages, strings and bytes
+VARINT = 0
+
+# Lengths under 128 are most evidence items and many flags: one byte, looked up.
+_SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x80))
+
+
+def encode_varint(value: int) -> bytes:
+    """The base-128 varint of a non-negative integer, low 7-bit group first, as protobuf writes it."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def tag(field: FieldDescriptor) -> bytes:
+    """The tag of a string, bytes or message field (length-delimited), or of an unsigned or
+    non-negative integer field (a varint); any other field is refused, as it is never framed here."""
+    if field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+        return encode_varint(field.number << 3 | LENGTH_DELIMITED)
+    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32):
+        return encode_varint(field.number << 3 | VARINT)
+    raise RuntimeError(f"{field.full_name} is not a field framed here (strings, messages, varints)")
+
+
+def framed(field_tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: its tag, the payload's length, the payload."""
+    size = len(payload)
+    return b"".join((field_tag, _SHORT_LENGTHS[size] if size < 0x80 else encode_varint(size), payload))
