@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ def wait_for_http(origin: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def start(*args: str) -> Iterator[Server]:
+def start(*args: str) -> Generator[Server, None, None]:
     grpc_port, http_port = free_port(), free_port()
     options = (
         "--http-port", str(http_port), "--metrics-port", "0",

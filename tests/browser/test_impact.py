@@ -120,7 +120,7 @@ def test_an_impact_preview_of_a_changed_threshold_shows_the_expected_counts(
     expect(page.locator("#total-cases .n")).to_have_text("2")
 
     # Every rule, on request: the unchanged ones count every case as unchanged.
-    page.get_by_label("Show every rule, not only those the edit changes").check()
+    page.get_by_label("Show every rule (11), not only those the edit changes").check()
     expect(rows).to_have_count(11)
     expect(page.locator('#rule-table tr[data-rule="worker-churn"] td.same')).to_have_text("4")
 

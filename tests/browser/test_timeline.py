@@ -55,8 +55,11 @@ def test_the_timeline_zooms_from_months_to_decades(tab: Tab) -> None:
     page = tab.open("timeline.html")
     result = draw_sample(page, "long-timeline")
     first, last = domain(page)
+    # The whole case: the span replay_plot gives the chart (the replay, and a step past its end).
+    flags_x = result["spec"]["vconcat"][-1]["encoding"]["x"]
+    assert (first, last) == tuple(dt.date.fromisoformat(d) for d in flags_x["scale"]["domain"])
+    assert first == dt.date.fromisoformat(result["from"]) and last > dt.date.fromisoformat(result["to"])
     assert (last - first).days > 15 * 365  # eighteen years of concerns
-    assert dt.date.fromisoformat(result["from"]) >= first
 
     def show(name: str) -> tuple[dt.date, dt.date]:
         page.get_by_role("button", name=name, exact=True).click()
@@ -80,6 +83,10 @@ def test_the_timeline_zooms_from_months_to_decades(tab: Tab) -> None:
     assert all(abs(a - b) <= dt.timedelta(days=1) for a, b in zip(domain(page), months, strict=True))
     assert show("20 years") == (max(first, last - dt.timedelta(days=round(240 * 30.44))), last)
     assert show("Whole case") == (first, last)
+    show("1 year")
+    page.locator("#chart svg").dblclick(position={"x": 600, "y": 120})  # double-click: the whole case again
+    expect(page.get_by_role("button", name="Whole case")).to_have_attribute("aria-pressed", "true")
+    assert domain(page) == (first, last)
     # Bars outside the window are kept (clipped), so zooming never changes how many there are.
     expect(page.locator(FLAG_BARS)).to_have_count(len(result["episodes"]))
     assert tab.errors == []

@@ -42,12 +42,9 @@ function ruleArticle(ruleset, rule, titles) {
   ];
   const tags = (rule.tags || []).filter((tag) => !(rule.themes || []).includes(tag));
   if (tags.length) facts.push(["Tags", tags.join(", ")]);
-  if (rule.builds_on && rule.builds_on.length) {
-    facts.push(["Builds on", joinNodes(rule.builds_on.map((id) => ruleLink(ruleset.name, id, titles)))]);
-  }
-  if (rule.built_on_by && rule.built_on_by.length) {
-    facts.push(["Used by", joinNodes(rule.built_on_by.map((id) => ruleLink(ruleset.name, id, titles)))]);
-  }
+  const links = (ids) => h("ul", { class: "rule-links" }, ids.map((id) => h("li", {}, ruleLink(ruleset.name, id, titles))));
+  if (rule.builds_on && rule.builds_on.length) facts.push(["Builds on", links(rule.builds_on)]);
+  if (rule.built_on_by && rule.built_on_by.length) facts.push(["Used by", links(rule.built_on_by)]);
   const thresholds = rule.thresholds || [];
   const tests = rule.tests || [];
   const measures = rule.measures || [];
@@ -88,7 +85,8 @@ function ruleArticle(ruleset, rule, titles) {
                   {},
                   h("td", {}, h("code", {}, t.parameter)),
                   h("td", { class: "number" }, plain(t.value)),
-                  h("td", {}, sourceWords(t.source || kind), t.reference ? ` — ${t.reference}` : ""),
+                  // The rule's own source is written once above; a threshold with another says so.
+                  h("td", {}, sourceWords(t.source || kind), t.reference && t.reference !== reference ? ` — ${t.reference}` : ""),
                 ),
               ),
             ),
@@ -112,10 +110,6 @@ function ruleArticle(ruleset, rule, titles) {
         )
       : h("p", { class: "hint" }, "No rule test covers this rule yet."),
   );
-}
-
-function joinNodes(nodes) {
-  return nodes.flatMap((node, i) => (i ? [", ", node] : [node]));
 }
 
 function searchText(ruleset, rule) {

@@ -119,28 +119,40 @@ function countHeads() {
   ];
 }
 
+function themeRows(themes, everyTheme) {
+  const shown = everyTheme ? themes : themes.filter((t) => t.newly_flagged || t.no_longer_flagged);
+  if (!shown.length) {
+    return h("tr", {}, h("td", { colspan: 5 }, "No theme's count changes: every case stays as it was under every theme."));
+  }
+  return shown.map((t) =>
+    h(
+      "tr",
+      { dataset: { theme: t.theme } },
+      h("th", { scope: "row" }, t.theme, themesShared(themes) ? "" : h("span", { class: "hint" }, ` (${t.ruleset})`)),
+      h("td", {}, count((t.rules || []).length, "rule")),
+      countCells(t),
+    ),
+  );
+}
+
 function themeTable(themes) {
   if (!themes.length) return h("p", {}, "No theme to count.");
+  const body = h("tbody", {}, themeRows(themes, false));
+  const toggle = h("input", { type: "checkbox", id: "every-theme" });
+  toggle.addEventListener("change", () => fill(body, themeRows(themes, toggle.checked)));
   return h(
     "div",
-    { class: "table-scroll" },
+    {},
+    h("div", { class: "field" }, h("label", { for: "every-theme", class: "inline" }, toggle, ` Show every theme (${themes.length}), not only those whose counts change`)),
     h(
-      "table",
-      { id: "theme-table" },
-      h("caption", { class: "visually-hidden" }, "Counts by theme"),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Theme"), h("th", { scope: "col" }, "Rules"), countHeads())),
+      "div",
+      { class: "table-scroll" },
       h(
-        "tbody",
-        {},
-        themes.map((t) =>
-          h(
-            "tr",
-            { dataset: { theme: t.theme } },
-            h("th", { scope: "row" }, t.theme, themesShared(themes) ? "" : h("span", { class: "hint" }, ` (${t.ruleset})`)),
-            h("td", {}, count((t.rules || []).length, "rule")),
-            countCells(t),
-          ),
-        ),
+        "table",
+        { id: "theme-table" },
+        h("caption", { class: "visually-hidden" }, "Counts by theme"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Theme"), h("th", { scope: "col" }, "Rules"), countHeads())),
+        body,
       ),
     ),
   );
@@ -185,7 +197,7 @@ function ruleTable(rules) {
   return h(
     "div",
     {},
-    h("div", { class: "field" }, h("label", { for: "every-rule", class: "inline" }, toggle, " Show every rule, not only those the edit changes")),
+    h("div", { class: "field" }, h("label", { for: "every-rule", class: "inline" }, toggle, ` Show every rule (${rules.length}), not only those the edit changes`)),
     h(
       "div",
       { class: "table-scroll" },

@@ -22,12 +22,6 @@ function ms(day) {
   return Date.parse(`${day}T00:00:00Z`);
 }
 
-/** "2024-03-31" as a Vega-Lite DateTime object (UTC, as Vega-Lite reads ISO dates). */
-function dateTime(day) {
-  const [year, month, date] = day.split("-").map(Number);
-  return { year, month, date, utc: true };
-}
-
 function units(spec) {
   return (spec.vconcat || [spec]).flatMap((panel) => panel.layer || [panel]);
 }
@@ -35,16 +29,15 @@ function units(spec) {
 /**
  * The spec as the page draws it: the zoom added to the flags panel (the x scale is shared, so all
  * panels follow) and the panels as wide as the page allows. The case's span, which replay_plot
- * writes as an explicit domain on every panel, becomes the zoom's starting value instead: an
- * explicit domain on a shared scale that is also bound to a selection makes Vega-Lite warn of
- * conflicting domains, and would fight the zoom.
+ * writes as an explicit domain on every panel, is set through the zoom once the chart is drawn
+ * instead: an explicit domain on a shared scale that is also bound to a selection makes Vega-Lite
+ * warn of conflicting domains, and would fight the zoom.
  */
 function prepare(spec, width) {
   const copy = structuredClone(spec);
   delete copy.$schema; // the bundled Vega-Lite compiles it; no lookup of the schema
   const panels = copy.vconcat || [copy];
   for (const panel of panels) if (typeof panel.width === "number" && width) panel.width = width;
-  const whole = wholeDomain(spec);
   for (const unit of units(copy)) {
     const x = unit.encoding && unit.encoding.x;
     if (!x) continue;
@@ -60,13 +53,14 @@ function prepare(spec, width) {
   const flags = panels[panels.length - 1];
   flags.name = FLAGS_PANEL;
   const unit = flags.layer ? flags.layer[0] : flags;
-  // Drag to move; Shift + wheel to zoom, so that the wheel alone still scrolls the page.
+  // Drag to move; Shift + wheel to zoom, so that the wheel alone still scrolls the page. A
+  // double-click goes back to the whole case (the page's own listener: Vega-Lite's would go back
+  // to the data's extent, which ends at the last fact rather than at the replay's end).
   const zoom = {
     name: ZOOM,
-    select: { type: "interval", encodings: ["x"], zoom: "wheel![event.shiftKey]" },
+    select: { type: "interval", encodings: ["x"], zoom: "wheel![event.shiftKey]", clear: false },
     bind: "scales",
   };
-  if (whole) zoom.value = { x: whole };
   unit.params = [...(unit.params || []), zoom];
   copy.autosize = { type: "pad" };
   copy.background = "#ffffff";
@@ -100,12 +94,15 @@ async function setDomain(domain) {
   if (!signal) return;
   view.signal(signal, domain);
   await view.runAsync();
-  describeDomain(domain);
+  describeDomain();
 }
 
-function describeDomain(domain) {
-  const [from, to] = domain || current.whole || [];
-  if (!from) return;
+/** The dates the chart shows now, read from its x scale (the panels share it), on the chart's
+ * data-from and data-to: what the zoom buttons announce, and what the browser tests check. */
+function describeDomain() {
+  const { view } = current;
+  if (!view) return;
+  const [from, to] = view.scale("x").domain();
   const day = (t) => new Date(t).toISOString().slice(0, 10);
   byId("chart").dataset.from = day(from);
   byId("chart").dataset.to = day(to);
@@ -192,11 +189,15 @@ async function draw(result) {
   });
   current.view = embedded.view;
   current.result = result;
+  if (current.whole) await setDomain(current.whole);
+  current.view.addEventListener("dblclick", () => zoomTo("all"));
+  const signal = zoomSignal(current.view);
+  if (signal) current.view.addSignalListener(signal, () => describeDomain()); // a drag or a Shift+wheel
   current.months = "all";
   for (const button of document.querySelectorAll("[data-zoom]")) {
     button.setAttribute("aria-pressed", String(button.dataset.zoom === "all"));
   }
-  describeDomain(current.whole);
+  describeDomain();
   const svg = chart.querySelector("svg");
   if (svg) {
     svg.setAttribute("role", "img");
