@@ -1,8 +1,12 @@
 """The workbench in a real browser: Debian's Chromium (/usr/bin/chromium, headless) driven by
 Playwright against a real `rules-engine serve` on free ports.
 
-One server and one browser serve the whole session; each test gets a fresh browser context (its
-own sessionStorage) and a tab that records console errors and uncaught page errors.
+One server and one browser serve every test in this folder; each test gets a fresh browser
+context (its own sessionStorage) and a tab that records console errors and uncaught page errors.
+They are package-scoped, not session-scoped: Playwright's sync API keeps its event loop marked
+as running in this thread while it is started, and the test folders that run after this one call
+asyncio.run(), which refuses to start inside a running loop; so the browser stops when the last
+test here has run.
 """
 
 from __future__ import annotations
@@ -95,12 +99,12 @@ def start(*args: str) -> Generator[Server, None, None]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server() -> Iterator[Server]:
     yield from start()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (.ci/ensure-tools installs it)")
@@ -109,7 +113,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # Playwright cannot download its own browser here; Debian's Chromium is driven instead.
     launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
