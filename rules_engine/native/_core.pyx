@@ -92,7 +92,6 @@ cdef enum:
 
 DEF MAX_FIELD = 32
 DEF MAX_GROUP_DEPTH = 100  # protobuf's default recursion limit
-DEF KEY_SPAN = 4294967296  # rows per fact type in an evidence key (derived facts included)
 DEF MAX_STACK = 64
 
 cdef int _ID_CHAR[256]
@@ -742,9 +741,48 @@ cdef class Evaluated:
     cdef public list evidence    # per measure: None, (Series, start, end), ("rows", t, datecol, rows) or ("parts", inputs)
     cdef int birth
     cdef dict sources            # per measure index: its evidence pieces (see pieces)
-    cdef dict made               # EvidenceItems made in this evaluation, by fact and date
-    cdef dict made_wire          # and each one's Flag.evidence element, framed
+    # Evidence made in this evaluation (flags of one case cite the same facts), by fact: a fact's
+    # slot is offsets[t] + row; made_ord holds the date its item was made with (0: none yet),
+    # made and made_wire the EvidenceItem and its Flag.evidence element, framed.
+    cdef int* offsets
+    cdef int nfacts
+    cdef int* made_ord
+    cdef unsigned char* seen     # scratch, one byte per fact
+    cdef list made
+    cdef list made_wire
     cdef bytes data              # the request's bytes, which the tables' ids point into
+
+    def __cinit__(self):
+        self.offsets = NULL
+        self.made_ord = NULL
+        self.seen = NULL
+
+    def __dealloc__(self):
+        free(self.offsets)
+        free(self.made_ord)
+        free(self.seen)
+
+    cdef int start_evidence(self) except -1:
+        """The slots of every fact, for the evidence flags pick (after the tables are read)."""
+        cdef int t, total = 0
+        free(self.offsets)
+        free(self.made_ord)
+        free(self.seen)
+        self.offsets = <int*>malloc(sizeof(int) * (self.core.ntypes + 1))
+        if self.offsets == NULL:
+            raise MemoryError()
+        for t in range(self.core.ntypes):
+            self.offsets[t] = total
+            total += (<Table>self.tables[t]).n
+        self.nfacts = total
+        self.made_ord = <int*>malloc(sizeof(int) * (total + 1))
+        self.seen = <unsigned char*>malloc(total + 1)
+        if self.made_ord == NULL or self.seen == NULL:
+            raise MemoryError()
+        memset(self.made_ord, 0, sizeof(int) * (total + 1))
+        self.made = [None] * total
+        self.made_wire = [None] * total
+        return 0
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -1177,8 +1215,7 @@ cdef class Evaluated:
         self.values = [None] * self.core.nmeasures
         self.evidence = [None] * self.core.nmeasures
         self.sources = {}
-        self.made = {}
-        self.made_wire = {}
+        self.start_evidence()
         for m in range(self.core.nmeasures):
             self.measure(m)
         return 0
@@ -1553,28 +1590,25 @@ cdef class Evaluated:
         how many in all, those items as the response's Flag.evidence elements). As
         engine/explainer.explain: each measure's newest facts, each fact once (the first measure
         to cite it gives its date), newest first by date, type and id."""
-        cdef int t, i, k, row, total = 0, count = 0, ncand = 0, lower, start, end, datecol, rank
+        cdef int t, i, k, row, slot, offset, count = 0, ncand = 0, lower, start, end, datecol
         cdef Series series
         cdef list rows
         cdef Table table
         cdef Cand* cands
         cdef Cand* c
-        cdef unsigned char* seen
-        cdef int* offsets
+        cdef unsigned char* seen = self.seen
+        cdef int* offsets = self.offsets
         pieces = []
         for m in cited:
             pieces.extend(self.pieces(m))
         if not pieces:
             return (), 0, b""
-        offsets = <int*>malloc(sizeof(int) * (self.core.ntypes + 1))
-        for t in range(self.core.ntypes):
-            offsets[t] = total
-            total += (<Table>self.tables[t]).n
-        seen = <unsigned char*>malloc(total + 1)
         cands = <Cand*>malloc(sizeof(Cand) * (len(pieces) * limit + 1))
+        if cands == NULL:
+            raise MemoryError()
         try:
             # the newest `limit` facts of each piece, each fact once: the candidates
-            memset(seen, 0, total + 1)
+            memset(seen, 0, self.nfacts + 1)
             for k, entry in pieces:
                 datecol = self.core.specs[k].datecol
                 if type(entry[0]) is str:
@@ -1583,10 +1617,11 @@ cdef class Evaluated:
                     end = len(rows)
                     lower = end - limit if end > limit else 0
                     table = self.tables[t]
+                    offset = offsets[t]
                     for i in range(end - 1, lower - 1, -1):
                         row = rows[i]
-                        if not seen[offsets[t] + row]:
-                            seen[offsets[t] + row] = 1
+                        if not seen[offset + row]:
+                            seen[offset + row] = 1
                             _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
                             ncand += 1
                 else:
@@ -1595,10 +1630,11 @@ cdef class Evaluated:
                     start, end = entry[1], entry[2]
                     lower = end - limit if end - limit > start else start
                     table = self.tables[t]
+                    offset = offsets[t]
                     for i in range(end - 1, lower - 1, -1):
                         row = series.rows[i]
-                        if not seen[offsets[t] + row]:
-                            seen[offsets[t] + row] = 1
+                        if not seen[offset + row]:
+                            seen[offset + row] = 1
                             _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
                             ncand += 1
             ncand = _keep_newest(cands, ncand, limit)
@@ -1607,22 +1643,23 @@ cdef class Evaluated:
             for i in range(ncand if ncand < limit else limit):
                 c = &cands[i]
                 # flags of one case cite the same facts: each item is made once per evaluation
-                key = ((<long long>c.t * KEY_SPAN + c.row) << 20) + c.ord
-                item = self.made.get(key)
-                if item is None:
+                # (again only if another flag cites the fact by another of its dates)
+                slot = offsets[c.t] + c.row
+                if self.made_ord[slot] != c.ord:
                     table = self.tables[c.t]
-                    item = self.made[key] = _new_tuple(
+                    self.made[slot] = _new_tuple(
                         self.core.evidence_item,
                         (table.name, PyUnicode_DecodeASCII(c.id, c.idlen, NULL), _date(c.ord)),
                     )
-                    self.made_wire[key] = _evidence_element(self.core, c)
-                items.append(item)
-                wires.append(self.made_wire[key])
+                    self.made_wire[slot] = _evidence_element(self.core, c)
+                    self.made_ord[slot] = c.ord
+                items.append(self.made[slot])
+                wires.append(self.made_wire[slot])
             # how many facts in all
             if len(pieces) == 1:
                 count = self.size(pieces[0][1])
             else:
-                memset(seen, 0, total + 1)
+                memset(seen, 0, self.nfacts + 1)
                 for k, entry in pieces:
                     if type(entry[0]) is str:
                         offset = offsets[<int>entry[1]]
@@ -1641,8 +1678,6 @@ cdef class Evaluated:
                                 count += 1
         finally:
             free(cands)
-            free(seen)
-            free(offsets)
         return tuple(items), count, b"".join(wires)
 
 cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
