@@ -5,10 +5,12 @@ per-rule parts instead of building one message tree. Serialized protobuf message
 concatenate into their merge, and a repeated field keeps the order of its elements. So a
 Flag is encoded as the part that comes from its rule (serialized once and cached) followed
 by the part that changes every call, and the response as its scalar fields followed by the
-framed flags. Protobuf encodes every field but the three strings of an evidence item; only
-those and the framing of embedded messages (tag, length, payload) are written here. The
-bytes parse to a message equal to `evaluation_to_proto`'s, though fields may come in a
-different order. The other responses, and EvaluateBatch's evaluations, are built as messages.
+framed flags. Protobuf encodes the scalars and the rule's own fields; the fields that change
+every call (a flag's explanation, evidence count, contributing rules and evidence items) and
+the framing of embedded messages are written here with engine/wire.py, which the compiled core's
+evidence bytes are framed with too. The bytes parse to a message equal to
+`evaluation_to_proto`'s, though fields may come in a different order. The other responses,
+and EvaluateBatch's evaluations, are built as messages.
 """
 
 from __future__ import annotations
@@ -224,6 +226,9 @@ _FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
 _SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
 _MEASURED_VALUES_TAG = _tag(pb.Flag.DESCRIPTOR, "measured_values")
 _EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
+_EXPLANATION_TAG = _tag(pb.Flag.DESCRIPTOR, "explanation")
+_CONTRIBUTING_TAG = _tag(pb.Flag.DESCRIPTOR, "contributing_rule_ids")
+_EVIDENCE_COUNT_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence_count")
 _FACT_TYPE_TAG, _FACT_ID_TAG, _DATE_TAG = (_tag(pb.Evidence.DESCRIPTOR, n) for n in ("fact_type", "fact_id", "date"))
 _framed = wire.framed
 
@@ -330,9 +335,6 @@ class _Call:
 
     def flag(self, flag: ExplainedFlag, record: FlagRecord | None) -> bytes:
         """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence."""
-        message = pb.Flag(explanation=flag.explanation, evidence_count=flag.evidence_count)
-        if flag.contributing_rule_ids:  # an empty list argument costs a conversion too
-            message.contributing_rule_ids.extend(flag.contributing_rule_ids)
         parts = [
             _rule_fields(
                 flag.rule_id,
@@ -345,8 +347,13 @@ class _Call:
                 flag.source_kind,
                 flag.source_reference,
             ),
-            message.SerializeToString(),
+            # Framed here, as protobuf would write them (an empty string or a zero count left
+            # out): a message per flag cost three times as much.
+            _framed(_EXPLANATION_TAG, flag.explanation.encode()) if flag.explanation else b"",
+            _EVIDENCE_COUNT_TAG + wire.encode_varint(flag.evidence_count) if flag.evidence_count > 0 else b"",
         ]
+        if flag.contributing_rule_ids:
+            parts += [_framed(_CONTRIBUTING_TAG, rule_id.encode()) for rule_id in flag.contributing_rule_ids]
         if record is not None:
             parts.append(self.lifecycle(record))
         parts += [_measured_value(n, v) for n, v in flag.measured_values]
