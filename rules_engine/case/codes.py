@@ -117,3 +117,31 @@ ConcernSubject = Literal["CHILD", "SIBLING", "HOUSEHOLD"]
 
 # A case transferred in from, or out to, another local authority.
 TransferDirection = Literal["IN", "OUT"]
+
+# --- equality monitoring only (issue 20): counted in aggregate, never read by a rule ---
+# The DfE children in need census code lists, from the census's XML schema for 2024-25
+# (CIN_schema_2024.xsd, as mirrored in github.com/SocialFinanceDigitalLabs/liia-tools,
+# liiatools/cin_census_pipeline/spec/): ethnicitytype and gendertype.
+
+# Ethnicity (the census's main ethnicity codes): WBRI White British, WIRI White Irish, WIRT Traveller
+# of Irish heritage, WOTH any other White background, WROM Gypsy/Roma; MWBC White and Black
+# Caribbean, MWBA White and Black African, MWAS White and Asian, MOTH any other mixed background;
+# AIND Indian, APKN Pakistani, ABAN Bangladeshi, AOTH any other Asian background; BCRB Caribbean,
+# BAFR African, BOTH any other Black background; CHNE Chinese; OOTH any other ethnic group;
+# REFU refused; NOBT information not yet obtained.
+Ethnicity = Literal[
+    "WBRI", "WIRI", "WIRT", "WOTH", "WROM", "MWBC", "MWBA", "MWAS", "MOTH", "AIND",
+    "APKN", "ABAN", "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH", "REFU", "NOBT",
+]  # fmt: skip
+
+# Sex (the census's GenderCurrent): 1 male, 2 female, 0 not recorded or unborn, 9 indeterminate.
+Sex = Literal["0", "1", "2", "9"]
+
+# Disability: yes, no, or not known. The census lists a child's disabilities by type (NONE, or
+# MOB, HAND, PC, INC, COMM, LD, HEAR, VIS, BEH, CON, AUT, DDA); monitoring needs only whether
+# the child has one: NONE is NO, any type is YES.
+Disability = Literal["YES", "NO", "NOT_KNOWN"]
+
+# The deprivation decile of the home area (English Indices of Deprivation, IMD decile of the
+# lower-layer super output area: 1 the most deprived tenth of areas, 10 the least), 1 to 10.
+DEPRIVATION_DECILES = range(1, 11)

@@ -21,13 +21,16 @@ from rules_engine.case.codes import (
     ConcernCategory,
     ConcernSubject,
     ConferenceKind,
+    Disability,
     EngagementKind,
+    Ethnicity,
     PlanCategory,
     PlanKind,
     PrimaryNeed,
     RecordKind,
     ReferralSource,
     Relationship,
+    Sex,
     TransferDirection,
     WorkerChangeReason,
 )
@@ -214,6 +217,12 @@ class ConferenceAgencyFact(Fact):
 
 class Child(_Model):
     birth_date: dt.date | None = None
+    # Equality monitoring only (case.equality): counted in aggregate by the stores, never read by
+    # a rule (the policy compiler refuses any that names one). Codes in case.codes.
+    ethnicity: Ethnicity | None = None
+    sex: Sex | None = None
+    disability: Disability | None = None
+    deprivation_decile: Annotated[int, Field(ge=1, le=10)] | None = None
 
 
 class Case(_Model):
@@ -260,6 +269,10 @@ class ChildRecord(NamedTuple):
     """A Child as a record."""
 
     birth_date: dt.date | None
+    ethnicity: str | None = None
+    sex: str | None = None
+    disability: str | None = None
+    deprivation_decile: int | None = None
 
 
 class CaseRecord(NamedTuple):

@@ -40,6 +40,7 @@ from rules_engine.case.checks import (
     enum_codes,
 )
 from rules_engine.case.dates import DAYS, FIRST_DATE, NOT_A_DATE, latest_date
+from rules_engine.case.equality import DECILES, DISABILITIES, ETHNICITIES, SEXES
 from rules_engine.case.facts import CaseRecord, ChildRecord
 from rules_engine.case.fields import fact_fields, field_default, sub_model
 from rules_engine.case.records import EMPTY, record_type_of
@@ -243,7 +244,8 @@ def _records(message: case_pb2.Case, today: dt.date) -> CaseRecord:
         rows = reader.read(messages)
         _check(rows, reader, dates)
         lists[name] = tuple(rows)
-    birth = DAYS[message.child.birth_date]
+    child = message.child
+    birth = DAYS[child.birth_date]
     if birth is NOT_A_DATE:
         raise _Rejected
     dates.dates.discard(None)
@@ -252,4 +254,20 @@ def _records(message: case_pb2.Case, today: dt.date) -> CaseRecord:
     # Dates outside the accepted range or more than a year ahead are named by validation.
     if dates.dates and (min(dates.dates) < FIRST_DATE or max(dates.dates) > latest_date(today)):
         raise _Rejected
-    return CaseRecord(case_id=message.case_id, child=ChildRecord(birth), **lists)
+    return CaseRecord(case_id=message.case_id, child=_child(child, birth), **lists)
+
+
+def _child(message: case_pb2.Child, birth: dt.date | None) -> ChildRecord:
+    """The child's record: its birth date (already read) and its equality monitoring codes."""
+    if not (message.ethnicity or message.sex or message.disability or message.HasField("deprivation_decile")):
+        return ChildRecord(birth)  # the usual case, cheapest
+    ethnicity, sex, disability = message.ethnicity or None, message.sex or None, message.disability or None
+    decile = message.deprivation_decile if message.HasField("deprivation_decile") else None
+    if (
+        (ethnicity is not None and ethnicity not in ETHNICITIES)
+        or (sex is not None and sex not in SEXES)
+        or (disability is not None and disability not in DISABILITIES)
+        or (decile is not None and decile not in DECILES)
+    ):
+        raise _Rejected
+    return ChildRecord(birth, ethnicity, sex, disability, decile)

@@ -35,8 +35,14 @@ def fact_field(fact_type: str, fact_id: str) -> str:
 
 
 def has_data(child: ChildFacts) -> bool:
-    # The child's only field (facts checks ChildRecord against Child at import).
-    return child.birth_date is not None
+    """True when any of the child's fields is set (facts checks ChildRecord against Child at import)."""
+    return (
+        child.birth_date is not None
+        or child.ethnicity is not None
+        or child.sex is not None
+        or child.disability is not None
+        or child.deprivation_decile is not None
+    )
 
 
 def fact_items(case: Case) -> list[tuple[str, Fact]]:

@@ -389,6 +389,8 @@ _STRINGS = st.one_of(
             "MOTHER",
             "SIBLING",
             "IN",
+            "WBRI",
+            "YES",
             "x" * 200,
         ]
     ),
@@ -406,6 +408,8 @@ def _messages(descriptor: Any) -> st.SearchStrategy[dict[str, Any]]:
             value = st.integers(0, 9)
         elif field.type == FieldDescriptor.TYPE_BOOL:
             value = st.booleans()
+        elif field.type == FieldDescriptor.TYPE_INT32:  # the child's deprivation decile, 1 to 10
+            value = st.integers(-1, 12)
         elif field.type == FieldDescriptor.TYPE_DOUBLE:
             # proto3 JSON spells the non-finite doubles as strings
             value = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["NaN", "-Infinity"]))

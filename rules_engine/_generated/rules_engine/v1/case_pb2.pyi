@@ -180,23 +180,52 @@ Global___Case: _TypeAlias = Case  # noqa: Y015
 
 @_typing.final
 class Child(_message.Message):
-    """The child; only what rules need (age), never identity."""
+    """The child; only what rules need (age), never identity. With stored history
+    the child is replaced as a whole when sent with any field set.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    ETHNICITY_FIELD_NUMBER: _builtins.int
+    SEX_FIELD_NUMBER: _builtins.int
+    DISABILITY_FIELD_NUMBER: _builtins.int
+    DEPRIVATION_DECILE_FIELD_NUMBER: _builtins.int
     birth_date: _builtins.str
     """Date of birth, or expected date of birth for an unborn child (YYYY-MM-DD)."""
+    ethnicity: _builtins.str
+    """Equality monitoring only: the fields below are counted in aggregate (cases
+    evaluated, flagged, acknowledged, snoozed, resolved by group; no case ids),
+    never read by a rule, never logged. Empty or unset means not recorded.
+    Ethnicity, the DfE children in need census code, e.g. WBRI, MWBC, AIND,
+    BAFR, REFU (refused), NOBT (information not yet obtained).
+    """
+    sex: _builtins.str
+    """Sex, the census's GenderCurrent code: 1 male, 2 female, 0 not recorded or
+    unborn, 9 indeterminate.
+    """
+    disability: _builtins.str
+    """Disability: YES, NO or NOT_KNOWN (the census's NONE is NO, any type YES)."""
+    deprivation_decile: _builtins.int
+    """Deprivation decile of the home area (English Indices of Deprivation, IMD
+    decile of the LSOA): 1 the most deprived tenth of areas to 10 the least.
+    """
     def __init__(
         self,
         *,
         birth_date: _builtins.str = ...,
+        ethnicity: _builtins.str = ...,
+        sex: _builtins.str = ...,
+        disability: _builtins.str = ...,
+        deprivation_decile: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_deprivation_decile", b"_deprivation_decile", "deprivation_decile", b"deprivation_decile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_deprivation_decile", b"_deprivation_decile", "birth_date", b"birth_date", "deprivation_decile", b"deprivation_decile", "disability", b"disability", "ethnicity", b"ethnicity", "sex", b"sex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__deprivation_decile: _TypeAlias = _typing.Literal["deprivation_decile"]  # noqa: Y015
+    _WhichOneofArgType__deprivation_decile: _TypeAlias = _typing.Literal["_deprivation_decile", b"_deprivation_decile"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__deprivation_decile) -> _WhichOneofReturnType__deprivation_decile | None: ...
 
 Global___Child: _TypeAlias = Child  # noqa: Y015
 
