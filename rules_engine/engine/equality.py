@@ -280,6 +280,9 @@ class VersionReport:
 class EqualityReport:
     threshold: int
     versions: tuple[VersionReport, ...]
+    # Whether any flag was acknowledged, snoozed or resolved: a caseload file has no lifecycle, so
+    # its report leaves the dismissal columns out.
+    lifecycle: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -390,7 +393,8 @@ def report(
                 breakdowns.append(Breakdown(characteristic, whole, groups))
             rule_reports.append(RuleReport(rule_id, tuple(breakdowns)))
         versions.append(VersionReport(ruleset, version, tuple(rule_reports)))
-    return EqualityReport(threshold, tuple(versions))
+    lifecycle = any(value for c, value in counts.items() if c.outcome in ("acknowledged", "snoozed", "resolved"))
+    return EqualityReport(threshold, tuple(versions), lifecycle)
 
 
 def _characteristic_order(name: str) -> tuple[int, str]:
