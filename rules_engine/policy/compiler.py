@@ -28,7 +28,7 @@ from rules_engine.policy.compiled import (
     Window,
     walk,
 )
-from rules_engine.policy.conditions import ParameterValue, RuleConditionCompiler, parse_condition, suggest
+from rules_engine.policy.conditions import ParameterValue, RuleConditionCompiler, parse_condition, protected, suggest
 from rules_engine.policy.literals import parameter_literals
 from rules_engine.policy.loader import RULE_FILE_SUFFIXES, FailedFile, load_ruleset, rule_file_paths
 from rules_engine.policy.measure_compiler import MeasureCompiler, link_derived
@@ -230,7 +230,9 @@ class _RulesetCompiler:
                     self.header, header_at = file.header, position
             for name, value in file.parameters.items():
                 position = file.source_map.key_at(f"parameters.{name}")
-                if name in parameter_at:
+                if (reason := protected(name)) is not None:
+                    self._error(f"a parameter may not be named {name!r}: {reason}", position)
+                elif name in parameter_at:
                     first = parameter_at[name]
                     self._error(f"parameter {name!r} is already defined in {first.file} line {first.line}", position)
                 else:
@@ -251,6 +253,9 @@ class _RulesetCompiler:
             entry = _Entry(file, located.path)
             name = spec.name if isinstance(spec, MeasureSpec) else spec.id
             label = "name" if isinstance(spec, MeasureSpec) else "id"
+            if isinstance(spec, MeasureSpec) and (reason := protected(name)) is not None:
+                self._error(f"a measure may not be named {name!r}: {reason}", entry.at(label))
+                continue
             if name in target:
                 first = target[name][0]
                 self._error(f"{noun} {label} {name!r} is already used in {first.where()}", entry.at(label))
@@ -398,6 +403,8 @@ class _RulesetCompiler:
             offset += len(shown)
             if not name.isidentifier():
                 self._error(f"{field} placeholders must be plain names, not {shown}", position)
+            elif (reason := protected(name.split(".")[0])) is not None:
+                self._error(reason, position)
             elif field == "title" and (name in self.measure_specs or name in self.broken):
                 message = (
                     f"a title names parameters only, not the measure {name!r}; measured values go in the explanation"

@@ -17,6 +17,7 @@ import difflib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from rules_engine.case.equality import CHILD, PROTECTED_NAMES
 from rules_engine.errors import CompileError, SourcePosition
 from rules_engine.policy.compiled import (
     BoolOp,
@@ -36,6 +37,23 @@ Locate = Callable[[int], SourcePosition]
 ParameterValue = float | int | bool | str
 
 BOOLEAN_NAMES = {"true": True, "false": False}
+
+
+def protected(name: str) -> str | None:
+    """Why a rule may not read `name`, when it names the child or one of its equality monitoring
+    fields (case.equality); None for any other name."""
+    if name in PROTECTED_NAMES:
+        return (
+            f"{name!r} is an equality monitoring field of the child: it is counted for equality "
+            "monitoring only, and no measure, filter or condition may read it"
+        )
+    if name == CHILD:
+        return (
+            "the child is not a fact type, and rules may not read its fields: its age is read with an "
+            "age measure, its equality monitoring fields by no rule"
+        )
+    return None
+
 
 COMPARE_OPS: dict[type[ast.cmpop], CompareOp] = {
     ast.Eq: "==",
@@ -121,6 +139,14 @@ def _syntax_error(exc: SyntaxError, body: str, lead: int, locate: Locate) -> tup
 
 def _check_whitelist(parsed: ParsedCondition, node: ast.AST) -> None:
     """Report nodes outside the language; a rejected node's children are not looked at."""
+    if isinstance(node, ast.Name | ast.Attribute):
+        # Whatever the name would resolve to (a field, a parameter, a measure), one naming the
+        # child or an equality field is refused here, at its column, in every filter and condition.
+        for name in _names(node):
+            reason = protected(name)
+            if reason is not None:
+                parsed.error(reason, node)
+                return
     if isinstance(node, ast.Call):
         if not (isinstance(node.func, ast.Name) and node.func.id == "flagged"):
             called = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
@@ -146,6 +172,17 @@ def _check_whitelist(parsed: ParsedCondition, node: ast.AST) -> None:
         return
     for child in ast.iter_child_nodes(node):
         _check_whitelist(parsed, child)
+
+
+def _names(node: ast.expr) -> list[str]:
+    """The names in a name or a chain of attributes (`child.ethnicity`: child, ethnicity)."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        names.append(node.id)
+    return names[::-1]
 
 
 _ALLOWED_NODES = (
@@ -315,6 +352,8 @@ class RuleConditionCompiler:
                 return Const(value, position, parameter=name), _value_type(value)
             if name in BOOLEAN_NAMES:
                 return Const(BOOLEAN_NAMES[name], position), ValueType.BOOLEAN
+            if protected(name) is not None:
+                return None  # refused by parse_condition, at its column
             known = [*self.measures, *self.parameters]
             self.parsed.error(f"unknown measure or parameter {name!r}" + suggest(name, known), node)
             return None

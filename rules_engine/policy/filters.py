@@ -27,6 +27,7 @@ from rules_engine.policy.conditions import (
     ParsedCondition,
     comparisons,
     constant_value,
+    protected,
     suggest,
     type_word,
 )
@@ -196,6 +197,8 @@ class FilterCompiler:
                 return self.parameters[name]
             if name in BOOLEAN_NAMES:
                 return BOOLEAN_NAMES[name]
+            if protected(name) is not None:
+                return _INVALID  # refused by parse_condition, at its column
             message = f"unknown field {name!r} for {self.fact_type}"
             self.parsed.error(message + suggest(name, [*self.fields, *self.parameters]), node)
             return _INVALID

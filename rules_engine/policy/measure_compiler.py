@@ -9,7 +9,7 @@ from rules_engine.case.facts import MEASURABLE_FACT_TYPES
 from rules_engine.case.fields import FieldType, fact_fields
 from rules_engine.errors import CompileError, RuleFileError
 from rules_engine.policy.compiled import DERIVED_KINDS, CompiledMeasure, FactPredicate, MeasureKind, Window
-from rules_engine.policy.conditions import ParameterValue, parse_condition, suggest
+from rules_engine.policy.conditions import ParameterValue, parse_condition, protected, suggest
 from rules_engine.policy.filters import FilterCompiler
 from rules_engine.policy.schema import MeasureSpec, parse_window
 from rules_engine.policy.source import SourceMap
@@ -36,6 +36,12 @@ KIND_FIELDS: dict[str, set[str]] = {
     "sum": {"measures"},
     "ratio": {"numerator", "denominator"},
 }
+# The keys naming a fact type, a fact's field or a measure: none may name the child or one of its
+# equality monitoring fields (conditions.protected); filters are held to the same by parse_condition.
+NAME_KEYS = (
+    "facts", "followup", "since_latest", "field", "date_field", "resolved_by", "end_field", "group_by",
+    "followup_date_field", "since_latest_date_field", "numerator", "denominator",
+)  # fmt: skip
 # The fields each kind cannot do without.
 KIND_REQUIRED: dict[str, tuple[str, ...]] = {
     "count": ("facts",),
@@ -84,6 +90,8 @@ class MeasureCompiler:
 
     def compile(self) -> CompiledMeasure | None:
         spec = self.spec
+        if not self._reads_nothing_protected():
+            return None
         given = {name for name in spec.model_fields_set if name not in _ALWAYS}
         for name in sorted(given - KIND_FIELDS[spec.kind]):
             self._error(f"'{name}' does not apply to {spec.kind} measures", name, at_key=True)
@@ -101,6 +109,15 @@ class MeasureCompiler:
         if spec.kind in ("sum", "ratio"):
             return self._compile_derived()
         return self._compile_over_facts()
+
+    def _reads_nothing_protected(self) -> bool:
+        """Refuse, before anything else, a measure naming the child or an equality field anywhere."""
+        named = [(key, getattr(self.spec, key)) for key in NAME_KEYS]
+        named += [(f"measures[{i}]", name) for i, name in enumerate(self.spec.measures or ())]
+        for key, name in named:
+            if isinstance(name, str) and (reason := protected(name)) is not None:
+                self._error(reason, key)
+        return not self.errors
 
     def _check_overdue_choice(self) -> None:
         spec = self.spec
