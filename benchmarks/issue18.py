@@ -11,8 +11,9 @@ Section "rows" (issue 18, "What it must show"). Servers, all on free ports, side
 - cerbos: the Cerbos PDP (benchmarks/peer_cerbos.py), one Go process using both cores, 25 CEL rules
   over 30 attributes, CheckResources over gRPC;
 - Evaluate: `rules-engine serve --workers 2` with the in-memory store (benchmarks/serve_unshared.py:
-  each process its own store), gRPC and the HTTP door (Connect, binary protobuf `application/proto`,
-  over h2c, the same HTTP/2 load as gRPC) on one server; the handler threads are the server's
+  each process its own store), gRPC, the HTTP door (Connect, binary protobuf `application/proto`,
+  over h2c, the same HTTP/2 load as gRPC) and the gRPC protocol on the HTTP door's port (its
+  server answers `application/grpc` too: "gRPC@HTTP") on one server; the handler threads are the server's
   default unless --threads. One server with the evaluation cache off (`--evaluation-cache-size 0`:
   every call evaluates: the "miss" rows, the headline) and one with it on (`--cache-size`: h2load
   sends one fixed body, so every call after the first is a hit: the "hit" rows). Without the
@@ -157,16 +158,18 @@ def _post(port: int, body: bytes) -> bytes:
         return data
 
 
-def check_evaluate(grpc_port: int, http_port: int, request: pb.EvaluateRequest) -> tuple[int, int]:
-    """Real calls on both doors: OK, for the case, with flags. Returns (gRPC framed size, HTTP body size)."""
+def check_evaluate(grpc_port: int, http_port: int, request: pb.EvaluateRequest) -> tuple[int, int, int]:
+    """Real calls on both doors, and by a grpcio client on the HTTP door (it speaks gRPC too): OK,
+    for the case, with flags. Returns (gRPC framed size, the same on the HTTP door, HTTP body size)."""
     grpc_size = grpc_load.check_calls(grpc_port, request)
+    grpc_on_http_size = grpc_load.check_calls(http_port, request)
     by_http = _post(http_port, request.SerializeToString())
     answer = pb.EvaluateResponse.FromString(by_http)
     if not answer.flags:
         raise BenchmarkError("Evaluate raised no flags for the benchmark case: not a fair workload")
     if answer.case_id != request.case.case_id:
         raise BenchmarkError(f"the HTTP door answered for {answer.case_id!r}")
-    return grpc_size, len(by_http)
+    return grpc_size, grpc_on_http_size, len(by_http)
 
 
 # --- running rows ---------------------------------------------------------------------------
@@ -345,14 +348,16 @@ def _evaluate_rows(
             label = (MISS_LABEL if has_cache else MISS_LABEL_NO_CACHE) if cache == "miss" else HIT_LABEL
             for facts in SIZES:
                 request, framed, bare = requests[facts]
-                grpc_size, http_size = check_evaluate(server.port, http_port, request)
+                grpc_size, grpc_on_http_size, http_size = check_evaluate(server.port, http_port, request)
                 key = f"{name} {facts}"
                 doors = [("gRPC", "gRPC", server, framed, grpc_size, False)]
                 doors.append(("HTTP", "HTTP (Connect binary, h2c)", http, bare, http_size, False))
+                # The HTTP door's server answers the gRPC protocol as well (uvicorn with HTTP/2 trailers).
+                doors.append(("gRPC@HTTP", "HTTP door, gRPC protocol (h2c)", http, framed, grpc_on_http_size, False))
                 if options.http1:
                     doors.append(("HTTP/1.1", "HTTP (Connect binary, HTTP/1.1)", http, bare, http_size, True))
                 for short, door, via, body, answer_bytes, h1 in doors:
-                    kind = "application/grpc" if short == "gRPC" else "application/proto"
+                    kind = "application/grpc" if short.startswith("gRPC") else "application/proto"
                     row = Row(f"{key} {short}", "Evaluate", door, facts, label, native, via, PATH, kind, body)
                     row.response_bytes, row.h1 = answer_bytes, h1
                     rows.append(row)
@@ -383,7 +388,7 @@ def run_rows(
     ratios: dict[str, Any] = {}
     for native in ["0", "1"] if options.compare_native else [""]:
         tag = f"native={native} " if native else ""
-        for door in ("gRPC", "HTTP"):
+        for door in ("gRPC", "HTTP", "gRPC@HTTP"):
             e20, e200 = by_key[f"Evaluate {tag}miss 20 {door}"], by_key[f"Evaluate {tag}miss 200 {door}"]
             if "cerbos CheckResources" in by_key:
                 ratios[f"{tag}{door} Evaluate@20 / cerbos"] = ratio(e20, by_key["cerbos CheckResources"])

@@ -22,7 +22,7 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
@@ -120,6 +120,34 @@ def test_binary_connect_gives_the_same_message(door: Door) -> None:
     over_grpc = door.grpc_stub.Evaluate(request, timeout=10, metadata=tuple(bearer(CALLER).items()))
     assert [f.rule_id for f in answered.flags] == [f.rule_id for f in over_grpc.flags] != []
     assert answered.ruleset_version == over_grpc.ruleset_version
+
+
+def test_a_grpc_client_is_answered_on_the_http_port_too(door: Door) -> None:
+    """The HTTP door's server speaks the gRPC protocol as well (HTTP/2 with trailers): a grpcio
+    client pointed at the HTTP port gets the gRPC door's answers, refusals and error details."""
+    request = json_format.ParseDict(EXAMPLE, pb.EvaluateRequest())
+    metadata = tuple(bearer(CALLER).items())
+    with grpc.insecure_channel(str(door.http.base_url).removeprefix("http://").rstrip("/")) as channel:
+        stub = pb_grpc.RulesEngineServiceStub(channel)
+        on_http_port = stub.Evaluate(request, timeout=10, metadata=metadata)
+        over_grpc = door.grpc_stub.Evaluate(request, timeout=10, metadata=metadata)
+        assert [f.rule_id for f in on_http_port.flags] == [f.rule_id for f in over_grpc.flags] != []
+        assert on_http_port.ruleset_version == over_grpc.ruleset_version
+        with pytest.raises(grpc.RpcError) as unauthenticated:
+            stub.Evaluate(request, timeout=10)
+        assert unauthenticated.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        bad = pb.EvaluateRequest()
+        bad.CopyFrom(request)
+        bad.case.concerns[0].date = "2020-13-45"
+        with pytest.raises(grpc.RpcError) as invalid:
+            stub.Evaluate(bad, timeout=10, metadata=metadata)
+        assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        details = dict(invalid.value.trailing_metadata() or ())["grpc-status-details-bin"]
+        status = status_pb2.Status.FromString(details)
+        (detail,) = status.details
+        violations = error_details_pb2.BadRequest()
+        assert detail.Unpack(violations)
+        assert [v.field for v in violations.field_violations] == ["case.concerns[0].date"]
 
 
 def test_list_rulesets_answers_get(door: Door) -> None:
