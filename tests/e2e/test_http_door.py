@@ -22,7 +22,8 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
@@ -142,8 +143,8 @@ def test_a_grpc_client_is_answered_on_the_http_port_too(door: Door) -> None:
         with pytest.raises(grpc.RpcError) as invalid:
             stub.Evaluate(bad, timeout=10, metadata=metadata)
         assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        details = dict(invalid.value.trailing_metadata() or ())["grpc-status-details-bin"]
-        status = status_pb2.Status.FromString(details)
+        status = rpc_status.from_call(invalid.value)
+        assert status is not None
         (detail,) = status.details
         violations = error_details_pb2.BadRequest()
         assert detail.Unpack(violations)
