@@ -363,3 +363,18 @@ NATIVE_FALLBACKS = Counter(
 
 def count_native_fallback(reason: str) -> None:
     _child(NATIVE_FALLBACKS, reason).inc()
+
+
+# -- equality monitoring (store/equality.py) ---------------------------------------------------
+
+EQUALITY_CASES = Counter(
+    "rules_engine_equality_cases",
+    "Cases newly counted by the equality monitoring counters, by outcome (evaluated, flagged, "
+    "acknowledged, snoozed, resolved; any flag, each case once per ruleset version). Totals only: "
+    "the counts by characteristic and group are in GetEqualityReport, suppressed, never here",
+    ["outcome"],
+)
+
+
+def count_equality(outcome: str) -> None:
+    _child(EQUALITY_CASES, outcome).inc()

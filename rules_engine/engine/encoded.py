@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import NamedTuple
 
+from rules_engine.case.equality import Groups
 from rules_engine.case.facts import CaseFacts
 
 
@@ -18,7 +19,9 @@ class EncodedCase(NamedTuple):
     id as sent, not yet checked. `latest` is the latest date a fact may carry
     (case.dates.latest_date of the request's today). `decode` is the Python conversion and
     validation (requests.case_from_proto): the case as records or a model, or CaseError naming
-    every bad field; the engine calls it only when the compiled core cannot answer.
+    every bad field; the engine calls it only when the compiled core cannot answer. `groups` are
+    the child's equality monitoring groups (case.equality.groups), read from the message by the
+    caller, since the core answers without the Python case; None: taken from `decode()`.
     """
 
     data: bytes
@@ -26,3 +29,4 @@ class EncodedCase(NamedTuple):
     case_id: str
     latest: dt.date
     decode: Callable[[], CaseFacts]
+    groups: Groups | None = None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from rules_engine import metrics
+from rules_engine.case import equality
 from rules_engine.case.facts import ID_RE, Case, CaseFacts
 from rules_engine.config import Settings
 from rules_engine.engine.encoded import EncodedCase
@@ -125,6 +126,7 @@ class Engine:
                     _sightings(evaluation),
                     self._decision(evaluation, input_digest or _digest(case)),
                     evaluation.as_of,
+                    groups=_groups(case),
                 )
             except StoreUnavailableError as exc:
                 self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
@@ -167,6 +169,7 @@ class Engine:
                     _sightings(evaluation),
                     self._decision(evaluation, merged.stored.digest),
                     moment,
+                    groups=equality.groups(merged.stored.case.child),
                 )
             except CaseChangedError:
                 # Another writer changed the facts since they were read: recording this view could
@@ -312,6 +315,16 @@ def _digest(case: CaseFacts | EncodedCase) -> str:
     if not isinstance(case, Case):
         raise TypeError("a case given as records needs its input digest")
     return case_digest(case)
+
+
+def _groups(case: CaseFacts | EncodedCase) -> equality.Groups:
+    """The child's equality monitoring groups: read by the service from the request's message, so
+    a case the compiled core answered is not converted for them."""
+    if isinstance(case, EncodedCase):
+        if case.groups is not None:
+            return case.groups
+        return equality.groups(case.decode().child)
+    return equality.groups(case.child)
 
 
 def _sightings(evaluation: Evaluation) -> list[FlagSighting]:

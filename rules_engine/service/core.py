@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Sequence
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case.dates import latest_date
+from rules_engine.case.equality import UNRECORDED
 from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.encoded import EncodedCase
 from rules_engine.errors import CaseError, EvaluationError, FieldViolation, RulesetRequiredError
@@ -219,7 +220,14 @@ def encode_case(message: case_pb2.Case, today: dt.date, path: str = "case") -> E
     """
     data = message.SerializeToString(deterministic=True)
     decode = functools.partial(requests.case_from_proto, message, today, path)
-    return EncodedCase(data, requests.case_bytes_digest(data), message.case_id, latest_date(today), decode)
+    groups = requests.equality_groups(message.child)
+    if groups is None:
+        # An equality field holding what is not a code: the compiled core skips those fields, so
+        # the case is refused here, with validation's CaseError naming the field, as the Python
+        # path would refuse it.
+        decode()
+        groups = UNRECORDED
+    return EncodedCase(data, requests.case_bytes_digest(data), message.case_id, latest_date(today), decode, groups)
 
 
 def _batch_error(index: int, message: case_pb2.Case, code: str, text: str) -> pb.EvaluateBatchResponse:

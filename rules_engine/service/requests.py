@@ -27,6 +27,15 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case import facts
 from rules_engine.case.checks import MAX_LIST_ITEMS, enum_codes
 from rules_engine.case.dates import iso_day, latest_date, out_of_range
+from rules_engine.case.equality import (
+    DECILES,
+    DISABILITIES,
+    ETHNICITIES,
+    NOT_RECORDED,
+    SEXES,
+    UNRECORDED,
+    Groups,
+)
 from rules_engine.case.facts import CaseFacts
 from rules_engine.case.fields import sub_model
 from rules_engine.config import MAX_FACTS
@@ -49,6 +58,29 @@ def case_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") 
     """
     record = read_case(message, today)
     return record if record is not None else case_model_from_proto(message, today, path)
+
+
+def equality_groups(child: case_pb2.Child) -> Groups | None:
+    """The child's equality monitoring groups (case.equality.groups) straight from the message, for
+    a case the compiled core answers without the Python conversion; None when a field holds what
+    is not one of its codes (validation names it)."""
+    if not (child.ethnicity or child.sex or child.disability or child.HasField("deprivation_decile")):
+        return UNRECORDED  # the usual case: two attribute reads
+    ethnicity, sex, disability = child.ethnicity, child.sex, child.disability
+    decile = child.deprivation_decile if child.HasField("deprivation_decile") else None
+    if (
+        (ethnicity and ethnicity not in ETHNICITIES)
+        or (sex and sex not in SEXES)
+        or (disability and disability not in DISABILITIES)
+        or (decile is not None and decile not in DECILES)
+    ):
+        return None
+    return (
+        ethnicity or NOT_RECORDED,
+        sex or NOT_RECORDED,
+        disability or NOT_RECORDED,
+        NOT_RECORDED if decile is None else str(decile),
+    )
 
 
 # -- the validating conversion: every bad field named ----------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, NamedTuple, Protocol
 
+from rules_engine.case.equality import Groups
 from rules_engine.case.facts import Case, CaseFacts
 from rules_engine.config import Settings
 from rules_engine.policy.compiled import Severity
@@ -208,11 +209,14 @@ class CaseStore(Protocol):
         now: dt.datetime,
         *,
         revision: int | None = None,
+        groups: Groups | None = None,
     ) -> FlagStates:
         """record_flags and append_decision in one atomic step; `decision.flags` is filled from the states.
 
         With `revision` (from merge_case), raises CaseChangedError, writing nothing, when a merge has
-        changed the case since: the caller evaluates `error.current` and records again.
+        changed the case since: the caller evaluates `error.current` and records again. With `groups`
+        (the child's, case.equality.groups), the evaluation is counted for equality monitoring in
+        the same step (store/equality.py: under `decision.ruleset_version`).
         """
         ...
 
@@ -228,8 +232,11 @@ class CaseStore(Protocol):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord,
         now: dt.datetime,
+        *,
+        groups: Groups | None = None,
     ) -> FlagStates:
-        """Write the merged facts, the flag lifecycle and the decision as one atomic step.
+        """Write the merged facts, the flag lifecycle and the decision as one atomic step (with
+        `groups`, the equality monitoring counts too, as record_evaluation).
 
         Raises CaseChangedError, writing nothing, when the facts changed since read_merged read
         them; any other failure also leaves the case, its lifecycle and the decision log as they were.
@@ -258,8 +265,14 @@ class CaseStore(Protocol):
         """Record a practitioner's acknowledgement (or snooze until a later date) of a raised flag.
 
         Raises FlagNotFoundError when the flag is not currently raised for the case, and
-        AcknowledgementError for a malformed id or code or a snooze date not after today.
+        AcknowledgementError for a malformed id or code or a snooze date not after today. The
+        case's first dismissal of a flag is counted for equality monitoring in the same step.
         """
+        ...
+
+    def equality_counts(self) -> dict[tuple[str, str, str, str, str, str], int]:
+        """The equality monitoring counters: (ruleset, version, rule id, characteristic, group,
+        outcome) -> cases (store/equality.py). No case ids: aggregates only."""
         ...
 
     def append_decision(self, record: DecisionRecord) -> None: ...

@@ -12,11 +12,13 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rules_engine import metrics
+from rules_engine.case.equality import Groups
 from rules_engine.case.facts import Case, CaseFacts, Child, Fact
 from rules_engine.config import Settings
 from rules_engine.errors import CaseChangedError, FlagNotFoundError
 from rules_engine.policy.compiled import Severity
-from rules_engine.store import lifecycle
+from rules_engine.store import equality, lifecycle
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
     CaseDeletion,
@@ -89,6 +91,8 @@ class _CaseState:
     flags: dict[tuple[str, str], FlagRecord] = field(default_factory=dict)
     decisions: deque[_Packed] = field(default_factory=deque)
     revision: int = 0  # merges that changed the facts or the child
+    # Per ruleset: what the equality monitoring counters hold of this case (store/equality.py).
+    equality: dict[str, equality.Marker] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class MemoryStore(CaseStore):
         # are): a case written again continues from it, so a revision never repeats for a case id
         # and an evaluation read before a delete cannot commit onto the recreated case.
         self._tombstones: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # Equality monitoring: (ruleset, version, rule, characteristic, group, outcome) -> cases.
+        self._equality: dict[equality.CellKey, int] = {}
 
     def merge_case(
         self,
@@ -166,6 +172,7 @@ class MemoryStore(CaseStore):
         now: dt.datetime,
         *,
         revision: int | None = None,
+        groups: Groups | None = None,
     ) -> FlagStates:
         with self._lock:
             if revision is not None:
@@ -176,6 +183,8 @@ class MemoryStore(CaseStore):
             states = self._record(case_id, ruleset, raised, now)
             flags = lifecycle.decision_flags(states)
             self._append(dataclasses.replace(decision, flags=flags))
+            if groups is not None:
+                self._count_evaluation(self._cases[case_id], ruleset, decision.ruleset_version, groups, states)
             return states
 
     def read_merged(self, case_id: str, incoming: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> MergedCase:
@@ -204,6 +213,8 @@ class MemoryStore(CaseStore):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord,
         now: dt.datetime,
+        *,
+        groups: Groups | None = None,
     ) -> FlagStates:
         writes = merged.writes
         if not isinstance(writes, _Writes):
@@ -222,6 +233,8 @@ class MemoryStore(CaseStore):
                 state.child, state.facts, state.revision = writes.child, writes.facts, state.revision + 1
             state.flags.update(updates)
             self._append_packed(state, packed)
+            if groups is not None:
+                self._count_evaluation(state, ruleset, decision.ruleset_version, groups, states)
             return states
 
     def delete_case(self, case_id: str) -> CaseDeletion:
@@ -256,7 +269,15 @@ class MemoryStore(CaseStore):
             record = lifecycle.acknowledged(prev, practitioner_id, reason_code, snooze_until, now)
             state.flags[(ruleset, rule_id)] = record
             self._touch(case_id)
+            marker = state.equality.get(ruleset)
+            if marker is not None:
+                outcome = equality.ACKNOWLEDGED if snooze_until is None else equality.SNOOZED
+                self._count(state, ruleset, equality.dismissed(marker, rule_id, outcome))
             return record
+
+    def equality_counts(self) -> dict[equality.CellKey, int]:
+        with self._lock:
+            return dict(self._equality)
 
     def append_decision(self, record: DecisionRecord) -> None:
         with self._lock:
@@ -290,6 +311,27 @@ class MemoryStore(CaseStore):
 
     def close(self) -> None:
         pass
+
+    def _count_evaluation(
+        self, state: _CaseState, ruleset: str, version: str, groups: Groups, states: FlagStates
+    ) -> None:
+        marker = state.equality.get(ruleset)
+        raised = [r.rule_id for r in states.raised]
+        resolved = [r.rule_id for r in states.resolved]
+        if marker is not None and marker.version == version and marker.groups == groups:
+            # The usual re-evaluation: nothing new to count unless a flag is new or ended.
+            counted = marker.counted
+            if all((r, equality.FLAGGED) in counted for r in raised) and not resolved:
+                return
+        self._count(state, ruleset, equality.evaluated(marker, version, groups, raised, resolved))
+
+    def _count(self, state: _CaseState, ruleset: str, counted: equality.Counted) -> None:
+        if counted.marker is None:
+            return
+        state.equality[ruleset] = counted.marker
+        equality.apply(self._equality, ruleset, counted.marker.version, counted.changes)
+        for outcome in counted.new:
+            metrics.count_equality(outcome)
 
     @staticmethod
     def _assemble(case_id: str, state: _CaseState) -> Case:

@@ -5,7 +5,10 @@ Keys of one case share the hash tag `{case_id}`, so one Redis Cluster slot holds
     <prefix>{<case_id>}:facts      hash  "<fact type>:<id>" -> fact JSON, "child" -> child JSON
     <prefix>{<case_id>}:flags      hash  "<ruleset>/<rule_id>" -> flag record JSON
     <prefix>{<case_id>}:decisions  stream, the case's newest decisions (an index of the log)
+    <prefix>{<case_id>}:equality   hash  "<ruleset>" -> what the equality counts hold of the case
     <prefix>decisions              stream, the decision log of every case, for downstream consumers
+    <prefix>equality-counts        hash  "<ruleset>/<version>/<rule>/<characteristic>/<group>/<outcome>"
+                                         -> cases (store/equality.py); no case ids
 
 One flags hash per case (not per ruleset) keeps every key name known to the client, so each Lua
 script declares all the keys it touches and retention is refreshed on a fixed set of three keys.
@@ -22,6 +25,10 @@ its outbox until a sweep (drain_outbox, every SWEEP_INTERVAL_SECONDS in each pro
 first soon after the store opens) finds it by scanning the outboxes. An acknowledged decision is
 never lost, though the log may rarely hold one twice (consumers dedupe by decision_id). Per-slot
 logs instead would make reading the newest decisions a merge of 16,384 streams.
+
+The equality counts are per slot on a cluster for the same reason, `<prefix>{<tag>}:equality-counts`,
+written by the case's own scripts atomically with its lifecycle; reading them (rare: an operator's
+report) sums every slot's hash.
 """
 
 from __future__ import annotations
@@ -45,9 +52,10 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from rules_engine import metrics
+from rules_engine.case.equality import Groups
 from rules_engine.case.facts import Case, CaseFacts
 from rules_engine.errors import CaseChangedError, FlagNotFoundError, StoreUnavailableError
-from rules_engine.store import lifecycle, scripts
+from rules_engine.store import equality, lifecycle, scripts
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
     CaseDeletion,
@@ -203,6 +211,17 @@ class RedisStore(CaseStore):
         """The case's facts, flags and decision index keys, in the order the scripts expect."""
         base = f"{self.settings.key_prefix}{{{case_id}}}"
         return [f"{base}:facts", f"{base}:flags", f"{base}:decisions"]
+
+    def equality_key(self, case_id: str) -> str:
+        """The case's equality marker: what the counts hold of it, by ruleset."""
+        return f"{self.settings.key_prefix}{{{case_id}}}:equality"
+
+    def equality_counts_key(self, case_id: str) -> str:
+        """The counts hash the case's scripts add to: the one hash, or on a cluster its slot's."""
+        if not self._cluster:
+            return f"{self.settings.key_prefix}equality-counts"
+        slot = key_slot(self.case_keys(case_id)[0].encode())
+        return f"{self.settings.key_prefix}{{{_slot_tags()[slot]}}}:equality-counts"
 
     @property
     def log_key(self) -> str:
@@ -398,6 +417,8 @@ class RedisStore(CaseStore):
         raised: Sequence[FlagSighting],
         decision: DecisionRecord,
         now: dt.datetime,
+        *,
+        groups: Groups | None = None,
     ) -> FlagStates:
         with metrics.observe_store("commit_evaluation"):
             writes = merged.writes
@@ -406,16 +427,21 @@ class RedisStore(CaseStore):
             args = self._lifecycle_args(ruleset, raised, now)
             args += [
                 merged.stored.revision,
+                _equality_arg(decision.ruleset_version, groups),
                 len(writes.sets),
                 *(part for pair in writes.sets for part in pair),
                 len(writes.deletes),
                 *writes.deletes,
                 *_decision_args(decision),
             ]
-            reply = self._run(self._commit, [*self.case_keys(merged.case_id), self._log_target(merged.case_id)], args)
+            keys = [*self.case_keys(merged.case_id), self._log_target(merged.case_id)]
+            if groups is not None:
+                keys += [self.equality_key(merged.case_id), self.equality_counts_key(merged.case_id)]
+            reply = self._run(self._commit, keys, args)
             if reply[0] == "changed":
                 raise CaseChangedError(merged.stored)
-            raised_out, resolved_out, logged = reply
+            raised_out, resolved_out, logged, counted = reply
+            _count_equality(counted)
             states = _states(raised_out, resolved_out)
             self._forward(merged.case_id, logged, decision, states)
             return states
@@ -423,7 +449,8 @@ class RedisStore(CaseStore):
     def delete_case(self, case_id: str) -> CaseDeletion:
         with metrics.observe_store("delete_case"):
             args: list[str | int] = [self._common_args()[0]]
-            facts, flags, decisions = self._run(self._delete, self.case_keys(case_id), args)
+            keys = [*self.case_keys(case_id), self.equality_key(case_id)]
+            facts, flags, decisions = self._run(self._delete, keys, args)
             return CaseDeletion(int(facts), int(flags), int(decisions))
 
     def load_case(self, case_id: str) -> Case | None:
@@ -460,9 +487,10 @@ class RedisStore(CaseStore):
         now: dt.datetime,
         *,
         revision: int | None = None,
+        groups: Groups | None = None,
     ) -> FlagStates:
         with metrics.observe_store("record_evaluation"):
-            return self._record_states(case_id, ruleset, raised, decision, now, revision)
+            return self._record_states(case_id, ruleset, raised, decision, now, revision, groups)
 
     def _record_states(
         self,
@@ -472,17 +500,27 @@ class RedisStore(CaseStore):
         decision: DecisionRecord | None,
         now: dt.datetime,
         revision: int | None = None,
+        groups: Groups | None = None,
     ) -> FlagStates:
         args = self._lifecycle_args(ruleset, raised, now)
-        args += ["0" if decision is None else "1", "" if revision is None else revision]
+        counting = decision is not None and groups is not None
+        version = decision.ruleset_version if decision is not None else ""
+        args += [
+            "0" if decision is None else "1",
+            "" if revision is None else revision,
+            _equality_arg(version, groups) if counting else "",
+        ]
         keys = self.case_keys(case_id)
         if decision is not None:
             keys.append(self._log_target(case_id))
             args += _decision_args(decision)
+        if counting:
+            keys += [self.equality_key(case_id), self.equality_counts_key(case_id)]
         reply = self._run(self._record, keys, args)
         if reply[0] == "changed":
             raise CaseChangedError(_stored_case(case_id, reply[1]))
-        raised_out, resolved_out, logged = reply
+        raised_out, resolved_out, logged, counted = reply
+        _count_equality(counted)
         states = _states(raised_out, resolved_out)
         if decision is not None:
             self._forward(case_id, logged, decision, states)
@@ -508,11 +546,32 @@ class RedisStore(CaseStore):
                 reason_code,
                 now.isoformat(),
                 "" if snooze_until is None else snooze_until.isoformat(),
+                ruleset,
+                rule_id,
             ]
-            text = self._run(self._acknowledge, self.case_keys(case_id), args)
-            if text is None:
+            keys = [*self.case_keys(case_id), self.equality_key(case_id), self.equality_counts_key(case_id)]
+            reply = self._run(self._acknowledge, keys, args)
+            if reply is None:
                 raise FlagNotFoundError(f"flag {rule_id!r} of ruleset {ruleset!r} is not raised for the case")
+            text, counted = reply
+            _count_equality(counted)
             return flag_from_json(text)
+
+    def equality_counts(self) -> dict[equality.CellKey, int]:
+        with metrics.observe_store("equality_counts"), self._reach():
+            if self._cluster:
+                pattern = f"{self.settings.key_prefix}{{o*}}:equality-counts"
+                keys = list(self._client.scan_iter(match=pattern, count=1000, _type="HASH"))
+            else:
+                keys = [self.equality_counts_key("")]
+            counts: dict[equality.CellKey, int] = {}
+            for key in keys:
+                fields: dict[str, str] = self._client.hgetall(key)  # type: ignore[assignment]
+                for field, value in fields.items():
+                    cell = equality.cell_key(field)
+                    if cell is not None:
+                        counts[cell] = counts.get(cell, 0) + int(value)
+            return {cell: n for cell, n in counts.items() if n}
 
     # -- decision log ----------------------------------------------------------------------
 
@@ -634,6 +693,16 @@ def _stored_case(case_id: str, flat: list[str]) -> StoredCase:
     """A case from a flat HGETALL reply of its facts hash."""
     fields = _pairs(flat)
     return StoredCase(records_from_fields(case_id, fields), revision_of(fields), fields_digest(case_id, fields))
+
+
+def _equality_arg(version: str, groups: Groups | None) -> str:
+    """The scripts' equality argument: '' to count nothing, else the version and the child's groups."""
+    return "" if groups is None else compact_json({"v": version, "g": list(groups)})
+
+
+def _count_equality(outcomes: list[str]) -> None:
+    for outcome in outcomes:
+        metrics.count_equality(outcome)
 
 
 def _decision_args(decision: DecisionRecord) -> list[str]:

@@ -66,7 +66,13 @@ class FaultyStore:
         return merged
 
     def commit_evaluation(
-        self, merged: MergedCase, ruleset: str, raised: Sequence[FlagSighting], decision: DecisionRecord, now: Any
+        self,
+        merged: MergedCase,
+        ruleset: str,
+        raised: Sequence[FlagSighting],
+        decision: DecisionRecord,
+        now: Any,
+        **options: Any,
     ) -> FlagStates:
         if self.fail_at == "before the write":
             raise InjectedError(self.fail_at)
@@ -74,7 +80,7 @@ class FaultyStore:
             # A sighting the write step cannot store, after valid ones: the lifecycle of those is
             # computed first, so a store that wrote as it went would leave them behind.
             raised = [*raised, FlagSighting("zz-unstorable", self.bad_severity)]
-        return self._store.commit_evaluation(merged, ruleset, raised, decision, now)
+        return self._store.commit_evaluation(merged, ruleset, raised, decision, now, **options)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +121,7 @@ def _snapshot(store: CaseStore, case_id: str) -> dict[str, Any]:
         "chronology": store.chronology(case_id),
         "case_decisions": store.decisions(case_id, limit=1000),
         "log": store.decisions(None, limit=1000),
+        "equality counts": store.equality_counts(),
     }
 
 
