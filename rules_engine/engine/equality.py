@@ -1,7 +1,7 @@
 """Equality monitoring: counters' cells, small-cell suppression, Wilson intervals, ratios and the report.
 
-Pure and stdlib only: the store counts cells, the GetEqualityReport RPC and `rules-engine fairness`
-both build their report with `report()`, so they show the same numbers.
+Pure (stdlib, and case/equality.py's names): the store counts cells, the GetEqualityReport RPC and
+`rules-engine fairness` both build their report with `report()`, so they show the same numbers.
 
 Suppression (statistical disclosure control). Primary: every cell under the threshold (10, or a
 higher setting; a lower one is refused), zero included, is withheld. Secondary (complementary): a
@@ -41,14 +41,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-CHARACTERISTICS = ("ethnicity", "sex", "disability", "deprivation_decile")
+from rules_engine.case.equality import CHARACTERISTICS, LABELS, NOT_RECORDED
+
 # What the store counts. "evaluated" is counted under ANY_FLAG only: every rule is evaluated for
 # every case, so a rule's denominator is the cases evaluated.
 OUTCOMES = ("evaluated", "flagged", "acknowledged", "snoozed", "resolved")
 DISMISSED = "dismissed"  # derived: acknowledged + snoozed, a practitioner took the flag off the list
 ANY_FLAG = "*"  # the rule_id of all flags together
 WHOLE = "*"  # the group of the whole caseload (derived: the sum of the groups)
-NOT_RECORDED = "not recorded"  # the group of a case without this characteristic
 MIN_CELL = 10
 Z95 = 1.959963984540054
 
@@ -323,14 +323,18 @@ def _whole_rate(verb: str, k: int | None, n: int | None, z: float) -> Rate:
     return Rate(k, n, k / n, (low, high), 1.0, None, said)
 
 
-def group_order(group: str) -> tuple[int, float, str]:
-    """Deciles by number, codes by name, "not recorded" last."""
+def group_order(group: str, characteristic: str = "") -> tuple[int, float, str]:
+    """A characteristic's groups in its code list's order (the census order for ethnicity), deciles by
+    number, other codes by name, "not recorded" last."""
     if group == NOT_RECORDED:
-        return (2, 0.0, group)
+        return (3, 0.0, group)
+    known = list(LABELS.get(characteristic, ()))
+    if group in known:
+        return (0, float(known.index(group)), group)
     try:
-        return (0, float(group), group)
+        return (1, float(group), group)
     except ValueError:
-        return (1, 0.0, group)
+        return (2, 0.0, group)
 
 
 def report(
@@ -388,7 +392,7 @@ def report(
                 whole = row(ruleset, version, rule_id, characteristic, WHOLE, None)
                 groups = tuple(
                     row(ruleset, version, rule_id, characteristic, group, whole)
-                    for group in sorted(by_rule[rule_id][characteristic], key=group_order)
+                    for group in sorted(by_rule[rule_id][characteristic], key=lambda g: group_order(g, characteristic))
                 )
                 breakdowns.append(Breakdown(characteristic, whole, groups))
             rule_reports.append(RuleReport(rule_id, tuple(breakdowns)))

@@ -9,11 +9,11 @@ from fractions import Fraction
 
 import pytest
 
+from rules_engine.case.equality import NOT_RECORDED
 from rules_engine.engine.equality import (
     ANY_FLAG,
     DISMISSED,
     MIN_CELL,
-    NOT_RECORDED,
     OUTCOMES,
     WHOLE,
     Cell,
