@@ -425,6 +425,10 @@ policy_cli.register(app)
 from rules_engine.cli import replay as replay_cli  # noqa: E402
 
 replay_cli.register(app)
+# fairness and transparency live in cli/equality.py.
+from rules_engine.cli import equality as equality_cli  # noqa: E402
+
+equality_cli.register(app)
 
 
 @app.command()
