@@ -41,22 +41,35 @@ def diff(
     cases: Annotated[Path, typer.Option("--cases", help="Cases as JSON lines (proto3 JSON of Case).")],
     as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD); default today.")] = "",
     report: Annotated[Path | None, typer.Option("--report", help="Also write FILE.md or FILE.html.")] = None,
+    threshold: Annotated[
+        int, typer.Option("--threshold", help="The equality breakdown withholds cells under this (at least 10).")
+    ] = 10,
 ) -> None:
     """Preview a change: what changed, then per rule the cases newly flagged, no longer flagged and still
-    flagged; warns when no case lies near a changed threshold or the head fails its own tests."""
+    flagged; warns when no case lies near a changed threshold or the head fails its own tests. Then the
+    equality breakdown: which groups (ethnicity, sex, disability, deprivation decile) the change flags
+    more or less often, small cells withheld."""
     import datetime as dt
     import sys
 
     from rich.console import Console
     from rich.progress import track
 
+    from rules_engine.engine.equality import check_threshold
     from rules_engine.errors import DiffInputError, RuleFileErrors
     from rules_engine.tools.diff import compare, materialise, read_cases
     from rules_engine.tools.diff_report import print_table, to_html, to_markdown
+    from rules_engine.tools.fairness import equality_change
+    from rules_engine.tools.fairness_report import print_change
 
     if report is not None and report.suffix not in (".md", ".html"):
         typer.echo(f"--report {report}: name a .md or .html file", err=True)
         raise typer.Exit(2)
+    try:
+        check_threshold(threshold)
+    except ValueError as exc:
+        typer.echo(f"--threshold: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
         corpus = read_cases(cases, day)
@@ -78,9 +91,12 @@ def diff(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     impact.base, impact.head = base, head
+    equality = equality_change(impact, corpus, threshold)
     print_table(impact, Console())
+    print_change(equality, Console())
     if report is not None:
-        report.write_text(to_html(impact) if report.suffix == ".html" else to_markdown(impact), encoding="utf-8")
+        written = to_html(impact, equality) if report.suffix == ".html" else to_markdown(impact, equality)
+        report.write_text(written, encoding="utf-8")
 
 
 def schema(

@@ -139,11 +139,14 @@ def _relations(
     return sums, subsets, [same for same in wholes.values() if len(same) > 1]
 
 
-def suppress(counts: Counts, threshold: int = MIN_CELL) -> dict[Cell, int | None]:
-    """Every cell of `complete(counts)`, None where withheld (see the module's docstring)."""
+def suppress(counts: Counts, threshold: int = MIN_CELL, withhold: Iterable[Cell] = ()) -> dict[Cell, int | None]:
+    """Every cell of `complete(counts)`, None where withheld (see the module's docstring). `withhold`
+    names cells to withhold as if small, for a relation this table does not know (e.g. diff's before
+    and after); secondary suppression then protects them too."""
     check_threshold(threshold)
     full = complete(counts)
     hidden = {cell for cell, value in full.items() if value < threshold}
+    hidden.update(cell for cell in withhold if cell in full)
     sums, subsets, same = _relations(full)
 
     def smallest(cells: Iterable[Cell]) -> Cell | None:
@@ -343,9 +346,11 @@ def report(
     *,
     rules: Mapping[tuple[str, str], Sequence[str]] | None = None,
     z: float = Z95,
+    withhold: Iterable[Cell] = (),
 ) -> EqualityReport:
     """The suppressed report of these counts. `rules` names each (ruleset, version)'s rules, so a
-    rule that never flagged still has its (empty) rows; otherwise the rules are those counted."""
+    rule that never flagged still has its (empty) rows; otherwise the rules are those counted.
+    `withhold`: as for suppress()."""
     if rules:
         counts = dict(counts)
         for cell in list(counts):
@@ -355,7 +360,7 @@ def report(
                     counts.setdefault(
                         Cell(cell.ruleset, cell.version, rule_id, cell.characteristic, cell.group, "flagged"), 0
                     )
-    shown = suppress(counts, threshold)
+    shown = suppress(counts, threshold, withhold)
     index: dict[tuple[str, str], dict[str, dict[str, set[str]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(set))
     )

@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rules_engine.tools.diff import EXAMPLES, Impact, RuleChange
+from rules_engine.tools.fairness import EqualityChange
+from rules_engine.tools.fairness_report import change_html, change_markdown
 
 _COLUMNS = ("Ruleset", "Rule", "Title", "Newly flagged", "No longer flagged", "Unchanged flagged", "Examples")
 
@@ -94,7 +96,7 @@ def print_table(impact: Impact, console: Console) -> None:
         console.print(f"warning: {escape(warning)}", style="yellow", soft_wrap=True)
 
 
-def to_markdown(impact: Impact) -> str:
+def to_markdown(impact: Impact, equality: EqualityChange | None = None) -> str:
     lines = [
         "# Impact preview",
         "",
@@ -108,10 +110,12 @@ def to_markdown(impact: Impact) -> str:
     ]
     for change in impact.changes:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _row(change)) + " |")
+    if equality is not None:
+        lines += ["", change_markdown(equality)]
     return "\n".join(lines) + "\n"
 
 
-def to_html(impact: Impact) -> str:
+def to_html(impact: Impact, equality: EqualityChange | None = None) -> str:
     head = "".join(f"<th>{html.escape(name)}</th>" for name in _COLUMNS)
     rows = "\n".join(
         f'<tr class="{"changed" if change.changed else ""}">'
@@ -128,5 +132,6 @@ def to_html(impact: Impact) -> str:
         f"<h1>Impact preview</h1>\n<p>Base <code>{html.escape(impact.base)}</code>, head "
         f"<code>{html.escape(impact.head)}</code>. {html.escape(_summary(impact))}.</p>\n"
         f"<ul>{changed}</ul>\n{warnings}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table>\n</body></html>\n"
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table>\n"
+        f"{change_html(equality) if equality is not None else ''}</body></html>\n"
     )

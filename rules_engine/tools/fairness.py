@@ -59,8 +59,8 @@ class Tally:
                 cell = Cell(ruleset, version, rule_id, characteristic, group, outcome)
                 self.counts[cell] = self.counts.get(cell, 0) + 1
 
-    def report(self, threshold: int = MIN_CELL) -> EqualityReport:
-        return report(self.counts, threshold, rules=self.rules)
+    def report(self, threshold: int = MIN_CELL, withhold: Iterable[Cell] = ()) -> EqualityReport:
+        return report(self.counts, threshold, rules=self.rules, withhold=withhold)
 
 
 def recorded(cases: Sequence[Case]) -> int:
@@ -199,7 +199,7 @@ def _change_reading(base: Rate, head: Rate) -> str:
         said = f"flagged as often after the change ({head.rate:.1%})"
     else:
         said = f"flagged {'more' if head.rate > base.rate else 'less'} often: {base.rate:.1%} -> {head.rate:.1%}"
-    if base.ratio is not None and head.ratio is not None:
+    if base.ratio_interval is not None and head.ratio is not None and base.ratio is not None:
         said += f"; against the whole caseload {base.ratio:.2f} -> {head.ratio:.2f} times"
         if head.disparate and not base.disparate:
             said += " (the interval now excludes 1)"
@@ -230,7 +230,7 @@ def equality_change(impact: Impact, cases: Sequence[Case], threshold: int = MIN_
             for case in cases:
                 flags = flagged_by.get(case.case_id, [])
                 tally.add(name, side, of[case.case_id], [r for r in flags if (name, r) in touched], bool(flags))
-    base, head = (sides[s].report(threshold) for s in ("base", "head"))
+    base, head = _before_and_after(sides["base"], sides["head"], threshold)
     rules: list[RuleEqualityChange] = []
     for name in names:
         if not any(c.ruleset == name for c in changed):
@@ -242,6 +242,38 @@ def equality_change(impact: Impact, cases: Sequence[Case], threshold: int = MIN_
                 breakdowns.append(_breakdown_change(b, h))
             rules.append(RuleEqualityChange(name, rule_id, tuple(breakdowns)))
     return EqualityChange(threshold, len(cases), recorded(cases), tuple(rules))
+
+
+def _before_and_after(base: Tally, head: Tally, threshold: int) -> tuple[EqualityReport, EqualityReport]:
+    """Both sides suppressed, and then a group's flagged cells withheld after the change where before
+    minus after would be a small number other than 0 (for a change that only adds or only removes
+    flags, the cases in the group it flips); secondary suppression follows, until none is left."""
+    before = base.report(threshold)
+    extra: set[Cell] = set()
+    while True:
+        after = head.report(threshold, extra)
+        small = set()
+        for version in before.versions:
+            for rule in version.rules:
+                for b in rule.breakdowns:
+                    for row in b.groups:
+                        cell = Cell(version.ruleset, "head", rule.rule_id, b.characteristic, row.group, "flagged")
+                        then = row.flagged
+                        now = _flagged(after, version.ruleset, rule.rule_id, b.characteristic, row.group)
+                        if then is not None and now is not None and 0 < abs(then - now) < threshold:
+                            small.add(cell)
+        if not small - extra:
+            return before, after
+        extra |= small
+
+
+def _flagged(built: EqualityReport, ruleset: str, rule_id: str, characteristic: str, group: str) -> int | None:
+    for breakdown in built.rule(rule_id, ruleset).breakdowns:
+        if breakdown.characteristic == characteristic:
+            for row in breakdown.groups:
+                if row.group == group:
+                    return row.flagged
+    return None
 
 
 def _breakdown_change(base: Breakdown, head: Breakdown) -> BreakdownChange:

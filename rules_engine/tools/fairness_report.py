@@ -472,11 +472,30 @@ def print_change(change: EqualityChange, console: Console) -> None:
             table = Table(
                 title=escape(f"{rule.ruleset}: {rule_name(rule.rule_id)}, by {name.lower()}"), title_justify="left"
             )
-            for column in _CHANGE_COLUMNS:
-                table.add_column(column, overflow="fold", ratio=2 if column == "Reading" else None)
+            table.add_column("Group", overflow="fold")
+            for column in ("Evaluated", "Flagged", "Flag rate", "Ratio to whole"):
+                table.add_column(column, justify="right")
             for group in (breakdown.whole, *breakdown.groups):
-                table.add_row(*(escape(c) for c in _change_cells(breakdown.characteristic, group)))
+                table.add_row(*(escape(c) for c in _change_short(breakdown.characteristic, group)))
             console.print(table)
+    console.print("before -> after; * the interval now excludes 1; readings in the --report file", style="dim")
+
+
+def _arrow(before: str, after: str) -> str:
+    return WITHHELD if WITHHELD in (before, after) else f"{before} -> {after}"
+
+
+def _change_short(characteristic: str, change: GroupChange) -> tuple[str, ...]:
+    b, h = change.base, change.head
+    ratios = (WITHHELD if r.ratio is None else f"{r.ratio:.2f}" for r in (b.flag, h.flag))
+    ratio = "" if change.group == WHOLE else _arrow(*ratios)
+    return (
+        group_name(characteristic, change.group),
+        count(b.evaluated),
+        _arrow(count(b.flagged), count(h.flagged)),
+        _arrow(*(WITHHELD if r.rate is None else f"{r.rate:.1%}" for r in (b.flag, h.flag))),
+        ratio + (" *" if h.flag.disparate and not b.flag.disparate else ""),
+    )
 
 
 def change_markdown(change: EqualityChange) -> str:

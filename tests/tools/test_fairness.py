@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from rules_engine.case.equality import NOT_RECORDED
 from rules_engine.cli.app import app
 from rules_engine.engine.equality import ANY_FLAG, WHOLE, Cell, EqualityReport
-from rules_engine.tools.diff import case_from_line
-from rules_engine.tools.fairness import CHANCE, count_caseload, findings
+from rules_engine.tools.diff import case_from_line, compare
+from rules_engine.tools.fairness import CHANCE, count_caseload, equality_change, findings
 from rules_engine.tools.fairness_report import Context, print_report, to_html, to_json, to_markdown
 from rules_engine.tools.fairness_service import report_from_json
 from tests.tools.equality_caseload import AS_OF, caseload, lines
@@ -201,3 +201,45 @@ def test_whole_row_is_shown_once_per_characteristic() -> None:
     for breakdown in built.rule(ANY_FLAG).breakdowns:
         assert breakdown.whole.group == WHOLE
         assert breakdown.whole.evaluated == CASES
+
+
+def _raised(tmp_path: Path) -> Path:
+    head = tmp_path / "head" / "biased"
+    head.mkdir(parents=True)
+    text = (BIASED / "rules.yaml").read_text(encoding="utf-8").replace("missed_threshold: 2", "missed_threshold: 3")
+    (head / "rules.yaml").write_text(text, encoding="utf-8")
+    return head.parent
+
+
+def test_a_rule_change_by_group(tmp_path: Path) -> None:
+    cases = caseload(CASES, 4)
+    impact = compare(BIASED, _raised(tmp_path), cases, AS_OF)
+    change = equality_change(impact, cases)
+    assert change.cases == CASES and change.recorded > 0.9 * CASES
+    assert [r.rule_id for r in change.rules] == [ANY_FLAG, "missed-appointments"]
+    deciles = change.rules[1].breakdowns[3]
+    assert deciles.characteristic == "deprivation_decile"
+    whole = deciles.whole
+    assert whole.base.flagged == len(impact.changes[0].no_longer_flagged) + len(impact.changes[0].unchanged_flagged)
+    assert whole.head.flagged == len(impact.changes[0].unchanged_flagged)
+    most = deciles.groups[0]
+    assert most.group == "1" and most.reading.startswith("flagged less often")
+    # Before minus after is never a small number other than 0 for a group shown on both sides.
+    for rule in change.rules:
+        for breakdown in rule.breakdowns:
+            for group in breakdown.groups:
+                if group.base.flagged is not None and group.head.flagged is not None:
+                    assert abs(group.base.flagged - group.head.flagged) in (0, *range(10, CASES))
+
+
+def test_cli_diff_adds_the_equality_breakdown(tmp_path: Path) -> None:
+    corpus = tmp_path / "cases.jsonl"
+    corpus.write_text("\n".join(lines(800, 6)) + "\n", encoding="utf-8")
+    report = tmp_path / "impact.md"
+    args = ["diff", "--base", str(BIASED), "--head", str(_raised(tmp_path)), "--cases", str(corpus)]
+    result = CliRunner().invoke(app, [*args, "--as-of", AS_OF.isoformat(), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "Equality breakdown" in result.output and "by deprivation decile" in result.output
+    text = report.read_text(encoding="utf-8")
+    assert "## Equality breakdown" in text and "Decile 1 (most deprived)" in text
+    assert CliRunner().invoke(app, [*args, "--threshold", "5"]).exit_code == 2
