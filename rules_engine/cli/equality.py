@@ -122,6 +122,59 @@ def _from_caseload(
     return tally.report(threshold), Context(source, command, recorded(corpus), tally.titles)
 
 
+def transparency(
+    ruleset: Annotated[str, typer.Option("--ruleset", help="The ruleset's name.")],
+    rulesets: Annotated[Path, typer.Option("--rulesets", help="Rulesets directory.")] = Path("rulesets"),
+    details: Annotated[
+        Path | None,
+        typer.Option("--details", help="YAML: ATRS attribute name -> the authority's text (owner, contact, ...)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the Markdown here; default stdout.")] = None,
+    json_output: Annotated[Path | None, typer.Option("--json", help="Also write the record as JSON here.")] = None,
+    generated_on: Annotated[
+        str, typer.Option("--generated-on", help="The record's date (YYYY-MM-DD); default today.")
+    ] = "",
+) -> None:
+    """Write the ruleset's algorithmic transparency record (UK ATRS structure: tier 1 summary, tier 2
+    detail) from its rule files, parameters and sources; names the fields left for the authority."""
+    import datetime as dt
+
+    from rules_engine.errors import RuleFileErrors
+    from rules_engine.policy.compiler import compile_ruleset, rulesets_in
+    from rules_engine.tools.transparency import build, gaps, read_details, to_json, to_markdown
+
+    try:
+        found = {}
+        for directory in rulesets_in(rulesets):
+            compiled = compile_ruleset(directory)
+            found[compiled.name] = compiled
+        if ruleset not in found:
+            typer.echo(
+                f"--ruleset: no ruleset named {ruleset!r} under {rulesets} ({', '.join(found) or 'none'})", err=True
+            )
+            raise typer.Exit(2)
+        day = dt.date.fromisoformat(generated_on) if generated_on else dt.date.today()
+        record = build(found[ruleset], read_details(details) if details else None, day)
+    except RuleFileErrors as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    except (OSError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    text = to_markdown(record)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(str(output), err=True)
+    if json_output is not None:
+        json_output.write_text(to_json(record), encoding="utf-8")
+        typer.echo(str(json_output), err=True)
+    if left := gaps(record):
+        typer.echo(f"{len(left)} field(s) for the authority to complete: {', '.join(left)}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the equality commands to `app`."""
     app.command("fairness")(fairness)
+    app.command("transparency")(transparency)

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from rules_engine.case.equality import NOT_RECORDED
 from rules_engine.cli.app import app
 from rules_engine.engine.equality import ANY_FLAG, WHOLE, Cell, EqualityReport
+from rules_engine.errors import RuleFileErrors
+from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.tools.diff import case_from_line, compare
 from rules_engine.tools.fairness import CHANCE, count_caseload, equality_change, findings
 from rules_engine.tools.fairness_report import Context, print_report, to_html, to_json, to_markdown
@@ -243,3 +245,14 @@ def test_cli_diff_adds_the_equality_breakdown(tmp_path: Path) -> None:
     text = report.read_text(encoding="utf-8")
     assert "## Equality breakdown" in text and "Decile 1 (most deprived)" in text
     assert CliRunner().invoke(app, [*args, "--threshold", "5"]).exit_code == 2
+
+
+def test_the_biased_ruleset_could_not_read_the_characteristic_instead(tmp_path: Path) -> None:
+    """The fixture's bias comes through a proxy because a direct reading is refused by the compiler."""
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    text = (BIASED / "rules.yaml").read_text(encoding="utf-8")
+    (direct / "rules.yaml").write_text(text.replace("missed_12m >= missed_threshold", "deprivation_decile <= 3"))
+    with pytest.raises(RuleFileErrors) as refused:
+        compile_ruleset(direct)
+    assert "deprivation_decile" in str(refused.value) and "rules.yaml:" in str(refused.value)
