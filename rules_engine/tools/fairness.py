@@ -131,7 +131,9 @@ def findings(built: EqualityReport) -> tuple[list[Finding], int]:
                 for row in breakdown.groups:
                     for measure in ("flag", "dismissal"):
                         rate: Rate = getattr(row, measure)
-                        if rate.ratio_interval is None:
+                        whole: Rate = getattr(breakdown.whole, measure)
+                        # A group that is the whole caseload (every case "not recorded") compares nothing.
+                        if rate.ratio_interval is None or rate.denominator == whole.denominator:
                             continue
                         shown += 1
                         if rate.disparate:
