@@ -376,5 +376,6 @@ EQUALITY_CASES = Counter(
 )
 
 
-def count_equality(outcome: str) -> None:
-    _child(EQUALITY_CASES, outcome).inc()
+def count_equality(outcomes: Iterable[str]) -> None:
+    for outcome in outcomes:
+        _child(EQUALITY_CASES, outcome).inc()

@@ -88,8 +88,13 @@ class Engine:
         clock: Callable[[], dt.datetime] = utcnow,
         store: CaseStore | None = None,
         evaluation_cache_size: int = Settings.evaluation_cache_size,
+        *,
+        equality_monitoring: bool = True,
     ) -> None:
         self.registry = registry
+        # Count every recorded evaluation for equality monitoring (store/equality.py); off only to
+        # measure what the counting costs (benchmarks/equality_cost.py).
+        self.equality_monitoring = equality_monitoring
         self.store: CaseStore = store if store is not None else MemoryStore()
         self._clock = clock
         # Outcomes of requests already evaluated (engine/evaluation_cache.py); None: off.
@@ -126,7 +131,7 @@ class Engine:
                     _sightings(evaluation),
                     self._decision(evaluation, input_digest or _digest(case)),
                     evaluation.as_of,
-                    groups=_groups(case),
+                    groups=_groups(case) if self.equality_monitoring else None,
                 )
             except StoreUnavailableError as exc:
                 self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
@@ -169,7 +174,7 @@ class Engine:
                     _sightings(evaluation),
                     self._decision(evaluation, merged.stored.digest),
                     moment,
-                    groups=equality.groups(merged.stored.case.child),
+                    groups=equality.groups(merged.stored.case.child) if self.equality_monitoring else None,
                 )
             except CaseChangedError:
                 # Another writer changed the facts since they were read: recording this view could

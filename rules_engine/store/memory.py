@@ -126,8 +126,9 @@ class MemoryStore(CaseStore):
         # are): a case written again continues from it, so a revision never repeats for a case id
         # and an evaluation read before a delete cannot commit onto the recreated case.
         self._tombstones: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        # Equality monitoring: (ruleset, version, rule, characteristic, group, outcome) -> cases.
-        self._equality: dict[equality.CellKey, int] = {}
+        # Equality monitoring: (ruleset, version, rule, outcome, groups) -> cases, read out by
+        # characteristic (equality.marginals): never handed out whole.
+        self._equality: equality.JointCounts = {}
 
     def merge_case(
         self,
@@ -277,7 +278,7 @@ class MemoryStore(CaseStore):
 
     def equality_counts(self) -> dict[equality.CellKey, int]:
         with self._lock:
-            return dict(self._equality)
+            return equality.marginals(self._equality)
 
     def append_decision(self, record: DecisionRecord) -> None:
         with self._lock:
@@ -317,21 +318,18 @@ class MemoryStore(CaseStore):
     ) -> None:
         marker = state.equality.get(ruleset)
         raised = [r.rule_id for r in states.raised]
+        if equality.unchanged(marker, version, groups, raised, len(states.resolved)):
+            return  # the usual re-evaluation: nothing new to count
         resolved = [r.rule_id for r in states.resolved]
-        if marker is not None and marker.version == version and marker.groups == groups:
-            # The usual re-evaluation: nothing new to count unless a flag is new or ended.
-            counted = marker.counted
-            if all((r, equality.FLAGGED) in counted for r in raised) and not resolved:
-                return
         self._count(state, ruleset, equality.evaluated(marker, version, groups, raised, resolved))
 
     def _count(self, state: _CaseState, ruleset: str, counted: equality.Counted) -> None:
         if counted.marker is None:
             return
         state.equality[ruleset] = counted.marker
-        equality.apply(self._equality, ruleset, counted.marker.version, counted.changes)
-        for outcome in counted.new:
-            metrics.count_equality(outcome)
+        equality.apply(self._equality, ruleset, counted)
+        if counted.new:
+            metrics.count_equality(counted.new)
 
     @staticmethod
     def _assemble(case_id: str, state: _CaseState) -> Case:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from typing import Any
 
 import pytest
 
@@ -211,12 +210,12 @@ def _metric_totals() -> Counter[str]:
 
 def test_the_pure_functions_mirror_what_the_stores_do() -> None:
     marker = None
-    counts: dict[Any, int] = {}
+    counts: counting.JointCounts = {}
     for raised in (["r1"], ["r1"], []):
         done = counting.evaluated(marker, V1, GROUPS, raised, [] if raised else ["r1"])
-        counting.apply(counts, RULESET, V1, done.changes)
+        counting.apply(counts, RULESET, done)
         marker = done.marker
-    assert counts[(RULESET, V1, "r1", "ethnicity", "MWBC", "resolved")] == 1
+    assert counting.marginals(counts)[(RULESET, V1, "r1", "ethnicity", "MWBC", "resolved")] == 1
     assert counting.cell_key(counting.cell_field((RULESET, V1, "*", "sex", "2", "flagged"))) == (
         RULESET,
         V1,
@@ -249,3 +248,14 @@ def test_a_counts_key_of_the_wrong_type_fails_the_script_before_it_writes(store:
         _evaluate(store, "w", ["r1"])
     assert store._client.hgetall(store.case_keys("w")[1]) == {}  # no lifecycle written
     assert store.decisions("w") == []
+
+
+def test_the_scripts_equality_argument_is_the_json_compact_json_writes() -> None:
+    from rules_engine.case.equality import LABELS
+    from rules_engine.store.codec import compact_json
+    from rules_engine.store.redis import _equality_arg
+
+    every = [(g, g, g, g) for labels in LABELS.values() for g in labels] + [UNRECORDED]
+    for groups in every:
+        assert _equality_arg(V1, groups) == compact_json({"v": V1, "g": list(groups)})
+    assert _equality_arg(V1, None) == ""
