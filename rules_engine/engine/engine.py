@@ -16,6 +16,7 @@ from rules_engine.case import equality
 from rules_engine.case.facts import ID_RE, Case, CaseFacts
 from rules_engine.config import Settings
 from rules_engine.engine.encoded import EncodedCase
+from rules_engine.engine.equality import MIN_CELL, Cell, EqualityReport, check_threshold, report
 from rules_engine.engine.evaluation_cache import CacheKey, EvaluationCache
 from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.engine.registry import Registry
@@ -226,6 +227,30 @@ class Engine:
 
     def chronology(self, case_id: str) -> list[ChronologyEntry]:
         return self.store.chronology(case_id)
+
+    def equality_report(self, ruleset: str | None = None, threshold: int = MIN_CELL) -> EqualityReport:
+        """The equality monitoring report of the store's counters (of one ruleset, or all), suppressed
+        at `threshold` (never under MIN_CELL). The loaded versions' active rules all have rows, so a
+        rule that never flagged shows as such; older versions show the rules they counted.
+
+        Raises RulesetNotFoundError for a ruleset neither loaded nor counted.
+        """
+        check_threshold(threshold)
+        counts = {
+            Cell(*key): n for key, n in self.store.equality_counts().items() if ruleset is None or key[0] == ruleset
+        }
+        loaded = self.registry.names()
+        if ruleset is not None and ruleset not in loaded and not counts:
+            raise RulesetNotFoundError(f"no ruleset {ruleset[:64]!r} is loaded or counted")
+        rules: dict[tuple[str, str], list[str]] = {}
+        for name in loaded:
+            if ruleset is None or name == ruleset:
+                with self.registry.lease(name) as prepared:
+                    compiled = prepared.ruleset
+                    # Shadow rules have no lifecycle, so nothing of theirs is counted.
+                    rules[(compiled.name, compiled.version)] = [r.id for r in compiled.rules if r.status == "active"]
+        # The store follows every flag's lifecycle: none dismissed or resolved yet is a count of 0.
+        return dataclasses.replace(report(counts, threshold, rules=rules), lifecycle=True)
 
     def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]:
         return self.store.decisions(case_id, limit)

@@ -97,6 +97,9 @@ class ConnectServicer:
     async def delete_case(self, request: pb.DeleteCaseRequest, ctx: Ctx) -> pb.DeleteCaseResponse:
         return await _call(self._core.delete_case, request, ctx, "DeleteCase", inline=False)
 
+    async def get_equality_report(self, request: pb.GetEqualityReportRequest, ctx: Ctx) -> pb.GetEqualityReportResponse:
+        return await _call(self._core.get_equality_report, request, ctx, "GetEqualityReport", inline=False)
+
 
 async def _call(method: Callable[[Req, CallContext], Res], request: Req, ctx: Ctx, name: str, *, inline: bool) -> Res:
     call = _ConnectCall(ctx)

@@ -19,7 +19,7 @@ from rules_engine.case.equality import UNRECORDED
 from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.encoded import EncodedCase
 from rules_engine.errors import CaseError, EvaluationError, FieldViolation, RulesetRequiredError
-from rules_engine.service import requests, responses
+from rules_engine.service import equality_report, requests, responses
 from rules_engine.service.deadlines import past_deadline
 from rules_engine.service.outcomes import (
     DEADLINE_PASSED,
@@ -115,6 +115,13 @@ class ServicerCore:
             deleted_flags=deleted.flags,
             deleted_decisions=deleted.decisions,
         )
+
+    def get_equality_report(
+        self, request: pb.GetEqualityReportRequest, call: CallContext
+    ) -> pb.GetEqualityReportResponse:
+        state = self._state()
+        threshold = equality_report.threshold_from_proto(request)
+        return equality_report.report_to_proto(state.equality_report(request.ruleset or None, threshold))
 
     def list_rulesets(self, request: pb.ListRulesetsRequest, call: CallContext) -> pb.ListRulesetsResponse:
         statuses = self._service.list_rulesets()

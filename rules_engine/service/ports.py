@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.encoded import EncodedCase
+from rules_engine.engine.equality import MIN_CELL, EqualityReport
 from rules_engine.engine.results import Evaluation, RulesetStatus
 from rules_engine.store.base import CaseDeletion, ChronologyEntry, DecisionRecord, FlagRecord
 
@@ -88,3 +89,7 @@ class CaseStateService(EvaluationService, Protocol):
     def chronology(self, case_id: str) -> list[ChronologyEntry]: ...
 
     def decisions(self, case_id: str | None = None, limit: int = 100) -> list[DecisionRecord]: ...
+
+    def equality_report(self, ruleset: str | None = None, threshold: int = MIN_CELL) -> EqualityReport:
+        """The equality monitoring counters as the suppressed report (engine/equality.report)."""
+        ...

@@ -79,6 +79,11 @@ class RulesEngineServicer(pb_grpc.RulesEngineServiceServicer):
     def DeleteCase(self, request: pb.DeleteCaseRequest, context: grpc.ServicerContext) -> pb.DeleteCaseResponse:
         return _unary(self._core.delete_case, request, context, "DeleteCase")
 
+    def GetEqualityReport(
+        self, request: pb.GetEqualityReportRequest, context: grpc.ServicerContext
+    ) -> pb.GetEqualityReportResponse:
+        return _unary(self._core.get_equality_report, request, context, "GetEqualityReport")
+
     def ListRulesets(self, request: pb.ListRulesetsRequest, context: grpc.ServicerContext) -> pb.ListRulesetsResponse:
         return _unary(self._core.list_rulesets, request, context, "ListRulesets")
 

@@ -189,6 +189,7 @@ METHODS: list[tuple[str, bool, Message]] = [
     (SERVICE + "GetChronology", False, pb.GetChronologyRequest(case_id="fuzz-1")),
     (SERVICE + "ListDecisions", False, pb.ListDecisionsRequest(case_id="fuzz-1", limit=5)),
     (SERVICE + "DeleteCase", False, pb.DeleteCaseRequest(case_id="fuzz-2")),
+    (SERVICE + "GetEqualityReport", False, pb.GetEqualityReportRequest(ruleset="safeguarding", threshold=12)),
     ("/grpc.health.v1.Health/Check", False, health_pb2.HealthCheckRequest(service="")),
 ]  # fmt: skip
 

@@ -114,6 +114,7 @@ def test_caller_may_not_use_operator_methods_and_operator_may(secured: Secured) 
             "GetChronology": lambda m: stub.GetChronology(pb.GetChronologyRequest(case_id="c"), timeout=5, metadata=m),
             "ListDecisions": lambda m: stub.ListDecisions(pb.ListDecisionsRequest(), timeout=5, metadata=m),
             "DeleteCase": lambda m: stub.DeleteCase(pb.DeleteCaseRequest(case_id="c"), timeout=5, metadata=m),
+            "GetEqualityReport": lambda m: stub.GetEqualityReport(pb.GetEqualityReportRequest(), timeout=5, metadata=m),
         }
         for name, call in operator_calls.items():
             assert _code(lambda c=call: c(caller)) == grpc.StatusCode.PERMISSION_DENIED, name

@@ -22,7 +22,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .rules_engine_pb2 import AcknowledgeFlagRequest, AcknowledgeFlagResponse, DeleteCaseRequest, DeleteCaseResponse, EvaluateBatchRequest, EvaluateBatchResponse, EvaluateRequest, EvaluateResponse, GetChronologyRequest, GetChronologyResponse, ListDecisionsRequest, ListDecisionsResponse, ListRulesetsRequest, ListRulesetsResponse, RecordFactsRequest, RecordFactsResponse
+from .rules_engine_pb2 import AcknowledgeFlagRequest, AcknowledgeFlagResponse, DeleteCaseRequest, DeleteCaseResponse, EvaluateBatchRequest, EvaluateBatchResponse, EvaluateRequest, EvaluateResponse, GetChronologyRequest, GetChronologyResponse, GetEqualityReportRequest, GetEqualityReportResponse, ListDecisionsRequest, ListDecisionsResponse, ListRulesetsRequest, ListRulesetsResponse, RecordFactsRequest, RecordFactsResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -96,6 +96,17 @@ class RulesEngineService(Protocol):
         keeps its entries, which hold ids, codes and digests only. For a record
         deleted or merged away in the case management system, or an approved
         erasure. Idempotent: deleting a case with nothing stored answers zeros.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_equality_report(self, request: GetEqualityReportRequest, ctx: RequestContext[GetEqualityReportRequest, GetEqualityReportResponse], /) -> GetEqualityReportResponse:
+        """
+        Equality monitoring (operator role): for each rule and for all flags
+        together, by ethnicity, sex, disability and deprivation decile, the cases
+        evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+        the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+        only, never a case; every cell under the threshold, and every cell from which
+        one could be worked out by subtraction, is withheld (left unset).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -200,6 +211,17 @@ class RulesEngineServiceASGIApplication(ConnectASGIApplication[RulesEngineServic
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.delete_case,
+                ),
+                "/rules_engine.v1.RulesEngineService/GetEqualityReport": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetEqualityReport",
+                        service_name="rules_engine.v1.RulesEngineService",
+                        input=GetEqualityReportRequest,
+                        output=GetEqualityReportResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_equality_report,
                 ),
             },
             interceptors=interceptors,
@@ -437,6 +459,36 @@ class RulesEngineServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def get_equality_report(
+        self,
+        request: GetEqualityReportRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> GetEqualityReportResponse:
+        """
+        Equality monitoring (operator role): for each rule and for all flags
+        together, by ethnicity, sex, disability and deprivation decile, the cases
+        evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+        the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+        only, never a case; every cell under the threshold, and every cell from which
+        one could be worked out by subtraction, is withheld (left unset).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetEqualityReport",
+                service_name="rules_engine.v1.RulesEngineService",
+                input=GetEqualityReportRequest,
+                output=GetEqualityReportResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
 
 class RulesEngineServiceSync(Protocol):
     """
@@ -496,6 +548,17 @@ class RulesEngineServiceSync(Protocol):
         keeps its entries, which hold ids, codes and digests only. For a record
         deleted or merged away in the case management system, or an approved
         erasure. Idempotent: deleting a case with nothing stored answers zeros.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_equality_report(self, request: GetEqualityReportRequest, ctx: RequestContext[GetEqualityReportRequest, GetEqualityReportResponse], /) -> GetEqualityReportResponse:
+        """
+        Equality monitoring (operator role): for each rule and for all flags
+        together, by ethnicity, sex, disability and deprivation decile, the cases
+        evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+        the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+        only, never a case; every cell under the threshold, and every cell from which
+        one could be worked out by subtraction, is withheld (left unset).
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -598,6 +661,17 @@ class RulesEngineServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.delete_case,
+                ),
+                "/rules_engine.v1.RulesEngineService/GetEqualityReport": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetEqualityReport",
+                        service_name="rules_engine.v1.RulesEngineService",
+                        input=GetEqualityReportRequest,
+                        output=GetEqualityReportResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_equality_report,
                 ),
             },
             interceptors=interceptors,
@@ -834,4 +908,34 @@ class RulesEngineServiceClientSync(ConnectClientSync):
             ),
             headers=headers,
             timeout_ms=timeout_ms,
+        )
+    def get_equality_report(
+        self,
+        request: GetEqualityReportRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> GetEqualityReportResponse:
+        """
+        Equality monitoring (operator role): for each rule and for all flags
+        together, by ethnicity, sex, disability and deprivation decile, the cases
+        evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+        the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+        only, never a case; every cell under the threshold, and every cell from which
+        one could be worked out by subtraction, is withheld (left unset).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetEqualityReport",
+                service_name="rules_engine.v1.RulesEngineService",
+                input=GetEqualityReportRequest,
+                output=GetEqualityReportResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
         )

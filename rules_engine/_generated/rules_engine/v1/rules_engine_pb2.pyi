@@ -1107,3 +1107,309 @@ class DeleteCaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteCaseResponse: _TypeAlias = DeleteCaseResponse  # noqa: Y015
+
+@_typing.final
+class GetEqualityReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULESET_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    ruleset: _builtins.str
+    """The ruleset to report on; empty for every ruleset counted."""
+    threshold: _builtins.int
+    """The smallest count shown: cells under it are withheld. 0 means 10, the
+    lowest allowed; a value under 10 is refused.
+    """
+    def __init__(
+        self,
+        *,
+        ruleset: _builtins.str = ...,
+        threshold: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ruleset", b"ruleset", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEqualityReportRequest: _TypeAlias = GetEqualityReportRequest  # noqa: Y015
+
+@_typing.final
+class GetEqualityReportResponse(_message.Message):
+    """Counted per ruleset version: a case is counted once per version, under the
+    group of each characteristic its child had ("not recorded" when absent).
+    Mirrors engine/equality.py's EqualityReport field for field: an unset count,
+    rate or interval is withheld (a small number, or one a small number could be
+    worked out from) or undefined.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    LIFECYCLE_FIELD_NUMBER: _builtins.int
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    threshold: _builtins.int
+    """The threshold applied."""
+    lifecycle: _builtins.bool
+    """Acknowledged, snoozed and resolved are counted (from the flag lifecycle)."""
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___EqualityVersionReport]: ...
+    def __init__(
+        self,
+        *,
+        threshold: _builtins.int = ...,
+        lifecycle: _builtins.bool = ...,
+        versions: _abc.Iterable[Global___EqualityVersionReport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lifecycle", b"lifecycle", "threshold", b"threshold", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEqualityReportResponse: _TypeAlias = GetEqualityReportResponse  # noqa: Y015
+
+@_typing.final
+class EqualityVersionReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULESET_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    ruleset: _builtins.str
+    version: _builtins.str
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___EqualityRuleReport]:
+        """All flags together first (rule_id "*"), then each rule by id."""
+
+    def __init__(
+        self,
+        *,
+        ruleset: _builtins.str = ...,
+        version: _builtins.str = ...,
+        rules: _abc.Iterable[Global___EqualityRuleReport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules", "ruleset", b"ruleset", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EqualityVersionReport: _TypeAlias = EqualityVersionReport  # noqa: Y015
+
+@_typing.final
+class EqualityRuleReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    BREAKDOWNS_FIELD_NUMBER: _builtins.int
+    rule_id: _builtins.str
+    """A rule id, or "*" for all flags together."""
+    @_builtins.property
+    def breakdowns(self) -> _containers.RepeatedCompositeFieldContainer[Global___EqualityBreakdown]: ...
+    def __init__(
+        self,
+        *,
+        rule_id: _builtins.str = ...,
+        breakdowns: _abc.Iterable[Global___EqualityBreakdown] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdowns", b"breakdowns", "rule_id", b"rule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EqualityRuleReport: _TypeAlias = EqualityRuleReport  # noqa: Y015
+
+@_typing.final
+class EqualityBreakdown(_message.Message):
+    """One rule by one characteristic: the whole caseload, then each group."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARACTERISTIC_FIELD_NUMBER: _builtins.int
+    WHOLE_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    characteristic: _builtins.str
+    """ethnicity, sex, disability or deprivation_decile."""
+    @_builtins.property
+    def whole(self) -> Global___EqualityGroupRow: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___EqualityGroupRow]: ...
+    def __init__(
+        self,
+        *,
+        characteristic: _builtins.str = ...,
+        whole: Global___EqualityGroupRow | None = ...,
+        groups: _abc.Iterable[Global___EqualityGroupRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["whole", b"whole"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["characteristic", b"characteristic", "groups", b"groups", "whole", b"whole"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EqualityBreakdown: _TypeAlias = EqualityBreakdown  # noqa: Y015
+
+@_typing.final
+class EqualityGroupRow(_message.Message):
+    """Counts of cases in one group."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    EVALUATED_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_FIELD_NUMBER: _builtins.int
+    SNOOZED_FIELD_NUMBER: _builtins.int
+    RESOLVED_FIELD_NUMBER: _builtins.int
+    DISMISSED_FIELD_NUMBER: _builtins.int
+    FLAG_FIELD_NUMBER: _builtins.int
+    DISMISSAL_FIELD_NUMBER: _builtins.int
+    group: _builtins.str
+    """The group's code (e.g. "MWBC", "2", "YES", "3", "not recorded"); "*" for the whole caseload."""
+    evaluated: _builtins.int
+    """Cases evaluated (the same for every rule: every rule is evaluated for every case)."""
+    flagged: _builtins.int
+    acknowledged: _builtins.int
+    """Cases whose flag a practitioner acknowledged first, or snoozed first."""
+    snoozed: _builtins.int
+    resolved: _builtins.int
+    """Cases whose flag stopped holding."""
+    dismissed: _builtins.int
+    """Acknowledged and snoozed together."""
+    @_builtins.property
+    def flag(self) -> Global___EqualityRate:
+        """flagged / evaluated."""
+
+    @_builtins.property
+    def dismissal(self) -> Global___EqualityRate:
+        """dismissed / flagged."""
+
+    def __init__(
+        self,
+        *,
+        group: _builtins.str = ...,
+        evaluated: _builtins.int | None = ...,
+        flagged: _builtins.int | None = ...,
+        acknowledged: _builtins.int | None = ...,
+        snoozed: _builtins.int | None = ...,
+        resolved: _builtins.int | None = ...,
+        dismissed: _builtins.int | None = ...,
+        flag: Global___EqualityRate | None = ...,
+        dismissal: Global___EqualityRate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_acknowledged", b"_acknowledged", "_dismissed", b"_dismissed", "_evaluated", b"_evaluated", "_flagged", b"_flagged", "_resolved", b"_resolved", "_snoozed", b"_snoozed", "acknowledged", b"acknowledged", "dismissal", b"dismissal", "dismissed", b"dismissed", "evaluated", b"evaluated", "flag", b"flag", "flagged", b"flagged", "resolved", b"resolved", "snoozed", b"snoozed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_acknowledged", b"_acknowledged", "_dismissed", b"_dismissed", "_evaluated", b"_evaluated", "_flagged", b"_flagged", "_resolved", b"_resolved", "_snoozed", b"_snoozed", "acknowledged", b"acknowledged", "dismissal", b"dismissal", "dismissed", b"dismissed", "evaluated", b"evaluated", "flag", b"flag", "flagged", b"flagged", "group", b"group", "resolved", b"resolved", "snoozed", b"snoozed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__acknowledged: _TypeAlias = _typing.Literal["acknowledged"]  # noqa: Y015
+    _WhichOneofArgType__acknowledged: _TypeAlias = _typing.Literal["_acknowledged", b"_acknowledged"]  # noqa: Y015
+    _WhichOneofReturnType__dismissed: _TypeAlias = _typing.Literal["dismissed"]  # noqa: Y015
+    _WhichOneofArgType__dismissed: _TypeAlias = _typing.Literal["_dismissed", b"_dismissed"]  # noqa: Y015
+    _WhichOneofReturnType__evaluated: _TypeAlias = _typing.Literal["evaluated"]  # noqa: Y015
+    _WhichOneofArgType__evaluated: _TypeAlias = _typing.Literal["_evaluated", b"_evaluated"]  # noqa: Y015
+    _WhichOneofReturnType__flagged: _TypeAlias = _typing.Literal["flagged"]  # noqa: Y015
+    _WhichOneofArgType__flagged: _TypeAlias = _typing.Literal["_flagged", b"_flagged"]  # noqa: Y015
+    _WhichOneofReturnType__resolved: _TypeAlias = _typing.Literal["resolved"]  # noqa: Y015
+    _WhichOneofArgType__resolved: _TypeAlias = _typing.Literal["_resolved", b"_resolved"]  # noqa: Y015
+    _WhichOneofReturnType__snoozed: _TypeAlias = _typing.Literal["snoozed"]  # noqa: Y015
+    _WhichOneofArgType__snoozed: _TypeAlias = _typing.Literal["_snoozed", b"_snoozed"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__acknowledged) -> _WhichOneofReturnType__acknowledged | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dismissed) -> _WhichOneofReturnType__dismissed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__evaluated) -> _WhichOneofReturnType__evaluated | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__flagged) -> _WhichOneofReturnType__flagged | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__resolved) -> _WhichOneofReturnType__resolved | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__snoozed) -> _WhichOneofReturnType__snoozed | None: ...
+
+Global___EqualityGroupRow: _TypeAlias = EqualityGroupRow  # noqa: Y015
+
+@_typing.final
+class EqualityRate(_message.Message):
+    """A group's rate and its comparison with the whole caseload's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMERATOR_FIELD_NUMBER: _builtins.int
+    DENOMINATOR_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    RATIO_FIELD_NUMBER: _builtins.int
+    RATIO_INTERVAL_FIELD_NUMBER: _builtins.int
+    READING_FIELD_NUMBER: _builtins.int
+    numerator: _builtins.int
+    denominator: _builtins.int
+    rate: _builtins.float
+    ratio: _builtins.float
+    """The rate over the whole caseload's, with its interval."""
+    reading: _builtins.str
+    """In plain words, e.g. "flagged 1.4 times as often as the whole caseload; the
+    interval excludes 1".
+    """
+    @_builtins.property
+    def interval(self) -> Global___EqualityInterval:
+        """Wilson 95% interval of the rate."""
+
+    @_builtins.property
+    def ratio_interval(self) -> Global___EqualityInterval: ...
+    def __init__(
+        self,
+        *,
+        numerator: _builtins.int | None = ...,
+        denominator: _builtins.int | None = ...,
+        rate: _builtins.float | None = ...,
+        interval: Global___EqualityInterval | None = ...,
+        ratio: _builtins.float | None = ...,
+        ratio_interval: Global___EqualityInterval | None = ...,
+        reading: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_denominator", b"_denominator", "_numerator", b"_numerator", "_rate", b"_rate", "_ratio", b"_ratio", "denominator", b"denominator", "interval", b"interval", "numerator", b"numerator", "rate", b"rate", "ratio", b"ratio", "ratio_interval", b"ratio_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_denominator", b"_denominator", "_numerator", b"_numerator", "_rate", b"_rate", "_ratio", b"_ratio", "denominator", b"denominator", "interval", b"interval", "numerator", b"numerator", "rate", b"rate", "ratio", b"ratio", "ratio_interval", b"ratio_interval", "reading", b"reading"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__denominator: _TypeAlias = _typing.Literal["denominator"]  # noqa: Y015
+    _WhichOneofArgType__denominator: _TypeAlias = _typing.Literal["_denominator", b"_denominator"]  # noqa: Y015
+    _WhichOneofReturnType__numerator: _TypeAlias = _typing.Literal["numerator"]  # noqa: Y015
+    _WhichOneofArgType__numerator: _TypeAlias = _typing.Literal["_numerator", b"_numerator"]  # noqa: Y015
+    _WhichOneofReturnType__rate: _TypeAlias = _typing.Literal["rate"]  # noqa: Y015
+    _WhichOneofArgType__rate: _TypeAlias = _typing.Literal["_rate", b"_rate"]  # noqa: Y015
+    _WhichOneofReturnType__ratio: _TypeAlias = _typing.Literal["ratio"]  # noqa: Y015
+    _WhichOneofArgType__ratio: _TypeAlias = _typing.Literal["_ratio", b"_ratio"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__denominator) -> _WhichOneofReturnType__denominator | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__numerator) -> _WhichOneofReturnType__numerator | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rate) -> _WhichOneofReturnType__rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ratio) -> _WhichOneofReturnType__ratio | None: ...
+
+Global___EqualityRate: _TypeAlias = EqualityRate  # noqa: Y015
+
+@_typing.final
+class EqualityInterval(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOW_FIELD_NUMBER: _builtins.int
+    HIGH_FIELD_NUMBER: _builtins.int
+    low: _builtins.float
+    high: _builtins.float
+    def __init__(
+        self,
+        *,
+        low: _builtins.float = ...,
+        high: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["high", b"high", "low", b"low"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EqualityInterval: _TypeAlias = EqualityInterval  # noqa: Y015

@@ -77,6 +77,11 @@ class RulesEngineServiceStub:
                 request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseRequest.SerializeToString,
                 response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseResponse.FromString,
                 _registered_method=True)
+        self.GetEqualityReport = channel.unary_unary(
+                '/rules_engine.v1.RulesEngineService/GetEqualityReport',
+                request_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetEqualityReportRequest.SerializeToString,
+                response_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetEqualityReportResponse.FromString,
+                _registered_method=True)
 
 
 class RulesEngineServiceServicer:
@@ -148,6 +153,18 @@ class RulesEngineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEqualityReport(self, request, context):
+        """Equality monitoring (operator role): for each rule and for all flags
+        together, by ethnicity, sex, disability and deprivation decile, the cases
+        evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+        the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+        only, never a case; every cell under the threshold, and every cell from which
+        one could be worked out by subtraction, is withheld (left unset).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RulesEngineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +207,11 @@ def add_RulesEngineServiceServicer_to_server(servicer, server):
                     servicer.DeleteCase,
                     request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseRequest.FromString,
                     response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseResponse.SerializeToString,
+            ),
+            'GetEqualityReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEqualityReport,
+                    request_deserializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetEqualityReportRequest.FromString,
+                    response_serializer=rules__engine_dot_v1_dot_rules__engine__pb2.GetEqualityReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -410,6 +432,33 @@ class RulesEngineService:
             '/rules_engine.v1.RulesEngineService/DeleteCase',
             rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseRequest.SerializeToString,
             rules__engine_dot_v1_dot_rules__engine__pb2.DeleteCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEqualityReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rules_engine.v1.RulesEngineService/GetEqualityReport',
+            rules__engine_dot_v1_dot_rules__engine__pb2.GetEqualityReportRequest.SerializeToString,
+            rules__engine_dot_v1_dot_rules__engine__pb2.GetEqualityReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,14 @@ class RulesEngineServiceStub:
     deleted or merged away in the case management system, or an approved
     erasure. Idempotent: deleting a case with nothing stored answers zeros.
     """
+    GetEqualityReport: _grpc.UnaryUnaryMultiCallable[_rules_engine_pb2.GetEqualityReportRequest, _rules_engine_pb2.GetEqualityReportResponse]
+    """Equality monitoring (operator role): for each rule and for all flags
+    together, by ethnicity, sex, disability and deprivation decile, the cases
+    evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+    the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+    only, never a case; every cell under the threshold, and every cell from which
+    one could be worked out by subtraction, is withheld (left unset).
+    """
 
 @_typing.type_check_only
 class RulesEngineServiceAsyncStub(RulesEngineServiceStub):
@@ -99,6 +107,14 @@ class RulesEngineServiceAsyncStub(RulesEngineServiceStub):
     keeps its entries, which hold ids, codes and digests only. For a record
     deleted or merged away in the case management system, or an approved
     erasure. Idempotent: deleting a case with nothing stored answers zeros.
+    """
+    GetEqualityReport: _aio.UnaryUnaryMultiCallable[_rules_engine_pb2.GetEqualityReportRequest, _rules_engine_pb2.GetEqualityReportResponse]  # type: ignore[assignment]
+    """Equality monitoring (operator role): for each rule and for all flags
+    together, by ethnicity, sex, disability and deprivation decile, the cases
+    evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+    the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+    only, never a case; every cell under the threshold, and every cell from which
+    one could be worked out by subtraction, is withheld (left unset).
     """
 
 class RulesEngineServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -180,6 +196,20 @@ class RulesEngineServiceServicer(metaclass=_abc_1.ABCMeta):
         keeps its entries, which hold ids, codes and digests only. For a record
         deleted or merged away in the case management system, or an approved
         erasure. Idempotent: deleting a case with nothing stored answers zeros.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEqualityReport(
+        self,
+        request: _rules_engine_pb2.GetEqualityReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rules_engine_pb2.GetEqualityReportResponse, _abc.Awaitable[_rules_engine_pb2.GetEqualityReportResponse]]:
+        """Equality monitoring (operator role): for each rule and for all flags
+        together, by ethnicity, sex, disability and deprivation decile, the cases
+        evaluated, flagged, acknowledged, snoozed and resolved, with rates against
+        the whole caseload, Wilson 95% intervals and a reading in plain words. Counts
+        only, never a case; every cell under the threshold, and every cell from which
+        one could be worked out by subtraction, is withheld (left unset).
         """
 
 def add_RulesEngineServiceServicer_to_server(servicer: RulesEngineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
