@@ -19,6 +19,7 @@ from typing import Any, Literal, TextIO
 from dateutil.relativedelta import relativedelta
 
 from rules_engine.engine.calendar import month_ends
+from rules_engine.tools import characteristics
 from rules_engine.tools.lifecourse_controls import CONTROL_KINDS, write_control
 from rules_engine.tools.lifecourse_slow_burn import ASSESSMENT_PATTERNS, HOSTILITY, SlowBurnDraws, SlowBurnWriter
 from rules_engine.tools.synth import CaseJson
@@ -182,6 +183,7 @@ def slow_burn(seed: int, case_id: str) -> LifeCourse:
     rng = random.Random(seed)
     draws = SlowBurnDraws.draw(seed, rng)
     case = SlowBurnWriter(draws, case_id, rng).write()
+    characteristics.add_to(case)  # drawn from the case id: equality monitoring only, no rule reads them
     return LifeCourse(
         case=case,
         family="slow-burn",
@@ -199,6 +201,7 @@ def control(seed: int, case_id: str, kind: str) -> LifeCourse:
         raise ValueError(f"unknown control kind {kind!r}; one of {', '.join(CONTROL_KINDS)}")
     rng = random.Random(seed)
     written = write_control(kind, rng, case_id)
+    characteristics.add_to(written.case)
     return LifeCourse(
         case=written.case,
         family="control",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from rules_engine.engine.calendar import default_calendar
+from rules_engine.tools import characteristics
 
 CaseJson = dict[str, Any]
 
@@ -349,13 +350,14 @@ def synthetic_case(rng: random.Random, kind: str, case_id: str, as_of: dt.date) 
 
 
 def generate(count: int, seed: int, as_of: dt.date) -> Iterator[tuple[str, CaseJson]]:
-    """`count` (kind, case) pairs, deterministic for a seed and `as_of`."""
+    """`count` (kind, case) pairs, deterministic for a seed and `as_of`; each child carries equality
+    characteristics drawn from national proportions (tools/characteristics.py), which no rule reads."""
     rng = random.Random(seed)
     names = [k for k, _ in KINDS]
     weights = [w for _, w in KINDS]
     for i in range(count):
         kind = rng.choices(names, weights)[0]
-        yield kind, synthetic_case(rng, kind, f"syn-{seed}-{i:06d}", as_of)
+        yield kind, characteristics.add_to(synthetic_case(rng, kind, f"syn-{seed}-{i:06d}", as_of))
 
 
 def write_jsonl(out: TextIO, count: int, seed: int, as_of: dt.date) -> int:
