@@ -153,12 +153,12 @@ def run(facts: int, workload: str, rounds: int, calls: int, store_url: str | Non
     return times
 
 
-def callgrind(facts: int, workload: str, store_url: str | None) -> dict[str, float]:
+def callgrind(facts: int, workload: str, store_url: str | None, calls: tuple[int, int]) -> dict[str, float]:
     """Instructions per call, counting on and off: (instructions over N2 calls - over N1) / (N2 - N1)."""
     counts = {}
     for mode in ("on", "off"):
         totals = []
-        for n in (50, 250):
+        for n in calls:
             out = Path(f"/tmp/equality-callgrind-{os.getpid()}-{mode}-{n}.out")
             command = [
                 "valgrind",
@@ -176,11 +176,13 @@ def callgrind(facts: int, workload: str, store_url: str | None) -> dict[str, flo
             ]
             if store_url:
                 command += ["--store", store_url]
-            subprocess.run(command, check=True, capture_output=True)
+            # One hash seed for every run: dicts and sets otherwise vary the count by about a percent.
+            environment = {**os.environ, "PYTHONHASHSEED": "0"}
+            subprocess.run(command, check=True, capture_output=True, env=environment)
             summary = [line for line in out.read_text().splitlines() if line.startswith("summary:")]
             totals.append(int(summary[0].split()[1]))
             out.unlink()
-        counts[mode] = (totals[1] - totals[0]) / 200
+        counts[mode] = (totals[1] - totals[0]) / (calls[1] - calls[0])
     return counts
 
 
@@ -209,6 +211,7 @@ def main() -> None:
         "--store", default=None, help="a redis:// URL (a database the run may write to); memory by default"
     )
     parser.add_argument("--callgrind", action="store_true", help="instruction counts too (valgrind)")
+    parser.add_argument("--callgrind-calls", default="50,250", help="N1,N2: the calls of the two runs compared")
     parser.add_argument("--inner", nargs=2, metavar=("MODE", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     from rules_engine.logs import configure_logging
@@ -232,7 +235,8 @@ def main() -> None:
                 line += f"  | redis-server CPU off {r_off:5.1f} us  on {r_on:5.1f} us"
             print(line, flush=True)
             if args.callgrind:
-                counts = callgrind(facts, workload, args.store)
+                low, high = map(int, args.callgrind_calls.split(","))
+                counts = callgrind(facts, workload, args.store, (low, high))
                 cost = counts["on"] - counts["off"]
                 print(
                     f"{'':>6} {'':>4}        instructions: off {counts['off']:,.0f}  on {counts['on']:,.0f}  "

@@ -376,6 +376,12 @@ EQUALITY_CASES = Counter(
 )
 
 
+_equality_children: dict[str, Any] = {}
+
+
 def count_equality(outcomes: Iterable[str]) -> None:
     for outcome in outcomes:
-        _child(EQUALITY_CASES, outcome).inc()
+        child = _equality_children.get(outcome)
+        if child is None:
+            child = _equality_children[outcome] = EQUALITY_CASES.labels(outcome)
+        child.inc()

@@ -2,7 +2,7 @@
 
 The unit is the case, not the evaluation: each (rule, outcome) is counted once per case and ruleset
 version, so a case evaluated every day counts once, and every rate is a share of distinct cases.
-To know what it has counted, a case keeps a Marker per ruleset beside its flag lifecycle (erased
+To know what it has counted, a case keeps a marker per ruleset beside its flag lifecycle (erased
 with it by delete_case): the version counted under, the case's groups, the (rule, outcome) pairs
 counted. The counters themselves hold no case id: only (ruleset, version, rule, characteristic,
 group, outcome) -> count.
@@ -36,40 +36,36 @@ OUTCOMES = (EVALUATED, FLAGGED, ACKNOWLEDGED, SNOOZED, RESOLVED)
 
 # A counter's key: ruleset, version, rule id, characteristic, group, outcome.
 CellKey = tuple[str, str, str, str, str, str]
-# A counted pair, "<rule id>/<outcome>" (neither holds a "/"): text, so a case's marker holds no
-# object the garbage collector must follow, however many cases the memory store keeps.
-Pair = str
-# The memory store's counters: per (ruleset, version, groups) -> pair -> cases, the four
-# characteristics' groups at once: one addition per counted pair instead of four, read out per
-# characteristic by `marginals` (never handed out whole).
-JointCounts = dict[tuple[str, str, Groups], Counter[Pair]]
+# A counted pair is "<rule id>/<outcome>" (neither holds a "/" or a "|"), and what a case has counted
+# is its signature, the pairs between bars: "|*/evaluated|*/flagged|r1/flagged|". Text only, so a
+# case's marker holds nothing the garbage collector must follow, however many cases the memory
+# store keeps, and one membership test is one substring search.
+Signature = str
+# The memory store's counters: per (ruleset, version, groups), how many cases have each signature.
+# A case's event moves it from one signature to the next (one subtraction, one addition, whatever
+# it counts), and `marginals` reads them out per characteristic: never handed out whole.
+JointCounts = dict[tuple[str, str, Groups], Counter[Signature]]
 
-
-def pair(rule_id: str, outcome: str) -> Pair:
-    return f"{rule_id}/{outcome}"
-
-
-_EVALUATED = pair(ANY_FLAG, EVALUATED)
-_ANY_FLAGGED = pair(ANY_FLAG, FLAGGED)
-_ANY_RESOLVED = pair(ANY_FLAG, RESOLVED)
+_EVALUATED = f"{ANY_FLAG}/{EVALUATED}"
+_ANY_FLAGGED = f"{ANY_FLAG}/{FLAGGED}"
+_ANY_RESOLVED = f"{ANY_FLAG}/{RESOLVED}"
 _FLAGGED = f"/{FLAGGED}"
-_RESOLVED = f"/{RESOLVED}"
 
-# What has been counted for one case under one ruleset: (version, groups, counted pairs as the keys of
-# a dict). A plain tuple of text and a dict of text, which the collector stops tracking (a named
-# tuple or a frozenset it tracks for good): the memory store holds one per case and ruleset.
-Marker = tuple[str, Groups, dict[Pair, None]]
+# What has been counted for one case under one ruleset: the version, the groups, the signature, and
+# the rules its last counted evaluation raised (so the usual re-evaluation is one comparison). A
+# plain tuple of text, which the collector stops tracking: the memory store holds one per case.
+Marker = tuple[str, Groups, Signature, tuple[str, ...]]
 
 
 class Counted(NamedTuple):
-    """An event's effect: the marker after it; the pairs it adds one to, under the marker's version
-    and groups; and, when the case moved group, the pairs it takes one from under `previous`."""
+    """An event's effect: the marker after it, the (groups, signature) the case leaves (None: it
+    was not counted under this version) and the one it joins (None: nothing changes), and the
+    ANY_FLAG outcomes newly counted."""
 
     marker: Marker | None
-    added: list[Pair]
-    new: list[str]  # the ANY_FLAG outcomes newly counted
-    removed: list[Pair] = []
-    previous: Groups | None = None
+    before: tuple[Groups, Signature] | None
+    after: tuple[Groups, Signature] | None
+    new: list[str]
 
 
 def merged_groups(held: Groups, given: Groups) -> Groups:
@@ -78,94 +74,102 @@ def merged_groups(held: Groups, given: Groups) -> Groups:
     return (e, s, d, p)
 
 
-def unchanged(marker: Marker | None, version: str, groups: Groups, flagged: Sequence[str], resolved: int) -> bool:
-    """True when an evaluation would count nothing new: the usual re-evaluation, checked cheaply."""
-    if marker is None or marker[0] != version or marker[1] != groups or resolved:
-        return False
-    counted = marker[2]
-    return all(rule_id + _FLAGGED in counted for rule_id in flagged)
+def has(signature: Signature, rule_id: str, outcome: str) -> bool:
+    return f"|{rule_id}/{outcome}|" in signature
+
+
+def unchanged(marker: Marker | None, version: str, groups: Groups, flagged: tuple[str, ...], resolved: int) -> bool:
+    """True when an evaluation counts nothing new: the same version, groups and flags as the last
+    one counted, none resolved. The usual re-evaluation, checked with a few comparisons."""
+    return marker is not None and not resolved and marker[3] == flagged and marker[0] == version and marker[1] == groups
 
 
 def evaluated(
-    marker: Marker | None, version: str, groups: Groups, flagged: Sequence[str], resolved: Sequence[str]
+    marker: Marker | None, version: str, groups: Groups, flagged: tuple[str, ...], resolved: Sequence[str]
 ) -> Counted:
     """An evaluation under `version` of a case in `groups`: it raised `flagged` (each rule once)
     and stopped `resolved`."""
     if marker is None or marker[0] != version:
-        # A case new to this version, the costly event: built straight, nothing to look up.
+        # A case new to this version, the costly event: one signature, built in one join.
         now = groups if marker is None else merged_groups(marker[1], groups)
-        if not flagged:
-            return Counted((version, now, {_EVALUATED: None}), [_EVALUATED], [EVALUATED])
-        fresh = [_EVALUATED, _ANY_FLAGGED, *[rule_id + _FLAGGED for rule_id in flagged]]
-        return Counted((version, now, dict.fromkeys(fresh)), fresh, [EVALUATED, FLAGGED])
-    held, counted = marker[1], marker[2]
+        if flagged:
+            signature = f"|{_EVALUATED}|{_ANY_FLAGGED}|{'/flagged|'.join(flagged)}/flagged|"
+            new = [EVALUATED, FLAGGED]
+        else:
+            signature, new = f"|{_EVALUATED}|", [EVALUATED]
+        return Counted((version, now, signature, flagged), None, (now, signature), new)
+    held, signature = marker[1], marker[2]
     now = merged_groups(held, groups)
     pairs = []
     if flagged:
         pairs.append(_ANY_FLAGGED)
         pairs += [rule_id + _FLAGGED for rule_id in flagged]
     # Resolved only for a flag counted as flagged under this version (so resolved <= flagged).
-    ended = [rule_id for rule_id in resolved if rule_id + _FLAGGED in counted]
+    ended = [rule_id for rule_id in resolved if has(signature, rule_id, FLAGGED)]
     if ended:
         pairs.append(_ANY_RESOLVED)
-        pairs += [rule_id + _RESOLVED for rule_id in ended]
-    fresh = [p for p in dict.fromkeys(pairs) if p not in counted]
+        pairs += [f"{rule_id}/{RESOLVED}" for rule_id in ended]
+    fresh = [p for p in dict.fromkeys(pairs) if f"|{p}|" not in signature]
     new = [p.rsplit("/", 1)[1] for p in fresh if p.startswith(f"{ANY_FLAG}/")]
-    if now == held:
-        if not fresh:
-            return Counted(marker, [], [])
-        return Counted((version, now, {**counted, **dict.fromkeys(fresh)}), fresh, new)
-    # The case moved group: every count it had moves from the old groups to the new ones.
-    moved = sorted(counted)
-    return Counted((version, now, {**counted, **dict.fromkeys(fresh)}), [*moved, *fresh], new, moved, held)
+    after = signature + "|".join(fresh) + "|" if fresh else signature
+    changed = fresh or now != held
+    return Counted(
+        (version, now, after, flagged), (held, signature) if changed else None, (now, after) if changed else None, new
+    )
 
 
 def dismissed(marker: Marker | None, rule_id: str, outcome: str) -> Counted:
     """A practitioner acknowledged (or snoozed) the case's flag of `rule_id`: counted at its first dismissal."""
     if outcome not in (ACKNOWLEDGED, SNOOZED):
         raise ValueError(f"not a dismissal: {outcome!r}")
-    if marker is None or rule_id + _FLAGGED not in marker[2]:
-        return Counted(marker, [], [])
-    version, groups, counted = marker
+    if marker is None or not has(marker[2], rule_id, FLAGGED):
+        return Counted(marker, None, None, [])
+    version, groups, signature, flagged = marker
     fresh = [
-        pair(rule, outcome)
+        f"{rule}/{outcome}"
         for rule in (rule_id, ANY_FLAG)
-        if pair(rule, ACKNOWLEDGED) not in counted and pair(rule, SNOOZED) not in counted
+        if not has(signature, rule, ACKNOWLEDGED) and not has(signature, rule, SNOOZED)
     ]
-    new = [outcome] if pair(ANY_FLAG, outcome) in fresh else []
-    return Counted((version, groups, {**counted, **dict.fromkeys(fresh)}), fresh, new)
+    if not fresh:
+        return Counted(marker, None, None, [])
+    after = signature + "|".join(fresh) + "|"
+    new = [outcome] if f"{ANY_FLAG}/{outcome}" in fresh else []
+    return Counted((version, groups, after, flagged), (groups, signature), (groups, after), new)
 
 
 def apply(counts: JointCounts, ruleset: str, counted: Counted) -> None:
-    """Add an event's changes to the joint counters (a counter back at 0 is dropped)."""
+    """Move the case between signatures in the joint counters (a count back at 0 is dropped)."""
     marker = counted.marker
-    if marker is None or not counted.added:
+    if marker is None or counted.after is None:
         return
-    key = (ruleset, marker[0], marker[1])
-    bucket = counts.get(key)
-    if bucket is None:
-        bucket = counts[key] = Counter()
-    bucket.update(counted.added)  # counted in C
-    if counted.previous is not None:
-        old_key = (ruleset, marker[0], counted.previous)
-        old = counts[old_key]
-        old.subtract(counted.removed)
-        for p in counted.removed:
-            if not old[p]:
-                del old[p]
-        if not old:
-            del counts[old_key]
+    version = marker[0]
+    if counted.before is not None:
+        key = (ruleset, version, counted.before[0])
+        bucket = counts[key]
+        left = bucket[counted.before[1]] - 1
+        if left:
+            bucket[counted.before[1]] = left
+        else:
+            del bucket[counted.before[1]]
+            if not bucket:
+                del counts[key]
+    key = (ruleset, version, counted.after[0])
+    joined = counts.get(key)
+    if joined is None:
+        joined = counts[key] = Counter()
+    joined[counted.after[1]] += 1
 
 
 def marginals(counts: JointCounts) -> dict[CellKey, int]:
     """Joint counters as the counters by characteristic: each case under each of its four groups."""
     cells: dict[CellKey, int] = {}
     for (ruleset, version, groups), bucket in counts.items():
-        for counted, n in bucket.items():
-            rule_id, outcome = counted.rsplit("/", 1)
-            for characteristic, group in zip(CHARACTERISTICS, groups, strict=True):
-                key = (ruleset, version, rule_id, characteristic, group, outcome)
-                cells[key] = cells.get(key, 0) + n
+        for signature, n in bucket.items():
+            for counted in signature.strip("|").split("|"):
+                rule_id, outcome = counted.rsplit("/", 1)
+                for characteristic, group in zip(CHARACTERISTICS, groups, strict=True):
+                    key = (ruleset, version, rule_id, characteristic, group, outcome)
+                    cells[key] = cells.get(key, 0) + n
     return cells
 
 

@@ -317,7 +317,7 @@ class MemoryStore(CaseStore):
         self, state: _CaseState, ruleset: str, version: str, groups: Groups, states: FlagStates
     ) -> None:
         marker = state.equality.get(ruleset)
-        raised = [r.rule_id for r in states.raised]
+        raised = tuple([r.rule_id for r in states.raised])
         if equality.unchanged(marker, version, groups, raised, len(states.resolved)):
             return  # the usual re-evaluation: nothing new to count
         resolved = [r.rule_id for r in states.resolved]

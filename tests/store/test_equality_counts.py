@@ -211,7 +211,7 @@ def _metric_totals() -> Counter[str]:
 def test_the_pure_functions_mirror_what_the_stores_do() -> None:
     marker = None
     counts: counting.JointCounts = {}
-    for raised in (["r1"], ["r1"], []):
+    for raised in (("r1",), ("r1",), ()):
         done = counting.evaluated(marker, V1, GROUPS, raised, [] if raised else ["r1"])
         counting.apply(counts, RULESET, done)
         marker = done.marker
