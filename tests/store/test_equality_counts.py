@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,42 @@ def test_the_scripts_equality_argument_is_the_json_compact_json_writes() -> None
     for groups in every:
         assert _equality_arg(V1, groups) == compact_json({"v": V1, "g": list(groups)})
     assert _equality_arg(V1, None) == ""
+
+
+def test_redis_lua_and_the_memory_store_count_alike_over_random_events(redis_server: Any) -> None:
+    """The Lua mirrors store/equality.py: the same random history of evaluations (flags raised and
+    ended, groups recorded late or corrected, a new ruleset version), acknowledgements and snoozes
+    gives the same counters in both stores."""
+    import random
+
+    from rules_engine.store import StoreSettings
+
+    rng = random.Random(20)
+    memory = MemoryStore()
+    redis_store = RedisStore(redis_server.url, StoreSettings(key_prefix="eq-random:"))
+    choices = [UNRECORDED, GROUPS, ("WBRI", NOT_RECORDED, "NO", "5"), ("BAFR", "1", NOT_RECORDED, NOT_RECORDED)]
+    try:
+        for step in range(300):
+            case_id = f"r{rng.randrange(12)}"
+            now = NOW + dt.timedelta(hours=step)
+            if rng.random() < 0.25:
+                rule = rng.choice(["r1", "r2", "r3"])
+                snooze = dt.date(2026, 1, 1) if rng.random() < 0.5 else None
+                for store in (memory, redis_store):
+                    try:
+                        store.acknowledge(
+                            case_id, RULESET, rule, practitioner_id="p", reason_code="X", snooze_until=snooze, now=now
+                        )
+                    except Exception as exc:  # not raised: the same in both
+                        assert type(exc).__name__ == "FlagNotFoundError"
+                continue
+            raised = [r for r in ("r1", "r2", "r3") if rng.random() < 0.4]
+            version = V1 if step < 220 else V2
+            groups = rng.choice(choices)
+            for store in (memory, redis_store):
+                sightings = flags(*((rule, HIGH) for rule in raised))
+                store.record_evaluation(case_id, RULESET, sightings, _decision(case_id, version), now, groups=groups)
+        assert memory.equality_counts() == redis_store.equality_counts()
+        assert len(memory.equality_counts()) > 50
+    finally:
+        redis_store.close()
