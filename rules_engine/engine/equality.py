@@ -17,10 +17,17 @@ withheld cell must not be recoverable by subtraction from what is shown. The rel
 3. Dismissed = acknowledged + snoozed (DISMISSED is derived, shown beside its parts): as in 1,
    never exactly one of the three withheld.
 4. Subsets: flagged <= evaluated (a rule's flags and any flag, against the cases evaluated),
-   dismissed, acknowledged, snoozed and resolved <= flagged. The difference (the cases evaluated
-   and not flagged; the flags not dismissed...) is a count too: when both are shown and it is under
-   the threshold, the smaller cell is withheld, so "all but 3 of group X were flagged" is never shown.
-   (A difference that is negative means the two count different things; it is not protected.)
+   dismissed, acknowledged, snoozed and resolved <= flagged, acknowledged and snoozed <= dismissed,
+   and every pair along these chains (resolved <= evaluated...). The difference (the cases
+   evaluated and not flagged; the flags not dismissed...) is a count too: when both are shown and it
+   is under the threshold, the smaller cell is withheld, so "all but 3 of group X were flagged" is
+   never shown, and neither is a withheld cell pinned between two close shown ones (dismissed 12 <=
+   flagged <= evaluated 12). (A negative difference means the two count different things; it is
+   not protected.)
+
+5. Ranges: bounding a withheld cell by all of the above at once (and counts never negative)
+   leaves it at least `threshold` possible values; where it would not, the nearest shown cell
+   in a relation with it is withheld too.
 
 Not protected: "any flag" against a rule (a union, not a sum, so only bounds follow), and two
 reports taken at different times (the counters only grow; a difference between successive reports
@@ -133,9 +140,14 @@ def _relations(
             wholes[ruleset, version, rule_id, outcome].append(at(WHOLE, outcome))
         for group in [WHOLE, *sorted(outcomes["flagged"])]:
             sums.append((at(group, DISMISSED), [at(group, "acknowledged"), at(group, "snoozed")]))
-            subsets.append((at(group, "flagged"), at(group, "evaluated", ANY_FLAG)))
+            # Every pair along the chains, not only neighbours: a withheld cell between two shown ones
+            # (dismissed <= flagged <= evaluated) is pinned when they are close.
+            evaluated = at(group, "evaluated", ANY_FLAG)
+            subsets.append((at(group, "flagged"), evaluated))
             for outcome in (DISMISSED, "acknowledged", "snoozed", "resolved"):
-                subsets.append((at(group, outcome), at(group, "flagged")))
+                subsets += [(at(group, outcome), at(group, "flagged")), (at(group, outcome), evaluated)]
+            for outcome in ("acknowledged", "snoozed"):
+                subsets.append((at(group, outcome), at(group, DISMISSED)))
     return sums, subsets, [same for same in wholes.values() if len(same) > 1]
 
 
@@ -148,6 +160,37 @@ def suppress(counts: Counts, threshold: int = MIN_CELL, withhold: Iterable[Cell]
     hidden = {cell for cell, value in full.items() if value < threshold}
     hidden.update(cell for cell in withhold if cell in full)
     sums, subsets, same = _relations(full)
+
+    def smallest(cells: Iterable[Cell]) -> Cell | None:
+        shown = [cell for cell in cells if cell not in hidden]
+        return min(shown, key=lambda cell: (full[cell], cell)) if shown else None
+
+    # The relations that hold in these counts, for the ranges below (a subset whose counts say
+    # otherwise counts something else, as in the docstring).
+    pairs = [(child, parent) for child, parent in subsets if full[child] <= full[parent]]
+    pairs += [(a, b) for cells in same for a in cells for b in cells if a != b and full[a] == full[b]]
+    while True:
+        _secondary(full, hidden, threshold, sums, subsets, same)
+        narrow = sorted(
+            c for c, (low, high) in _ranges(full, hidden, sums, pairs).items() if high - low + 1 < threshold
+        )
+        if not narrow:
+            return {cell: (None if cell in hidden else value) for cell, value in full.items()}
+        more = {nxt for cell in narrow if (nxt := _nearest_shown(cell, full, hidden, sums, pairs)) is not None}
+        if not more:  # nothing shown bounds them after all; cannot happen, but never loop for ever
+            return {cell: (None if cell in hidden else value) for cell, value in full.items()}
+        hidden |= more
+
+
+def _secondary(
+    full: Mapping[Cell, int],
+    hidden: set[Cell],
+    threshold: int,
+    sums: list[tuple[Cell, list[Cell]]],
+    subsets: list[tuple[Cell, Cell]],
+    same: list[list[Cell]],
+) -> None:
+    """Withhold more until every relation holds safe (rules 1 to 4 of the module's docstring)."""
 
     def smallest(cells: Iterable[Cell]) -> Cell | None:
         shown = [cell for cell in cells if cell not in hidden]
@@ -176,7 +219,86 @@ def suppress(counts: Counts, threshold: int = MIN_CELL, withhold: Iterable[Cell]
                 nxt = smallest(parts)
                 hidden.add(nxt if nxt is not None else total)
                 changed = True
-    return {cell: (None if cell in hidden else value) for cell, value in full.items()}
+
+
+_UNBOUNDED = 10**15
+
+
+def _ranges(
+    full: Mapping[Cell, int], hidden: set[Cell], sums: list[tuple[Cell, list[Cell]]], pairs: list[tuple[Cell, Cell]]
+) -> dict[Cell, tuple[int, int]]:
+    """Each withheld cell's range as the shown cells bound it: counts are not negative, a part is no
+    more than its whole, sums add up; bounds are propagated until none tightens. A range of fewer
+    than `threshold` values gives too much away even where no subtraction pins the cell."""
+    # No count passes its version's cases evaluated: starting there (not at infinity) keeps
+    # propagation round a cycle of relations short. (When that whole is itself withheld this
+    # knows more than a reader would, so errs towards withholding more.)
+    cases: dict[tuple[str, str], int] = defaultdict(int)
+    for c, v in full.items():
+        if c.rule_id == ANY_FLAG and c.group == WHOLE and c.outcome == "evaluated":
+            cases[c.ruleset, c.version] = max(cases[c.ruleset, c.version], v)
+    low = {c: (0 if c in hidden else v) for c, v in full.items()}
+    high = {c: (cases.get((c.ruleset, c.version), _UNBOUNDED) if c in hidden else v) for c, v in full.items()}
+    involved: dict[Cell, list[int]] = defaultdict(list)
+    relations: list[tuple[Cell, list[Cell]]] = [*sums, *((parent, [child]) for child, parent in pairs)]
+    exact = [True] * len(sums) + [False] * len(pairs)  # a sum is an equality; a pair only bounds
+    for number, (total, parts) in enumerate(relations):
+        for cell in (total, *parts):
+            involved[cell].append(number)
+    queue = list(range(len(relations)))
+    queued = set(queue)
+    moved: list[Cell] = []
+
+    def tighten(cell: Cell, lo: int, hi: int) -> None:
+        # Counts that break a relation (possible only from a faulty store) could tighten for ever.
+        if (lo > low[cell] or hi < high[cell]) and max(low[cell], lo) <= min(high[cell], hi):
+            low[cell], high[cell] = max(low[cell], lo), min(high[cell], hi)
+            moved.append(cell)
+
+    while queue:
+        number = queue.pop()
+        queued.discard(number)
+        total, parts = relations[number]
+        moved.clear()
+        parts_low, parts_high = sum(low[p] for p in parts), sum(high[p] for p in parts)
+        if exact[number]:
+            tighten(total, parts_low, parts_high)
+            for part in parts:
+                tighten(part, low[total] - (parts_high - high[part]), high[total] - (parts_low - low[part]))
+        else:
+            (child,) = parts
+            tighten(total, low[child], high[total])
+            tighten(child, low[child], high[total])
+        for cell in moved:
+            for other in involved[cell]:
+                if other not in queued:
+                    queued.add(other)
+                    queue.append(other)
+    return {c: (low[c], high[c]) for c in hidden}
+
+
+def _nearest_shown(
+    cell: Cell,
+    full: Mapping[Cell, int],
+    hidden: set[Cell],
+    sums: list[tuple[Cell, list[Cell]]],
+    pairs: list[tuple[Cell, Cell]],
+) -> Cell | None:
+    """The smallest shown cell in a relation with `cell`, or failing that with the cells related to
+    it, and so on outwards: withholding it widens `cell`'s range."""
+    neighbours: dict[Cell, set[Cell]] = defaultdict(set)
+    for total, parts in [*sums, *((parent, [child]) for child, parent in pairs)]:
+        members = {total, *parts}
+        for member in members:
+            neighbours[member] |= members - {member}
+    seen, ring = {cell}, {cell}
+    while ring:
+        ring = {n for c in ring for n in neighbours[c]} - seen
+        shown = [c for c in ring if c not in hidden]
+        if shown:
+            return min(shown, key=lambda c: (full[c], c))
+        seen |= ring
+    return None
 
 
 # --- statistics ---------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def _swap(c: Cell, outcome: str) -> tuple[str, str, str, str, str, str]:
     return (c.ruleset, c.version, c.rule_id, c.characteristic, c.group, outcome)
 
 
-def _rank(rows: list[list[Fraction]]) -> int:
+def _reduced(rows: list[list[Fraction]]) -> list[list[Fraction]]:
+    """The reduced row echelon form (Gauss-Jordan, exact)."""
     rows = [list(r) for r in rows]
     rank, columns = 0, len(rows[0]) if rows else 0
     for col in range(columns):
@@ -76,16 +77,20 @@ def _rank(rows: list[list[Fraction]]) -> int:
         if pivot is None:
             continue
         rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        lead = rows[rank][col]
+        rows[rank] = [value / lead for value in rows[rank]]
         for i in range(len(rows)):
             if i != rank and rows[i][col] != 0:
-                factor = rows[i][col] / rows[rank][col]
+                factor = rows[i][col]
                 rows[i] = [a - factor * b for a, b in zip(rows[i], rows[rank], strict=True)]
         rank += 1
-    return rank
+    return rows[:rank]
 
 
 def recoverable(shown: dict[Cell, int | None]) -> list[Cell]:
-    """Withheld cells whose value the shown cells and the equalities determine exactly."""
+    """Withheld cells whose value the shown cells and the equalities determine exactly: the unit
+    vector of such a cell lies in the row space of the equalities over the withheld cells, that is
+    (in reduced row echelon form) it is one of the rows."""
     full = {c: 0 for c in shown}
     hidden = sorted(c for c, v in shown.items() if v is None)
     if not hidden:
@@ -99,15 +104,11 @@ def recoverable(shown: dict[Cell, int | None]) -> list[Cell]:
                 row[at[c]] += coefficient
         if any(row):
             rows.append(row)
-    if not rows:
-        return []
-    base = _rank(rows)
     found = []
-    for c in hidden:
-        unit = [Fraction(0)] * len(hidden)
-        unit[at[c]] = Fraction(1)
-        if _rank([*rows, unit]) == base:
-            found.append(c)
+    for row in _reduced(rows):
+        nonzero = [i for i, value in enumerate(row) if value != 0]
+        if len(nonzero) == 1:
+            found.append(hidden[nonzero[0]])
     return found
 
 
@@ -130,11 +131,69 @@ def small_differences(shown: dict[Cell, int | None], threshold: int = MIN_CELL) 
     return pairs
 
 
+_CHAIN = {  # outcome -> the outcomes that hold it (every case counted under it is counted under these)
+    "flagged": ("evaluated",),
+    DISMISSED: ("flagged", "evaluated"),
+    "resolved": ("flagged", "evaluated"),
+    "acknowledged": (DISMISSED, "flagged", "evaluated"),
+    "snoozed": (DISMISSED, "flagged", "evaluated"),
+}
+
+
+def bounds(shown: dict[Cell, int | None]) -> dict[Cell, tuple[int, int]]:
+    """Each withheld cell's range as far as the shown cells bound it (sums, the whole, the chains of
+    subsets, non-negative counts), by propagating bounds to a fixed point: a range of one value is a
+    cell recovered, even where no equation alone gives it."""
+    big = 10**9
+    low = {c: (v if v is not None else 0) for c, v in shown.items()}
+    high = {c: (v if v is not None else big) for c, v in shown.items()}
+    pairs = []
+    for c in shown:
+        for outcome in _CHAIN.get(c.outcome, ()):
+            rule = ANY_FLAG if outcome == "evaluated" else c.rule_id
+            pairs.append((c, Cell(c.ruleset, c.version, rule, c.characteristic, c.group, outcome)))
+    sums = [([*parts], total) for total, parts in _sums(shown)]
+    changed = True
+    while changed:
+        changed = False
+
+        def tighten(cell: Cell, lo: int, hi: int) -> None:
+            nonlocal changed
+            if lo > low[cell] or hi < high[cell]:
+                low[cell], high[cell] = max(low[cell], lo), min(high[cell], hi)
+                changed = True
+
+        for child, parent in pairs:
+            tighten(child, low[child], high[parent])
+            tighten(parent, low[child], high[parent])
+        for parts, total in sums:
+            tighten(total, sum(low[p] for p in parts), sum(high[p] for p in parts))
+            for part in parts:
+                others_low = sum(low[p] for p in parts if p != part)
+                others_high = sum(high[p] for p in parts if p != part)
+                tighten(part, low[total] - others_high, high[total] - others_low)
+    return {c: (low[c], high[c]) for c, v in shown.items() if v is None}
+
+
+def _sums(cells: dict[Cell, int | None]) -> list[tuple[Cell, list[Cell]]]:
+    """The equalities as total = sum of parts (the one cell whose sign differs is the total)."""
+    sums = []
+    for equation in _relations(dict.fromkeys(cells, 0)):
+        plus = [c for c, k in equation.items() if k == 1]
+        minus = [c for c, k in equation.items() if k == -1]
+        total, parts = (plus[0], minus) if len(plus) == 1 else (minus[0], plus)
+        sums.append((total, parts))
+    return sums
+
+
 def assert_safe(shown: dict[Cell, int | None], threshold: int = MIN_CELL) -> None:
     full_values = [v for v in shown.values() if v is not None]
     assert all(v >= threshold for v in full_values)
     assert recoverable(shown) == []
     assert small_differences(shown, threshold) == []
+    # Not only never pinned: every withheld cell could be any of at least `threshold` values.
+    narrow = {c: r for c, r in bounds(shown).items() if r[1] - r[0] + 1 < threshold}
+    assert narrow == {}
 
 
 # --- primary suppression and the threshold -------------------------------------------------------
@@ -379,3 +438,31 @@ def test_report_orders_deciles_by_number_and_not_recorded_last() -> None:
     counts = table({g: {"evaluated": 20} for g in ("10", "2", "1", NOT_RECORDED)}, characteristic="deprivation_decile")
     groups = [g.group for g in report(counts).rule(ANY_FLAG).breakdowns[0].groups]
     assert groups == ["1", "2", "10", NOT_RECORDED]
+
+
+def test_a_cell_between_two_close_shown_ones_is_withheld() -> None:
+    # 12 evaluated, all flagged, all acknowledged: flagged withheld (nothing left unflagged) but
+    # dismissed 12 <= flagged <= evaluated 12 would pin it; so dismissed and acknowledged go too.
+    counts = table({"AIND": {"evaluated": 12, "flagged": 12, "acknowledged": 12}})
+    counts |= table({"WBRI": {"evaluated": 900, "flagged": 300, "acknowledged": 150, "snoozed": 40}})
+    counts |= table({"BAFR": {"evaluated": 200, "flagged": 60, "acknowledged": 25, "snoozed": 15}})
+    shown = suppress(counts)
+    assert shown[cell("AIND", "flagged")] is None
+    assert shown[cell("AIND", DISMISSED)] is None and shown[cell("AIND", "acknowledged")] is None
+    assert_safe(shown)
+
+
+def test_the_bounds_auditor_finds_a_pinned_cell() -> None:
+    full = complete(table({"A": {"evaluated": 12, "flagged": 12, "acknowledged": 12}}))
+    shown: dict[Cell, int | None] = dict(full)
+    shown[cell("A", "flagged")] = shown[cell(WHOLE, "flagged")] = None
+    assert bounds(shown)[cell("A", "flagged")] == (12, 12)
+
+
+def test_counts_that_break_a_relation_still_give_an_answer() -> None:
+    # A faulty store: the same caseload's whole differs between characteristics. Suppression must
+    # not chase bounds for ever; small cells are still withheld.
+    counts = table({"A": {"evaluated": 400, "flagged": 40, "acknowledged": 13, "snoozed": 7}})
+    counts |= table({"F": {"evaluated": 400, "flagged": 41, "acknowledged": 16, "snoozed": 9}}, characteristic="sex")
+    shown = suppress(counts)
+    assert shown[cell("A", "snoozed")] is None and shown[cell("F", "snoozed", characteristic="sex")] is None
