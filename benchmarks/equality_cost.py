@@ -6,21 +6,26 @@
 
 Evaluate as grpcio hands it to the server (request parsed from its bytes, the interceptors `serve`
 installs, the servicer, the engine with the evaluation cache off, the store, the response's bytes),
-as benchmarks/instructions.py drives it. Two engines over one registry, each with its own store:
-one counting (the server as it runs), one not (Engine(equality_monitoring=False), and the service's
-read of the child's groups replaced by a constant, so "off" is the code before the counting).
-Rounds alternate between them, so drift on a shared machine falls on both alike; CPU time is
-time.process_time (Redis's own CPU, when the store is Redis, is read from INFO and shown apart).
+as benchmarks/instructions.py drives it, "on" counting (the server as it runs) and "off" not
+(Engine(equality_monitoring=False), and the service's read of the child's groups replaced by a
+constant, so "off" is the code before the counting). Each round runs each mode in a fresh process
+with its own store, the order alternating, so drift on a shared machine falls on both alike (two
+engines in one process bias each other: their stores share one heap and one garbage collector);
+the figure is the median over rounds of time.process_time per call (Redis's own CPU, when the store
+is Redis, read from INFO and shown apart). `--aa` runs "off" against "off": the harness's own noise.
+`--callgrind` counts instructions per call the same way, (over N2 calls - over N1) / (N2 - N1), one
+hash seed for every run: a busy machine cannot move it, so on a shared machine it is the figure.
 
 Two workloads, each case's child carrying all four characteristics:
 - repeat: one case evaluated again and again, the steady state of a service re-evaluating its
-  caseload: the case's marker is read, nothing new is counted;
-- new: a new case id every call, the worst case: a new marker and 4 x (2 + flags) counter increments.
+  caseload: the case's marker is checked, nothing new is counted;
+- new: a new case id every call, the worst case: a new marker and its counts for every call.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -90,23 +95,25 @@ def _requests(facts: int, count: int, prefix: str) -> list[bytes]:
     return out
 
 
-def _engines(store_url: str | None) -> tuple[Any, Any, Any]:
+def _engine(mode: str, store_url: str | None) -> Any:
+    """The engine of one process: counting ("on") or not (anything else, with the service's read of the
+    child's groups replaced by a constant, so "off" is the code before the counting)."""
+    from rules_engine.case.equality import UNRECORDED
     from rules_engine.cli.common import load_engine
     from rules_engine.engine.engine import Engine
+    from rules_engine.service import core
     from rules_engine.store import MemoryStore, StoreSettings
     from rules_engine.store.redis import RedisStore
 
-    counting, registry = load_engine(ROOT / "rulesets")
-    stores = []
-    for prefix in ("eq-on:", "eq-off:"):
-        if store_url is None:
-            stores.append(MemoryStore(max_cases=10**7))
-        else:
-            stores.append(RedisStore(store_url, StoreSettings(key_prefix=f"{prefix}{os.getpid()}:")))
-    on = Engine(registry, store=stores[0], evaluation_cache_size=0)
-    off = Engine(registry, store=stores[1], evaluation_cache_size=0, equality_monitoring=False)
-    counting.close()
-    return on, off, registry
+    loaded, registry = load_engine(ROOT / "rulesets")
+    loaded.close()
+    if store_url is None:
+        store: Any = MemoryStore(max_cases=10**7)
+    else:
+        store = RedisStore(store_url, StoreSettings(key_prefix=f"eq-{mode}-{os.getpid()}:"))
+    if mode != "on":
+        core.requests.equality_groups = lambda _child: UNRECORDED  # type: ignore[assignment]
+    return Engine(registry, store=store, evaluation_cache_size=0, equality_monitoring=mode == "on")
 
 
 def _redis_cpu(url: str | None) -> float:
@@ -118,38 +125,35 @@ def _redis_cpu(url: str | None) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def run(facts: int, workload: str, rounds: int, calls: int, store_url: str | None) -> dict[str, list[float]]:
-    """CPU microseconds per call of each round, counting on and off, alternating."""
-    from rules_engine.case.equality import UNRECORDED
-    from rules_engine.service import core, requests
+def measure(mode: str, calls: int, facts: int, workload: str, store_url: str | None) -> dict[str, float]:
+    """In this process: CPU microseconds per call over `calls` calls after 20 to warm up (and
+    redis-server's, when the store is Redis)."""
+    handle = _handler(_engine(mode, store_url))
+    batch = _requests(facts, calls + 20 if workload == "new" else 1, mode)
+    for data in batch[:20]:  # warm: rule parts, first-call imports
+        handle(data)
+    chunk = batch[20 : 20 + calls] if workload == "new" else [batch[0]] * calls
+    server = _redis_cpu(store_url)
+    start = time.process_time()
+    for data in chunk:
+        handle(data)
+    elapsed = time.process_time() - start
+    return {"us": 1e6 * elapsed / calls, "redis_us": 1e6 * (_redis_cpu(store_url) - server) / calls}
 
-    on, off = _engines(store_url)[:2]
-    handle_on, handle_off = _handler(on), _handler(off)
-    total = calls * rounds if workload == "new" else 1
-    batches = {"on": _requests(facts, total + 20, "on"), "off": _requests(facts, total + 20, "off")}
-    reading = requests.equality_groups
-    done = {"on": 20, "off": 20}
-    for name, handle in (("on", handle_on), ("off", handle_off)):  # warm: rule parts, first-call imports
-        for data in batches[name][:20]:
-            handle(data)
-    times: dict[str, list[float]] = {"on": [], "off": [], "redis on": [], "redis off": []}
+
+def run(
+    facts: int, workload: str, rounds: int, calls: int, store_url: str | None, modes: tuple[str, str]
+) -> dict[str, list[float]]:
+    """Per round, each mode in a fresh process, the order alternating: CPU microseconds per call."""
+    times: dict[str, list[float]] = {f"{kind}{mode}": [] for mode in modes for kind in ("", "redis ")}
     for r in range(rounds):
-        for name in ("on", "off") if r % 2 == 0 else ("off", "on"):
-            handle = handle_on if name == "on" else handle_off
-            core.requests.equality_groups = reading if name == "on" else (lambda _child: UNRECORDED)  # type: ignore[assignment]
-            if workload == "new":
-                chunk = batches[name][done[name] : done[name] + calls]
-                done[name] += calls
-            else:
-                chunk = [batches[name][0]] * calls
-            server = _redis_cpu(store_url)
-            start = time.process_time()
-            for data in chunk:
-                handle(data)
-            elapsed = time.process_time() - start
-            times[name].append(1e6 * elapsed / calls)
-            times[f"redis {name}"].append(1e6 * (_redis_cpu(store_url) - server) / calls)
-    core.requests.equality_groups = reading  # type: ignore[assignment]
+        for mode in modes if r % 2 == 0 else modes[::-1]:
+            command = [sys.executable, __file__, "--measure", mode, str(calls), "--facts", str(facts)]
+            command += ["--workload", workload] + (["--store", store_url] if store_url else [])
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            times[mode].append(figures["us"])
+            times[f"redis {mode}"].append(figures["redis_us"])
     return times
 
 
@@ -187,13 +191,7 @@ def callgrind(facts: int, workload: str, store_url: str | None, calls: tuple[int
 
 
 def inner(mode: str, calls: int, facts: int, workload: str, store_url: str | None) -> None:
-    from rules_engine.case.equality import UNRECORDED
-    from rules_engine.service import core
-
-    on, off = _engines(store_url)[:2]
-    handle = _handler(on if mode == "on" else off)
-    if mode == "off":
-        core.requests.equality_groups = lambda _child: UNRECORDED  # type: ignore[assignment]
+    handle = _handler(_engine(mode, store_url))
     batch = _requests(facts, calls + 20 if workload == "new" else 1, mode)
     for data in batch[:20]:
         handle(data)
@@ -212,7 +210,9 @@ def main() -> None:
     )
     parser.add_argument("--callgrind", action="store_true", help="instruction counts too (valgrind)")
     parser.add_argument("--callgrind-calls", default="50,250", help="N1,N2: the calls of the two runs compared")
+    parser.add_argument("--aa", action="store_true", help="off against off: the harness's own bias, for comparison")
     parser.add_argument("--inner", nargs=2, metavar=("MODE", "CALLS"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("MODE", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     from rules_engine.logs import configure_logging
 
@@ -220,18 +220,26 @@ def main() -> None:
     if args.inner:
         inner(args.inner[0], int(args.inner[1]), int(args.facts), args.workload, args.store)
         return
+    if args.measure:
+        figures = measure(args.measure[0], int(args.measure[1]), int(args.facts), args.workload, args.store)
+        print(json.dumps(figures))
+        return
+    modes = ("off", "off-again") if args.aa else ("on", "off")
     store = args.store or "memory"
     print(f"equality monitoring, CPU per Evaluate (handler), {store} store, {args.rounds} rounds x {args.calls} calls")
     for workload in args.workload.split(","):
         for facts in map(int, args.facts.split(",")):
-            times = run(facts, workload, args.rounds, args.calls, args.store)
-            on, off = statistics.median(times["on"]), statistics.median(times["off"])
+            times = run(facts, workload, args.rounds, args.calls, args.store, modes)
+            on, off = statistics.median(times[modes[0]]), statistics.median(times[modes[1]])
             line = (
-                f"{workload:>6} {facts:>4} facts: off {off:7.1f} us  on {on:7.1f} us  "
+                f"{workload:>6} {facts:>4} facts: {modes[1]} {off:7.1f} us  {modes[0]} {on:7.1f} us  "
                 f"cost {on - off:+6.1f} us ({100 * (on - off) / off:+.1f}%)"
             )
             if args.store:
-                r_on, r_off = statistics.median(times["redis on"]), statistics.median(times["redis off"])
+                r_on, r_off = (
+                    statistics.median(times[f"redis {modes[0]}"]),
+                    statistics.median(times[f"redis {modes[1]}"]),
+                )
                 line += f"  | redis-server CPU off {r_off:5.1f} us  on {r_on:5.1f} us"
             print(line, flush=True)
             if args.callgrind:

@@ -169,120 +169,136 @@ end
 )
 
 # Equality monitoring, mirroring store/equality.py (which says what is counted and why). A case's
-# marker per ruleset is a field of its `{case}:equality` hash: {"v": version, "g": [4 groups],
-# "c": ["<rule>/<outcome>", ...]}; the counters are fields "<ruleset>/<version>/<rule>/
-# <characteristic>/<group>/<outcome>" of a counts hash (the slot's own on a cluster). Each function
-# returns the ANY_FLAG outcomes newly counted.
+# marker per ruleset is a field of its `{case}:equality` hash, tab-separated text: version, the four
+# groups, the rules its last counted evaluation raised (comma-separated) and its signature, the
+# pairs counted between bars ("|*/evaluated|*/flagged|r1/flagged|"). The counters are fields
+# "<ruleset>/<version>/<rule>/<characteristic>/<group>/<outcome>" of a counts hash (the slot's own on
+# a cluster). Each event is planned before the script's first write (reading the marker fails there
+# on a key of another type, and the counts key is checked only when there is something to count)
+# and applied after; the usual re-evaluation (same version, groups and flags, none resolved) is one
+# HGET, one comparison and one PEXPIRE. Applying returns the ANY_FLAG outcomes newly counted.
 _EQUALITY = (
     f"local EQ_CHARACTERISTICS = {{{', '.join(repr(c) for c in CHARACTERISTICS)}}}\n"
-    + f"local EQ_NOT_RECORDED = '{NOT_RECORDED}'\n"
+    + f"local EQ_NR = '{NOT_RECORDED}'\n"
     + """
-local function eq_read(marker_key, ruleset)
-  local text = redis.call('HGET', marker_key, ruleset)
-  if not text then return nil end
-  local m = cjson.decode(text)
-  local set = {}
-  for _, p in ipairs(m.c) do set[p] = true end
-  m.c = set
-  return m
+local function eq_split(text, sep)
+  local out, start = {}, 1
+  while true do
+    local i = string.find(text, sep, start, true)
+    if not i then out[#out + 1] = string.sub(text, start); return out end
+    out[#out + 1] = string.sub(text, start, i - 1)
+    start = i + 1
+  end
 end
-local function eq_write(marker_key, ruleset, m)
-  local list = {}
-  for p in pairs(m.c) do list[#list + 1] = p end
-  table.sort(list)
-  for i, p in ipairs(list) do list[i] = cjson.encode(p) end
-  -- By hand: cjson writes an empty list as {}.
-  local text = '{"v":' .. cjson.encode(m.v) .. ',"g":' .. cjson.encode(m.g)
-    .. ',"c":[' .. table.concat(list, ',') .. ']}'
-  redis.call('HSET', marker_key, ruleset, text)
+local function eq_has(signature, pair) return string.find(signature, '|' .. pair .. '|', 1, true) ~= nil end
+local function eq_check_counts(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= 'hash' then error('WRONGTYPE ' .. key .. ' is not a hash') end
 end
-local function eq_add(counts_key, ruleset, version, rule, i, group, outcome, delta)
+local function eq_add(counts_key, ruleset, version, pair, i, group, delta)
+  local rule, outcome = string.match(pair, '^(.*)/([^/]*)$')
   local field = table.concat({ruleset, version, rule, EQ_CHARACTERISTICS[i], group, outcome}, '/')
   if redis.call('HINCRBY', counts_key, field, delta) == 0 then redis.call('HDEL', counts_key, field) end
 end
-local function eq_count(counts_key, ruleset, m, rule, outcome, new)
-  m.c[rule .. '/' .. outcome] = true
-  for i = 1, 4 do eq_add(counts_key, ruleset, m.v, rule, i, m.g[i], outcome, 1) end
-  if rule == '*' then new[#new + 1] = outcome end
+local function eq_write(plan, ruleset)
+  local m = {plan.version, plan.now[1], plan.now[2], plan.now[3], plan.now[4], plan.raised, plan.after}
+  redis.call('HSET', plan.mk, ruleset, table.concat(m, '\t'))
 end
-local function eq_evaluated(marker_key, counts_key, ruleset, version, given, flagged, resolved)
-  local m = eq_read(marker_key, ruleset)
-  local held = {EQ_NOT_RECORDED, EQ_NOT_RECORDED, EQ_NOT_RECORDED, EQ_NOT_RECORDED}
-  if m ~= nil then held = m.g end
-  local now = {}
+-- spec: '' (count nothing) or "version<TAB>4 groups"; flagged and resolved: lifecycle's rule ids.
+local function eq_plan_evaluation(spec, ruleset, flagged, resolved)
+  if spec == '' then return nil end
+  local mk, ck = KEYS[#KEYS - 1], KEYS[#KEYS]
+  local given = eq_split(spec, '\t')
+  local version, raised = given[1], table.concat(flagged, ',')
+  local text = redis.call('HGET', mk, ruleset)
+  if text and #resolved == 0 and string.sub(text, 1, #spec + #raised + 2) == spec .. '\t' .. raised .. '\t' then
+    return {mk = mk, quiet = true}
+  end
+  local held, sig, same = {EQ_NR, EQ_NR, EQ_NR, EQ_NR}, '|', false
+  if text then
+    local f = eq_split(text, '\t')
+    held = {f[2], f[3], f[4], f[5]}
+    if f[1] == version then sig, same = f[7], true end
+  end
+  local now, moved = {}, false
   for i = 1, 4 do
-    if given[i] ~= EQ_NOT_RECORDED then now[i] = given[i] else now[i] = held[i] end
+    if given[i + 1] ~= EQ_NR then now[i] = given[i + 1] else now[i] = held[i] end
+    if same and now[i] ~= held[i] then moved = true end
   end
-  local changed = m == nil or m.v ~= version
-  if changed then
-    m = {v = version, g = now, c = {}}
-  else
-    for i = 1, 4 do
-      if held[i] ~= now[i] then
-        changed = true
-        for p in pairs(m.c) do
-          local rule, outcome = string.match(p, '^(.*)/([^/]*)$')
-          eq_add(counts_key, ruleset, version, rule, i, held[i], outcome, -1)
-          eq_add(counts_key, ruleset, version, rule, i, now[i], outcome, 1)
-        end
-      end
-    end
-    m.g = now
+  local adds, seen = {}, {}
+  local function want(pair)
+    if not seen[pair] and not eq_has(sig, pair) then seen[pair] = true; adds[#adds + 1] = pair end
   end
-  local new = {}
-  local function once(rule, outcome)
-    if not m.c[rule .. '/' .. outcome] then eq_count(counts_key, ruleset, m, rule, outcome, new); changed = true end
-  end
-  once('*', 'evaluated')
+  want('*/evaluated')
   if #flagged > 0 then
-    once('*', 'flagged')
-    for _, rule in ipairs(flagged) do once(rule, 'flagged') end
+    want('*/flagged')
+    for _, rule in ipairs(flagged) do want(rule .. '/flagged') end
   end
   local ended = {}
   for _, rule in ipairs(resolved) do
-    if m.c[rule .. '/flagged'] then ended[#ended + 1] = rule end
+    if eq_has(sig, rule .. '/flagged') then ended[#ended + 1] = rule end
   end
   if #ended > 0 then
-    once('*', 'resolved')
-    for _, rule in ipairs(ended) do once(rule, 'resolved') end
+    want('*/resolved')
+    for _, rule in ipairs(ended) do want(rule .. '/resolved') end
   end
-  if changed then eq_write(marker_key, ruleset, m) end
-  redis.call('PEXPIRE', marker_key, ttl)
-  return new
+  if #adds > 0 or moved then eq_check_counts(ck) end
+  local after = sig
+  if #adds > 0 then after = sig .. table.concat(adds, '|') .. '|' end
+  return {mk = mk, ck = ck, version = version, held = held, now = now, sig = sig, after = after,
+          adds = adds, moved = moved, raised = raised}
 end
-local function eq_dismissed(marker_key, counts_key, ruleset, rule, outcome)
-  local m = eq_read(marker_key, ruleset)
-  local new = {}
-  if m == nil or not m.c[rule .. '/flagged'] then return new end
-  local changed = false
+local function eq_apply(plan, ruleset)
+  if plan == nil then return {} end
+  if not plan.quiet then
+    if plan.moved then
+      for _, pair in ipairs(eq_split(string.sub(plan.sig, 2, -2), '|')) do
+        for i = 1, 4 do
+          if plan.held[i] ~= plan.now[i] then
+            eq_add(plan.ck, ruleset, plan.version, pair, i, plan.held[i], -1)
+            eq_add(plan.ck, ruleset, plan.version, pair, i, plan.now[i], 1)
+          end
+        end
+      end
+    end
+    local new = {}
+    for _, pair in ipairs(plan.adds) do
+      for i = 1, 4 do eq_add(plan.ck, ruleset, plan.version, pair, i, plan.now[i], 1) end
+      if string.sub(pair, 1, 2) == '*/' then new[#new + 1] = string.sub(pair, 3) end
+    end
+    eq_write(plan, ruleset)
+    redis.call('PEXPIRE', plan.mk, ttl)
+    return new
+  end
+  redis.call('PEXPIRE', plan.mk, ttl)
+  return {}
+end
+-- A dismissal (ACKNOWLEDGE: KEYS[4] the marker, KEYS[5] the counts): the case's first of the flag.
+local function eq_plan_dismissal(ruleset, rule, outcome)
+  local text = redis.call('HGET', KEYS[4], ruleset)
+  if not text then return nil end
+  local f = eq_split(text, '\t')
+  if not eq_has(f[7], rule .. '/flagged') then return nil end
+  local adds = {}
   for _, r in ipairs({rule, '*'}) do
-    if not m.c[r .. '/acknowledged'] and not m.c[r .. '/snoozed'] then
-      eq_count(counts_key, ruleset, m, r, outcome, new); changed = true
+    if not eq_has(f[7], r .. '/acknowledged') and not eq_has(f[7], r .. '/snoozed') then
+      adds[#adds + 1] = r .. '/' .. outcome
     end
   end
-  if changed then eq_write(marker_key, ruleset, m) end
-  redis.call('PEXPIRE', marker_key, ttl)
-  return new
-end
--- Before the first write, as check_streams: a wrong type would fail the count after the rest was written.
-local function eq_check(first)
-  for i = first, first + 1 do
-    local kind = redis.call('TYPE', KEYS[i])['ok']
-    if kind ~= 'none' and kind ~= 'hash' then error('WRONGTYPE ' .. KEYS[i] .. ' is not a hash') end
-  end
-end
-local function eq_after_evaluation(spec, ruleset, flagged, resolved)
-  if spec == '' then return {} end
-  local e = cjson.decode(spec)
-  return eq_evaluated(KEYS[#KEYS - 1], KEYS[#KEYS], ruleset, e.v, e.g, flagged, resolved)
+  if #adds == 0 then return nil end
+  eq_check_counts(KEYS[5])
+  return {mk = KEYS[4], ck = KEYS[5], version = f[1], held = {f[2], f[3], f[4], f[5]},
+          now = {f[2], f[3], f[4], f[5]}, sig = f[7], after = f[7] .. table.concat(adds, '|') .. '|',
+          adds = adds, moved = false, raised = f[6]}
 end
 """
 )
 
 # ARGV[5] ruleset, [6] now (ISO), [7] today (ISO date), [8] episodes kept, [9] sightings JSON
 # [[rule_id, severity], ...], [10] '1' to append a decision, [11] the facts revision evaluated ('' any),
-# [12] equality monitoring: '' none, else {"v": version, "g": [groups]} (the case's equality marker
-# and the counts hash are then the last two keys), [13..] the decision's fields, flags excepted.
+# [12] equality monitoring: '' none, else the version and the four groups, tab-separated (the case's
+# equality marker and the counts hash are then the last two keys), [13..] the decision's fields,
+# flags excepted.
 # When the facts changed since that revision nothing is written and the reply is {'changed', <facts
 # hash>}: an evaluation of an older view must not resolve flags that the newer facts hold, so the
 # caller evaluates the current facts and records again.
@@ -298,7 +314,7 @@ end
 local raised_out, resolved_out, writes, flags, raised_ids, gone =
   lifecycle(ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9])
 if ARGV[10] == '1' then check_streams(4) else check_streams(3) end
-if ARGV[12] ~= '' then eq_check(#KEYS - 1) end
+local counting = eq_plan_evaluation(ARGV[12], ARGV[5], raised_ids, gone)
 hset_all(KEYS[2], writes)
 local logged = false
 if ARGV[10] == '1' then
@@ -308,7 +324,7 @@ if ARGV[10] == '1' then
   fields[#fields + 1] = flags
   logged = append(fields)
 end
-local counted = eq_after_evaluation(ARGV[12], ARGV[5], raised_ids, gone)
+local counted = eq_apply(counting, ARGV[5])
 refresh()
 return {raised_out, resolved_out, logged, counted}
 """
@@ -359,7 +375,7 @@ if (redis.call('HGET', KEYS[1], REVISION) or '0') ~= ARGV[10] then return {'chan
 local raised_out, resolved_out, writes, flags, raised_ids, gone =
   lifecycle(ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9])
 check_streams(4)
-if ARGV[11] ~= '' then eq_check(#KEYS - 1) end
+local counting = eq_plan_evaluation(ARGV[11], ARGV[5], raised_ids, gone)
 local sets = 13 + 2 * tonumber(ARGV[12])
 local deletes = sets + 1 + tonumber(ARGV[sets])
 local changed = sets > 13
@@ -376,7 +392,7 @@ for i = deletes, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'flags'
 fields[#fields + 1] = flags
 local logged = append(fields)
-local counted = eq_after_evaluation(ARGV[11], ARGV[5], raised_ids, gone)
+local counted = eq_apply(counting, ARGV[5])
 refresh()
 return {raised_out, resolved_out, logged, counted}
 """
@@ -405,7 +421,9 @@ local text = redis.call('HGET', KEYS[2], ARGV[5])
 if not text then return false end
 local rec = cjson.decode(text)
 if rec.state == 'RESOLVED' then return false end
-eq_check(4)
+local outcome = 'acknowledged'
+if ARGV[9] ~= '' then outcome = 'snoozed' end
+local counting = eq_plan_dismissal(ARGV[10], ARGV[11], outcome)
 rec.ack = {practitioner_id = ARGV[6], reason_code = ARGV[7], at = ARGV[8], severity = rec.severity}
 if ARGV[9] == '' then
   rec.state = 'ACKNOWLEDGED'
@@ -414,9 +432,7 @@ else
 end
 text = cjson.encode(rec)
 redis.call('HSET', KEYS[2], ARGV[5], text)
-local outcome = 'acknowledged'
-if ARGV[9] ~= '' then outcome = 'snoozed' end
-local counted = eq_dismissed(KEYS[4], KEYS[5], ARGV[10], ARGV[11], outcome)
+local counted = eq_apply(counting, ARGV[10])
 refresh()
 return {text, counted}
 """

@@ -249,16 +249,21 @@ def test_a_counts_key_of_the_wrong_type_fails_the_script_before_it_writes(store:
         _evaluate(store, "w", ["r1"])
     assert store._client.hgetall(store.case_keys("w")[1]) == {}  # no lifecycle written
     assert store.decisions("w") == []
+    store._client.delete(store.equality_counts_key("w"))
+    store._client.set(store.equality_key("m"), "not a hash")  # the case's marker
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        _evaluate(store, "m", ["r1"])
+    assert store._client.hgetall(store.case_keys("m")[1]) == {}
+    assert store.decisions("m") == []
 
 
-def test_the_scripts_equality_argument_is_the_json_compact_json_writes() -> None:
+def test_the_scripts_equality_argument_is_the_version_and_groups_tab_separated() -> None:
     from rules_engine.case.equality import LABELS
-    from rules_engine.store.codec import compact_json
     from rules_engine.store.redis import _equality_arg
 
     every = [(g, g, g, g) for labels in LABELS.values() for g in labels] + [UNRECORDED]
     for groups in every:
-        assert _equality_arg(V1, groups) == compact_json({"v": V1, "g": list(groups)})
+        assert _equality_arg(V1, groups).split("\t") == [V1, *groups]  # no group holds a tab
     assert _equality_arg(V1, None) == ""
 
 
