@@ -161,23 +161,30 @@ def suppress(counts: Counts, threshold: int = MIN_CELL, withhold: Iterable[Cell]
     hidden.update(cell for cell in withhold if cell in full)
     sums, subsets, same = _relations(full)
 
-    def smallest(cells: Iterable[Cell]) -> Cell | None:
-        shown = [cell for cell in cells if cell not in hidden]
-        return min(shown, key=lambda cell: (full[cell], cell)) if shown else None
-
     # The relations that hold in these counts, for the ranges below (a subset whose counts say
     # otherwise counts something else, as in the docstring).
     pairs = [(child, parent) for child, parent in subsets if full[child] <= full[parent]]
     pairs += [(a, b) for cells in same for a in cells for b in cells if a != b and full[a] == full[b]]
+    # No count passes its version's cases evaluated: the ranges start there, and a range cannot be
+    # wider than that, so a version with fewer cases than the threshold asks no more than all of them.
+    cases: dict[tuple[str, str], int] = defaultdict(int)
+    for c, v in full.items():
+        if c.rule_id == ANY_FLAG and c.group == WHOLE and c.outcome == "evaluated":
+            cases[c.ruleset, c.version] = max(cases[c.ruleset, c.version], v)
+    neighbours: dict[Cell, set[Cell]] = defaultdict(set)
+    for total, parts in [*sums, *((parent, [child]) for child, parent in pairs)]:
+        members = {total, *parts}
+        for member in members:
+            neighbours[member] |= members - {member}
     while True:
         _secondary(full, hidden, threshold, sums, subsets, same)
         narrow = sorted(
-            c for c, (low, high) in _ranges(full, hidden, sums, pairs).items() if high - low + 1 < threshold
+            c
+            for c, (low, high) in _ranges(full, hidden, sums, pairs, cases).items()
+            if high - low + 1 < min(threshold, cases[c.ruleset, c.version] + 1)
         )
-        if not narrow:
-            return {cell: (None if cell in hidden else value) for cell, value in full.items()}
-        more = {nxt for cell in narrow if (nxt := _nearest_shown(cell, full, hidden, sums, pairs)) is not None}
-        if not more:  # nothing shown bounds them after all; cannot happen, but never loop for ever
+        more = {nxt for cell in narrow if (nxt := _nearest_shown(cell, full, hidden, neighbours)) is not None}
+        if not more:  # none narrow, or nothing shown left to widen them
             return {cell: (None if cell in hidden else value) for cell, value in full.items()}
         hidden |= more
 
@@ -225,18 +232,18 @@ _UNBOUNDED = 10**15
 
 
 def _ranges(
-    full: Mapping[Cell, int], hidden: set[Cell], sums: list[tuple[Cell, list[Cell]]], pairs: list[tuple[Cell, Cell]]
+    full: Mapping[Cell, int],
+    hidden: set[Cell],
+    sums: list[tuple[Cell, list[Cell]]],
+    pairs: list[tuple[Cell, Cell]],
+    cases: Mapping[tuple[str, str], int],
 ) -> dict[Cell, tuple[int, int]]:
     """Each withheld cell's range as the shown cells bound it: counts are not negative, a part is no
     more than its whole, sums add up; bounds are propagated until none tightens. A range of fewer
     than `threshold` values gives too much away even where no subtraction pins the cell."""
-    # No count passes its version's cases evaluated: starting there (not at infinity) keeps
-    # propagation round a cycle of relations short. (When that whole is itself withheld this
-    # knows more than a reader would, so errs towards withholding more.)
-    cases: dict[tuple[str, str], int] = defaultdict(int)
-    for c, v in full.items():
-        if c.rule_id == ANY_FLAG and c.group == WHOLE and c.outcome == "evaluated":
-            cases[c.ruleset, c.version] = max(cases[c.ruleset, c.version], v)
+    # Starting at the version's cases (not at infinity) keeps propagation round a cycle short.
+    # (When that whole is itself withheld this knows more than a reader would: it errs towards
+    # withholding more.)
     low = {c: (0 if c in hidden else v) for c, v in full.items()}
     high = {c: (cases.get((c.ruleset, c.version), _UNBOUNDED) if c in hidden else v) for c, v in full.items()}
     involved: dict[Cell, list[int]] = defaultdict(list)
@@ -278,22 +285,13 @@ def _ranges(
 
 
 def _nearest_shown(
-    cell: Cell,
-    full: Mapping[Cell, int],
-    hidden: set[Cell],
-    sums: list[tuple[Cell, list[Cell]]],
-    pairs: list[tuple[Cell, Cell]],
+    cell: Cell, full: Mapping[Cell, int], hidden: set[Cell], neighbours: Mapping[Cell, set[Cell]]
 ) -> Cell | None:
     """The smallest shown cell in a relation with `cell`, or failing that with the cells related to
     it, and so on outwards: withholding it widens `cell`'s range."""
-    neighbours: dict[Cell, set[Cell]] = defaultdict(set)
-    for total, parts in [*sums, *((parent, [child]) for child, parent in pairs)]:
-        members = {total, *parts}
-        for member in members:
-            neighbours[member] |= members - {member}
     seen, ring = {cell}, {cell}
     while ring:
-        ring = {n for c in ring for n in neighbours[c]} - seen
+        ring = {n for c in ring for n in neighbours.get(c, ())} - seen
         shown = [c for c in ring if c not in hidden]
         if shown:
             return min(shown, key=lambda c: (full[c], c))

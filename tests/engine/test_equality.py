@@ -466,3 +466,25 @@ def test_counts_that_break_a_relation_still_give_an_answer() -> None:
     counts |= table({"F": {"evaluated": 400, "flagged": 41, "acknowledged": 16, "snoozed": 9}}, characteristic="sex")
     shown = suppress(counts)
     assert shown[cell("A", "snoozed")] is None and shown[cell("F", "snoozed", characteristic="sex")] is None
+
+
+@pytest.mark.timeout(60)  # a guard, not a speed target: the search it replaced took hours here
+def test_a_first_case_under_many_rules_is_withheld_at_once() -> None:
+    # What a new service sees first: one case, no characteristic recorded, under a 49-rule
+    # ruleset. Every cell is small, and each withheld cell's range is the version's 2 possible
+    # values, which no withholding could widen: all are withheld, without searching for more.
+    rules = {("safeguarding", "v1"): [f"rule-{n}" for n in range(49)]}
+    counts = {
+        cell(NOT_RECORDED, "evaluated", characteristic=characteristic): 1
+        for characteristic in ("ethnicity", "sex", "disability", "deprivation_decile")
+    }
+    result = report(counts, MIN_CELL, rules=rules)
+    values = [
+        value
+        for version in result.versions
+        for rule in version.rules
+        for breakdown in rule.breakdowns
+        for row in (breakdown.whole, *breakdown.groups)
+        for value in (row.evaluated, row.flagged, row.dismissed)
+    ]
+    assert len(values) == 50 * 4 * 2 * 3 and all(value is None for value in values)
