@@ -15,14 +15,25 @@ from rich.markup import escape
 from rich.table import Table
 
 from rules_engine.case.equality import NOT_RECORDED, label
-from rules_engine.engine.equality import ANY_FLAG, WHOLE, Breakdown, EqualityReport, GroupRow, Rate, RuleReport
+from rules_engine.engine.equality import (
+    ANY_FLAG,
+    WHOLE,
+    Breakdown,
+    EqualityReport,
+    GroupRow,
+    Rate,
+    RuleReport,
+    VersionReport,
+)
 from rules_engine.tools.fairness import EqualityChange, Finding, GroupChange, chance_note, findings
 
 WITHHELD = "withheld"
-LEGEND = (
-    "Withheld: fewer than {threshold} cases, or a number from which a withheld one could be worked "
-    "out by subtraction. Rates carry Wilson 95% intervals; the ratio is the group's rate over the whole "
-    "caseload's, its interval the group's interval over the whole's rate; * marks an interval that excludes 1."
+WITHHELD_NOTE = (
+    "Withheld: fewer than {threshold} cases, or a number from which a withheld one could be worked out by subtraction."
+)
+LEGEND = WITHHELD_NOTE + (
+    " Rates carry Wilson 95% intervals; the ratio is the group's rate over the whole caseload's, its interval"
+    " the group's interval over the whole's rate; * marks an interval that excludes 1."
 )
 HOW_TO_READ = (
     "A ratio above 1 means the group is flagged (or its flags dismissed) more often than the whole caseload, "
@@ -39,6 +50,7 @@ CHARACTERISTIC_NAMES = {
     "disability": "Disability",
     "deprivation_decile": "Deprivation decile of the home area",
 }
+FINDING_COLUMNS = ("Rule", "Characteristic", "Group", "Rate (95% CI)", "Ratio to whole", "Reading")
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,10 @@ class Context:
     command: str = ""
     recorded: int | None = None  # cases recording at least one characteristic, when known
     titles: dict[tuple[str, str], str] = field(default_factory=dict)  # (ruleset, rule_id) -> title
+
+
+def characteristic_name(characteristic: str) -> str:
+    return CHARACTERISTIC_NAMES.get(characteristic, characteristic)
 
 
 def group_name(characteristic: str, group: str) -> str:
@@ -83,7 +99,7 @@ def ratio_text(rate: Rate) -> str:
     return f"{rate.ratio:.2f} ({low:.2f} to {high:.2f}){' *' if rate.disparate else ''}"
 
 
-def _columns(lifecycle: bool, readings: bool = True) -> tuple[str, ...]:
+def columns(lifecycle: bool, readings: bool = True) -> tuple[str, ...]:
     flag = (
         "Group",
         "Evaluated",
@@ -103,7 +119,7 @@ def _columns(lifecycle: bool, readings: bool = True) -> tuple[str, ...]:
     )
 
 
-def _cells(breakdown: Breakdown, row: GroupRow, lifecycle: bool, readings: bool = True) -> tuple[str, ...]:
+def cells(breakdown: Breakdown, row: GroupRow, lifecycle: bool, readings: bool = True) -> tuple[str, ...]:
     cells = (
         group_name(breakdown.characteristic, row.group),
         count(row.evaluated),
@@ -118,16 +134,21 @@ def _cells(breakdown: Breakdown, row: GroupRow, lifecycle: bool, readings: bool 
     return (*cells, *dismissal, *((row.dismissal.reading,) if readings else ()))
 
 
-def _title(context: Context, ruleset: str, rule_id: str) -> str:
+def rule_title(context: Context, ruleset: str, rule_id: str) -> str:
     title = context.titles.get((ruleset, rule_id))
     return f"{rule_name(rule_id)}: {title}" if title else rule_name(rule_id)
 
 
-def _any_flag(built: EqualityReport, ruleset: str, version: str) -> RuleReport | None:
+def any_flag_rule(built: EqualityReport, ruleset: str, version: str) -> RuleReport | None:
     for v in built.versions:
         if (v.ruleset, v.version) == (ruleset, version):
             return next((r for r in v.rules if r.rule_id == ANY_FLAG), None)
     return None
+
+
+def version_findings(found: list[Finding], version: VersionReport) -> list[Finding]:
+    """The findings of one ruleset version's rules (not of all flags together)."""
+    return [f for f in found if (f.ruleset, f.version) == (version.ruleset, version.version) and f.rule_id != ANY_FLAG]
 
 
 def summary(built: EqualityReport, context: Context) -> list[str]:
@@ -145,11 +166,11 @@ def summary(built: EqualityReport, context: Context) -> list[str]:
 def _rich_table(breakdown: Breakdown, lifecycle: bool, title: str) -> Table:
     # Without the readings (the findings table has them): a row a line, wide enough for a terminal.
     table = Table(title=title, title_justify="left")
-    for name in _columns(lifecycle, readings=False):
+    for name in columns(lifecycle, readings=False):
         table.add_column(name, overflow="fold", justify="left" if name == "Group" else "right")
     for row in (breakdown.whole, *breakdown.groups):
         style = "bold" if row.group == WHOLE else ("yellow" if row.flag.disparate or row.dismissal.disparate else None)
-        table.add_row(*(escape(c) for c in _cells(breakdown, row, lifecycle, readings=False)), style=style)
+        table.add_row(*(escape(c) for c in cells(breakdown, row, lifecycle, readings=False)), style=style)
     return table
 
 
@@ -166,8 +187,8 @@ def print_report(
             if rule.rule_id != ANY_FLAG and not every_rule and rule.rule_id not in rules:
                 continue
             for breakdown in rule.breakdowns:
-                name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
-                title = f"{_title(context, version.ruleset, rule.rule_id)}, by {name.lower()}"
+                name = characteristic_name(breakdown.characteristic)
+                title = f"{rule_title(context, version.ruleset, rule.rule_id)}, by {name.lower()}"
                 console.print(_rich_table(breakdown, built.lifecycle, escape(title)))
     found, shown = findings(built)
     rule_found = [f for f in found if f.rule_id != ANY_FLAG]
@@ -191,12 +212,12 @@ def print_report(
     console.print(chance_note(len(found), shown), soft_wrap=True)
 
 
-def _finding_cells(finding: Finding, context: Context) -> tuple[str, ...]:
+def finding_cells(finding: Finding, context: Context) -> tuple[str, ...]:
     rate = finding.rate
     what = "" if finding.measure == "flag" else " (dismissal)"
     return (
-        _title(context, finding.ruleset, finding.rule_id) + what,
-        CHARACTERISTIC_NAMES.get(finding.characteristic, finding.characteristic),
+        rule_title(context, finding.ruleset, finding.rule_id) + what,
+        characteristic_name(finding.characteristic),
         group_name(finding.characteristic, finding.row.group),
         rate_text(rate),
         ratio_text(rate),
@@ -231,22 +252,19 @@ def _md_lines(built: EqualityReport, context: Context, heading: str) -> Iterator
     found, shown = findings(built)
     for version in built.versions:
         prefix = f"{version.ruleset} {version.version}: " if len(built.versions) > 1 else ""
-        any_flag = _any_flag(built, version.ruleset, version.version)
+        any_flag = any_flag_rule(built, version.ruleset, version.version)
         yield f"## {prefix}All flags together"
         yield ""
         for breakdown in any_flag.breakdowns if any_flag else ():
-            yield f"### By {CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic).lower()}"
+            yield f"### By {characteristic_name(breakdown.characteristic).lower()}"
             yield ""
-            rows = [_cells(breakdown, row, built.lifecycle) for row in (breakdown.whole, *breakdown.groups)]
-            yield from _md_table(_columns(built.lifecycle), rows)
-        mine = [
-            f for f in found if (f.ruleset, f.version) == (version.ruleset, version.version) and f.rule_id != ANY_FLAG
-        ]
+            rows = [cells(breakdown, row, built.lifecycle) for row in (breakdown.whole, *breakdown.groups)]
+            yield from _md_table(columns(built.lifecycle), rows)
+        mine = version_findings(found, version)
         yield f"## {prefix}Rules whose flags fall differently on a group"
         yield ""
         if mine:
-            header = ("Rule", "Characteristic", "Group", "Rate (95% CI)", "Ratio to whole", "Reading")
-            yield from _md_table(header, [_finding_cells(f, context) for f in mine])
+            yield from _md_table(FINDING_COLUMNS, [finding_cells(f, context) for f in mine])
         else:
             yield "No rule's interval excludes 1 for any group shown."
             yield ""
@@ -255,19 +273,19 @@ def _md_lines(built: EqualityReport, context: Context, heading: str) -> Iterator
         for rule in version.rules:
             if rule.rule_id == ANY_FLAG:
                 continue
-            yield f"### {_title(context, version.ruleset, rule.rule_id)}"
+            yield f"### {rule_title(context, version.ruleset, rule.rule_id)}"
             yield ""
             rows, withheld = [], 0
             for number, breakdown in enumerate(rule.breakdowns):
-                name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
+                name = characteristic_name(breakdown.characteristic)
                 # The whole caseload is the same under every characteristic: shown once.
                 for row in (breakdown.whole, *breakdown.groups) if number == 0 else breakdown.groups:
                     if row.flag.rate is None:
                         withheld += 1
                         continue
-                    rows.append(("" if row.group == WHOLE else name, *_cells(breakdown, row, False)))
+                    rows.append(("" if row.group == WHOLE else name, *cells(breakdown, row, False)))
             if rows:
-                yield from _md_table(("Characteristic", *_columns(False)), rows)
+                yield from _md_table(("Characteristic", *columns(False)), rows)
             yield f"{withheld} group(s) withheld." if withheld else "No group withheld."
             yield ""
     yield "## Chance"
@@ -309,7 +327,7 @@ def ratio_chart(breakdown: Breakdown, measure: str = "flag") -> dict[str, Any] |
     rows = chart_rows(breakdown, measure)
     if not rows:
         return None
-    name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
+    name = characteristic_name(breakdown.characteristic)
     order = [r["group"] for r in rows]
     data = alt.InlineData(values=rows)
     x = alt.X("ratio:Q", scale=alt.Scale(type="log"), title=f"{measure} rate / whole caseload's (log scale)")
@@ -333,6 +351,12 @@ def ratio_chart(breakdown: Breakdown, measure: str = "flag") -> dict[str, Any] |
     )
     spec: dict[str, Any] = chart.to_dict()
     return spec
+
+
+def chart_label(breakdown: Breakdown, measure: str = "flag") -> str:
+    """What ratio_chart draws, in words (its text alternative is the table beside it)."""
+    name = characteristic_name(breakdown.characteristic)
+    return f"{name}: each shown group's {measure} rate ratio to the whole caseload, with its interval"
 
 
 def svg(spec: dict[str, Any]) -> str:
@@ -366,7 +390,7 @@ def _html_table(header: tuple[str, ...], rows: list[tuple[tuple[str, ...], str]]
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n"
 
 
-def _row_css(row: GroupRow) -> str:
+def row_class(row: GroupRow) -> str:
     if row.group == WHOLE:
         return "whole"
     return "disparate" if row.flag.disparate or row.dismissal.disparate else ""
@@ -385,37 +409,34 @@ def to_html(built: EqualityReport, context: Context, heading: str = "Equality mo
     for version in built.versions:
         prefix = f"{version.ruleset} {version.version}: " if len(built.versions) > 1 else ""
         parts.append(f"<h2>{html.escape(prefix)}All flags together</h2>\n")
-        any_flag = _any_flag(built, version.ruleset, version.version)
+        any_flag = any_flag_rule(built, version.ruleset, version.version)
         for breakdown in any_flag.breakdowns if any_flag else ():
-            name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
+            name = characteristic_name(breakdown.characteristic)
             parts.append(f"<h3>By {html.escape(name.lower())}</h3>\n")
-            rows = [(_cells(breakdown, r, built.lifecycle), _row_css(r)) for r in (breakdown.whole, *breakdown.groups)]
-            parts.append(_html_table(_columns(built.lifecycle), rows))
+            rows = [(cells(breakdown, r, built.lifecycle), row_class(r)) for r in (breakdown.whole, *breakdown.groups)]
+            parts.append(_html_table(columns(built.lifecycle), rows))
             for measure in ("flag", "dismissal") if built.lifecycle else ("flag",):
                 spec = ratio_chart(breakdown, measure) if charts else None
                 if spec is not None:
-                    alt_text = (
-                        f"{name}: each shown group's {measure} rate ratio to the whole caseload, with its interval"
-                    )
-                    parts.append(f'<figure role="img" aria-label="{html.escape(alt_text)}">{svg(spec)}</figure>\n')
-        mine = [
-            f for f in found if (f.ruleset, f.version) == (version.ruleset, version.version) and f.rule_id != ANY_FLAG
-        ]
+                    alt_text = html.escape(chart_label(breakdown, measure))
+                    parts.append(f'<figure role="img" aria-label="{alt_text}">{svg(spec)}</figure>\n')
+        mine = version_findings(found, version)
         parts.append(f"<h2>{html.escape(prefix)}Rules whose flags fall differently on a group</h2>\n")
         if mine:
-            header = ("Rule", "Characteristic", "Group", "Rate (95% CI)", "Ratio to whole", "Reading")
-            parts.append(_html_table(header, [(_finding_cells(f, context), "disparate") for f in mine]))
+            parts.append(_html_table(FINDING_COLUMNS, [(finding_cells(f, context), "disparate") for f in mine]))
         else:
             parts.append("<p>No rule's interval excludes 1 for any group shown.</p>\n")
         parts.append(f"<h2>{html.escape(prefix)}Each rule</h2>\n")
         for rule in version.rules:
             if rule.rule_id == ANY_FLAG:
                 continue
-            parts.append(f"<details><summary>{html.escape(_title(context, version.ruleset, rule.rule_id))}</summary>\n")
+            parts.append(
+                f"<details><summary>{html.escape(rule_title(context, version.ruleset, rule.rule_id))}</summary>\n"
+            )
             for breakdown in rule.breakdowns:
-                rows = [(_cells(breakdown, r, False), _row_css(r)) for r in (breakdown.whole, *breakdown.groups)]
-                name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
-                parts.append(f"<h4>By {html.escape(name.lower())}</h4>\n" + _html_table(_columns(False), rows))
+                rows = [(cells(breakdown, r, False), row_class(r)) for r in (breakdown.whole, *breakdown.groups)]
+                name = characteristic_name(breakdown.characteristic)
+                parts.append(f"<h4>By {html.escape(name.lower())}</h4>\n" + _html_table(columns(False), rows))
             parts.append("</details>\n")
     parts.append(
         f'<h2>Chance</h2>\n<p class="note">{html.escape(chance_note(len(found), shown))}</p>\n</body></html>\n'
@@ -423,9 +444,11 @@ def to_html(built: EqualityReport, context: Context, heading: str = "Equality mo
     return "".join(parts)
 
 
-def to_json(built: EqualityReport, context: Context) -> str:
+def json_document(built: EqualityReport, context: Context) -> dict[str, Any]:
+    """The report as JSON (withheld numbers null) with where it came from: `--report FILE.json`'s
+    document, and the workbench's."""
     found, shown = findings(built)
-    document = {
+    return {
         "source": context.source,
         "command": context.command,
         "recorded": context.recorded,
@@ -433,7 +456,10 @@ def to_json(built: EqualityReport, context: Context) -> str:
         "intervals_shown": shown,
         "intervals_excluding_1": len(found),
     }
-    return json.dumps(document, indent=1) + "\n"
+
+
+def to_json(built: EqualityReport, context: Context) -> str:
+    return json.dumps(json_document(built, context), indent=1) + "\n"
 
 
 # --- a rule change (diff) -----------------------------------------------------------------------
@@ -468,7 +494,7 @@ def print_change(change: EqualityChange, console: Console) -> None:
         return
     for rule in change.rules:
         for breakdown in rule.breakdowns:
-            name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
+            name = characteristic_name(breakdown.characteristic)
             table = Table(
                 title=escape(f"{rule.ruleset}: {rule_name(rule.rule_id)}, by {name.lower()}"), title_justify="left"
             )
@@ -504,7 +530,7 @@ def change_markdown(change: EqualityChange) -> str:
         return "\n".join([*lines, "No case records a characteristic.", ""])
     for rule in change.rules:
         for breakdown in rule.breakdowns:
-            name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
+            name = characteristic_name(breakdown.characteristic)
             lines += [f"### {rule.ruleset}: {rule_name(rule.rule_id)}, by {name.lower()}", ""]
             rows = [_change_cells(breakdown.characteristic, g) for g in (breakdown.whole, *breakdown.groups)]
             lines += _md_table(_CHANGE_COLUMNS, rows)
@@ -517,7 +543,7 @@ def change_html(change: EqualityChange) -> str:
         return parts[0] + "<p>No case records a characteristic.</p>\n"
     for rule in change.rules:
         for breakdown in rule.breakdowns:
-            name = CHARACTERISTIC_NAMES.get(breakdown.characteristic, breakdown.characteristic)
+            name = characteristic_name(breakdown.characteristic)
             parts.append(f"<h3>{html.escape(f'{rule.ruleset}: {rule_name(rule.rule_id)}, by {name.lower()}')}</h3>\n")
             rows = [(_change_cells(breakdown.characteristic, g), "") for g in (breakdown.whole, *breakdown.groups)]
             parts.append(_html_table(_CHANGE_COLUMNS, rows))

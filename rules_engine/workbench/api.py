@@ -6,6 +6,7 @@
     POST timeline                        its replay as a Vega-Lite chart (timeline.py)
     GET  timeline/stored/<case_id>       the same for a stored case, with what was recorded
     POST impact                          an edit's impact over a caseload (edits.py, impact.py)
+    GET  equality?ruleset=&threshold=    the equality monitoring report of the stored counters (equality.py)
 
 Rulesets are leased from the server's registry, so the workbench evaluates exactly the versions
 the service serves; nothing is written to the store. Evaluation, replays and previews run in a
@@ -39,14 +40,15 @@ from rules_engine.errors import (
 from rules_engine.service import requests
 from rules_engine.service.outcomes import STORE_UNAVAILABLE, invalid_message, log_failure
 from rules_engine.tools.diff import materialise
-from rules_engine.workbench import catalogue, edits, impact, samples, timeline, trial
+from rules_engine.tools.fairness_report import Context
+from rules_engine.workbench import catalogue, edits, equality, impact, samples, timeline, trial
 from rules_engine.workbench.asgi import ApiError, Receive, Scope, Send, answer_error, answer_json, read_json
 from rules_engine.workbench.cases import read_as_of, read_case_request, text_field
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/workbench/api/"
-ENDPOINTS = frozenset({"rulesets", "samples", "evaluate", "timeline", "impact"})
+ENDPOINTS = frozenset({"rulesets", "samples", "evaluate", "timeline", "impact", "equality"})
 # Decisions of a stored case listed beside its timeline, newest first.
 STORED_DECISIONS = 100
 
@@ -106,7 +108,11 @@ class WorkbenchApi:
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, Any, dict[str, Any]]:
         method, path = scope["method"], scope["path"][len(API_PREFIX) :]
         query = urllib.parse.parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-        gets: dict[str, Handler] = {"rulesets": self.rulesets, "samples": lambda: {"samples": samples.listing()}}
+        gets: dict[str, Handler] = {
+            "rulesets": self.rulesets,
+            "samples": lambda: {"samples": samples.listing()},
+            "equality": lambda: self.equality(query),
+        }
         posts = {"evaluate": self.evaluate, "timeline": self.timeline, "impact": self.impact}
         if path in gets or path.startswith(("samples/", "timeline/stored/")):
             _allow(method, "GET")
@@ -147,6 +153,20 @@ class WorkbenchApi:
             raise ApiError(404, f"no sample named {name[:64]!r}; one of {known}")
         case, as_of = samples.made(name)
         return {"name": name, "case": case, "as_of": as_of.isoformat()}
+
+    def equality(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """The report GetEqualityReport gives: of one ruleset (or every one), at the threshold asked."""
+        threshold = equality.read_threshold(query.get("threshold", [None])[0])
+        name = query.get("ruleset", [""])[0] or None
+        built = self.engine.equality_report(name, threshold)
+        titles: dict[tuple[str, str], str] = {}
+        for ruleset in {version.ruleset for version in built.versions}:
+            try:
+                with self.engine.registry.lease(ruleset) as prepared:
+                    titles.update(((ruleset, rule.id), rule.title) for rule in prepared.ruleset.rules)
+            except RulesetNotFoundError:
+                continue  # counted, no longer loaded: its rules go by their ids
+        return equality.document(built, Context(equality.SOURCE, titles=titles), name)
 
     def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
         asked = read_case_request(body, self.today())

@@ -149,6 +149,24 @@ def example_case() -> str:
     return json.dumps(EXAMPLE, indent=2)
 
 
+# Ethnicity: (cases flagged, cases not flagged) by `starter`; Indian is a group too small to show.
+EQUALITY_GROUPS = {"WBRI": (12, 28), "BAFR": (20, 10), "AIND": (2, 1), "CHNE": (10, 10)}
+
+
+def count_equality_cases(server: Server) -> None:
+    """Evaluate cases whose child records an ethnicity, so the service counts them for equality
+    monitoring (a case evaluated again is counted once: any test may call this)."""
+    for ethnicity, (flagged, plain) in EQUALITY_GROUPS.items():
+        for i in range(flagged + plain):
+            concerns = [
+                {"id": f"c{n}", "date": f"2025-01-{n + 2:02d}", "agency": "POLICE"}
+                for n in range(8 if i < flagged else 0)
+            ]
+            child = {"birthDate": "2015-01-01", "ethnicity": ethnicity, "sex": "1" if i % 2 else "2"}
+            case = {"caseId": f"equality-{ethnicity}-{i}", "child": child, "concerns": concerns}
+            server.connect("Evaluate", {"case": case, "ruleset": "starter", "asOf": "2025-06-30"})
+
+
 def serious_violations(page: Page) -> list[str]:
     """axe-core's serious and critical violations on the page as it stands, one line each."""
     results = Axe().run(page)

@@ -1,6 +1,6 @@
 """The workbench's screenshots in docs/workbench/ (README.md and docs/design/workbench.md show them).
 
-    python -m tests.browser.screenshots
+    python -m tests.browser.screenshots [NAME ...]
 
 A real `rules-engine serve` (as the browser tests start it) and Debian's Chromium; every page in
 a state that shows what it is for, at 1280 pixels wide. Re-run after changing a page and commit
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 
 from rules_engine.tools.synth import write_jsonl
-from tests.browser.conftest import CHROMIUM, EXAMPLE, VIEWPORT, Server, start
+from tests.browser.conftest import CHROMIUM, CONNECT, EXAMPLE, VIEWPORT, Server, start
 from tests.serve_process import ROOT
 
 OUT = ROOT / "docs" / "workbench"
@@ -97,7 +99,31 @@ def impact(page: Page, server: Server, work: Path) -> None:
     shoot(page, "impact", top="#impact-results", height=1300)
 
 
-def main() -> None:
+def equality(page: Page, server: Server, work: Path) -> None:
+    """The report of 1,500 synthetic cases evaluated by the service, every third flagged one's first
+    flag acknowledged (so dismissal rates show too)."""
+    caseload = work / "equality.jsonl"
+    with caseload.open("w") as out:
+        write_jsonl(out, 1500, seed=7, as_of=dt.date(2025, 12, 31))
+    with httpx.Client(base_url=f"{server.origin}{CONNECT}", timeout=30) as client:
+        for number, line in enumerate(caseload.read_text().splitlines()):
+            body = {"case": json.loads(line), "ruleset": "safeguarding", "asOf": "2025-12-31"}
+            answer = client.post("/Evaluate", json=body).json()
+            if answer.get("flags") and number % 3 == 0:
+                flag = {"ruleId": answer["flags"][0]["ruleId"], "practitionerId": "p1", "reasonCode": "REVIEWED"}
+                client.post("/AcknowledgeFlag", json={"caseId": answer["caseId"], "ruleset": "safeguarding", **flag})
+    ready(page, server, "equality.html?ruleset=safeguarding")
+    expect(page.locator("#report")).to_be_visible(timeout=60_000)
+    page.wait_for_selector("#report[data-charts]", state="attached")
+    shoot(page, "equality", top="#report", height=1500)
+
+
+SHOTS = ("index", "catalogue", "case", "timeline", "impact", "equality")
+
+
+def main(only: list[str]) -> None:
+    """Every screenshot, or those `only` names (python -m tests.browser.screenshots equality)."""
+    wanted = set(only or SHOTS)
     OUT.mkdir(parents=True, exist_ok=True)
     servers = start()
     server = next(servers)
@@ -105,16 +131,23 @@ def main() -> None:
         with sync_playwright() as driver, tempfile.TemporaryDirectory(prefix="workbench-shots-") as work:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True)
             page = browser.new_page(viewport=VIEWPORT)
-            page.goto(server.url)
-            shoot(page, "index")
-            catalogue(page, server)
-            case(page, server)
-            timeline(page, server)
-            impact(page, server, Path(work))
+            if "index" in wanted:
+                page.goto(server.url)
+                shoot(page, "index")
+            if "catalogue" in wanted:
+                catalogue(page, server)
+            if "case" in wanted:
+                case(page, server)
+            if "timeline" in wanted:
+                timeline(page, server)
+            if "impact" in wanted:
+                impact(page, server, Path(work))
+            if "equality" in wanted:
+                equality(page, server, Path(work))
             browser.close()
     finally:
         servers.close()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

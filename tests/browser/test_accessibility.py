@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Tab, example_case, serious_violations
+from tests.browser.conftest import Tab, count_equality_cases, example_case, serious_violations
 
 
 def index(tab: Tab) -> Page:
@@ -52,6 +52,24 @@ def impact(tab: Tab) -> Page:
     return tab.open("impact.html")
 
 
+def equality(tab: Tab) -> Page:
+    count_equality_cases(tab.server)
+    page = tab.open("equality.html")
+    page.get_by_label("Ruleset").select_option("starter")
+    page.get_by_role("button", name="Show the report").click()
+    expect(page.locator("#report .ratio-chart svg").first).to_be_visible()
+    page.locator("details.rule-report summary").first.click()
+    return page
+
+
+def equality_error(tab: Tab) -> Page:
+    page = tab.open("equality.html")
+    page.get_by_label("Withhold numbers under").fill("3")
+    page.get_by_role("button", name="Show the report").click()
+    expect(page.locator("#equality-error")).to_be_visible()
+    return page
+
+
 STATES: dict[str, Callable[[Tab], Page]] = {
     "index": index,
     "catalogue": catalogue,
@@ -59,6 +77,8 @@ STATES: dict[str, Callable[[Tab], Page]] = {
     "case-with-a-field-error": case_error,
     "timeline-drawn": timeline,
     "impact": impact,
+    "equality-report": equality,
+    "equality-with-an-error": equality_error,
 }
 
 

@@ -17,6 +17,7 @@ NAVIGATION = [
     "Try a case",
     "Timeline",
     "Impact of a change",
+    "Equality monitoring",
 ]
 
 

@@ -12,10 +12,10 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import EXAMPLE, Server, Tab, example_case
 
-PAGES = ["", "catalogue.html", "case.html", "timeline.html", "impact.html"]
+PAGES = ["", "catalogue.html", "case.html", "timeline.html", "impact.html", "equality.html"]
 
 
-@pytest.mark.parametrize("path", PAGES, ids=["index", "catalogue", "case", "timeline", "impact"])
+@pytest.mark.parametrize("path", PAGES, ids=["index", "catalogue", "case", "timeline", "impact", "equality"])
 def test_each_page_loads_without_console_errors(tab: Tab, path: str) -> None:
     page = tab.open(path, ready=bool(path))
     page.wait_for_load_state("networkidle")

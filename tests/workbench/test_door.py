@@ -1,6 +1,7 @@
 """The workbench as the HTTP door mounts it (server/http_app.py): /workbench dispatched to it, its
 API behind the operator role when a clients file is set (401 without known credentials, 403 for
-a caller, 200 for an operator, by token or certificate), the pages without a token, and off."""
+a caller, 200 for an operator, by token or certificate; the equality report too), the pages without
+a token, and off."""
 
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def test_with_a_clients_file_the_api_needs_an_operator(engine: Engine, clients: 
     # Every API path is behind the check, an unknown one too: nothing tells a stranger what exists.
     assert client.post("/workbench/api/evaluate", json={}).status_code == 401
     assert client.get("/workbench/api/no-such-thing").status_code == 401
+
+
+def test_the_equality_report_needs_an_operator(engine: Engine, clients: ClientRegistry, pages: Path) -> None:
+    # Aggregates only, but still the operators': a case system's caller token is refused.
+    client = door(engine, clients, pages)
+    path = "/workbench/api/equality?ruleset=mini"
+    assert client.get(path).status_code == 401
+    caller = client.get(path, headers={"authorization": f"Bearer {CALLER}"})
+    assert caller.status_code == 403 and caller.json() == {"error": "Workbench needs the operator role"}
+    operator = client.get(path, headers={"authorization": f"Bearer {OPERATOR}"})
+    assert operator.status_code == 200 and operator.json()["ruleset"] == "mini"
 
 
 def test_a_client_certificate_names_an_operator(engine: Engine, clients: ClientRegistry, pages: Path) -> None:
