@@ -297,7 +297,6 @@ class Engine:
             undetermined=outcome.undetermined,
             matcher_fallback=outcome.matcher_fallback,
             measures=outcome.measures,
-            evidence_wire=outcome.evidence_wire,
         )
 
     def _decision(self, evaluation: Evaluation, input_digest: str) -> DecisionRecord:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -33,7 +33,9 @@ class ExplainedFlag(NamedTuple):
     thresholds: tuple[tuple[str, float | int | bool | str], ...]
     source_kind: SourceKind
     source_reference: str
-    evidence: tuple[EvidenceItem, ...]
+    # The most recent facts behind the flag: a tuple from the Python engine, the compiled core's
+    # written elements (engine/native.EncodedEvidence) from the core.
+    evidence: Sequence[EvidenceItem]
     contributing_rule_ids: tuple[str, ...] = ()
     shadow: bool = False
     # Facts behind the flag in all; `evidence` holds the most recent of them.
@@ -57,10 +59,6 @@ class Outcome:
     shadow_flags: tuple[ExplainedFlag, ...]
     undetermined: tuple[UndeterminedRule, ...]
     matcher_fallback: bool  # the Matcher failed and the reference evaluator answered
-    # Each flag's evidence as the response's Flag.evidence elements, by rule id, when the compiled
-    # core wrote them (engine/native.py); the response encodes the items itself otherwise. The
-    # same facts as `evidence`, so not part of what makes two outcomes equal.
-    evidence_wire: Mapping[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,6 @@ class Evaluation:
     lifecycle: dict[str, FlagRecord] = field(default_factory=dict)
     # Flags raised before that this evaluation found no longer hold.
     resolved: tuple[FlagRecord, ...] = ()
-    # The Outcome's evidence_wire, carried to the response.
-    evidence_wire: Mapping[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

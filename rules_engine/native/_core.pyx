@@ -517,7 +517,6 @@ cdef class Core:
     cdef public object deadline_of    # (ordinal, deadline index) -> ordinal
     cdef public object period_starts  # (as_of date, period index) -> tuple of ordinals
     cdef public int max_facts, max_list_items, first_ordinal, id_max_length
-    cdef public object evidence_item
     # Flag.evidence as the response writes it (see flag_evidence): the element's tag, the framed
     # fact_type field of each fact type, the fact_id and date fields' tags.
     cdef public bytes evidence_tag, fact_id_tag, date_tag
@@ -587,7 +586,6 @@ cdef class Core:
         self.working_days = plan["working_days"]
         self.deadline_of = plan["deadline_of"]
         self.period_starts = plan["period_starts"]
-        self.evidence_item = plan["evidence_item"]
         wire = plan["evidence_wire"]
         self.evidence_tag = wire["element_tag"]
         self.fact_id_tag = wire["fact_id_tag"]
@@ -742,13 +740,12 @@ cdef class Evaluated:
     cdef int birth
     cdef dict sources            # per measure index: its evidence pieces (see pieces)
     # Evidence made in this evaluation (flags of one case cite the same facts), by fact: a fact's
-    # slot is offsets[t] + row; made_ord holds the date its item was made with (0: none yet),
-    # made and made_wire the EvidenceItem and its Flag.evidence element, framed.
+    # slot is offsets[t] + row; made_ord holds the date its element was made with (0: none yet),
+    # made_wire its Flag.evidence element, framed.
     cdef int* offsets
     cdef int nfacts
     cdef int* made_ord
     cdef unsigned char* seen     # scratch, one byte per fact
-    cdef list made
     cdef list made_wire
     cdef bytes data              # the request's bytes, which the tables' ids point into
 
@@ -780,7 +777,6 @@ cdef class Evaluated:
         if self.made_ord == NULL or self.seen == NULL:
             raise MemoryError()
         memset(self.made_ord, 0, sizeof(int) * (total + 1))
-        self.made = [None] * total
         self.made_wire = [None] * total
         return 0
 
@@ -1586,10 +1582,11 @@ cdef class Evaluated:
         return entry[2] - entry[1]
 
     def flag_evidence(self, cited, int limit):
-        """The facts behind a flag citing these measures: (the newest `limit` as EvidenceItems,
-        how many in all, those items as the response's Flag.evidence elements). As
-        engine/explainer.explain: each measure's newest facts, each fact once (the first measure
-        to cite it gives its date), newest first by date, type and id."""
+        """The facts behind a flag citing these measures: (how many in all, the newest `limit` as
+        the response's Flag.evidence elements, framed). As engine/explainer.explain: each
+        measure's newest facts, each fact once (the first measure to cite it gives its date),
+        newest first by date, type and id. engine/native.EncodedEvidence reads the elements back
+        into EvidenceItems if anything asks: the response needs only the bytes."""
         cdef int t, i, k, row, slot, offset, count = 0, ncand = 0, lower, start, end, datecol
         cdef Series series
         cdef list rows
@@ -1602,7 +1599,7 @@ cdef class Evaluated:
         for m in cited:
             pieces.extend(self.pieces(m))
         if not pieces:
-            return (), 0, b""
+            return 0, b""
         cands = <Cand*>malloc(sizeof(Cand) * (len(pieces) * limit + 1))
         if cands == NULL:
             raise MemoryError()
@@ -1638,22 +1635,15 @@ cdef class Evaluated:
                             _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
                             ncand += 1
             ncand = _keep_newest(cands, ncand, limit)
-            items = []
             wires = []
             for i in range(ncand if ncand < limit else limit):
                 c = &cands[i]
-                # flags of one case cite the same facts: each item is made once per evaluation
+                # flags of one case cite the same facts: each element is made once per evaluation
                 # (again only if another flag cites the fact by another of its dates)
                 slot = offsets[c.t] + c.row
                 if self.made_ord[slot] != c.ord:
-                    table = self.tables[c.t]
-                    self.made[slot] = _new_tuple(
-                        self.core.evidence_item,
-                        (table.name, PyUnicode_DecodeASCII(c.id, c.idlen, NULL), _date(c.ord)),
-                    )
                     self.made_wire[slot] = _evidence_element(self.core, c)
                     self.made_ord[slot] = c.ord
-                items.append(self.made[slot])
                 wires.append(self.made_wire[slot])
             # how many facts in all
             if len(pieces) == 1:
@@ -1678,7 +1668,7 @@ cdef class Evaluated:
                                 count += 1
         finally:
             free(cands)
-        return tuple(items), count, b"".join(wires)
+        return count, b"".join(wires)
 
 cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
     """The index of a code in the field's sorted codes (a binary search: codes are ASCII, so
@@ -1705,7 +1695,6 @@ cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3
 
 
 _DATES = {}
-_new_tuple = tuple.__new__  # EvidenceItem is a named tuple: its own __new__ is a Python function
 
 
 cdef inline Py_ssize_t _varint_size(Py_ssize_t value) noexcept:

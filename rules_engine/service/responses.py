@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case.facts import FACT_TYPES, CaseFacts
 from rules_engine.engine import wire
+from rules_engine.engine.native import EncodedEvidence
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
 from rules_engine.engine.results import UndeterminedRule as DomainUndetermined
 from rules_engine.policy.compiled import MeasureValue, Severity
@@ -292,7 +293,7 @@ def encode_evaluation(evaluation: Evaluation) -> bytes:
 
 
 def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: list[ExplainedFlag]) -> bytes:
-    call = _Call([*flags, *shadow_flags], evaluation.evidence_wire)
+    call = _Call([*flags, *shadow_flags])
     scalars = pb.EvaluateResponse(
         case_id=evaluation.case_id,
         ruleset=evaluation.ruleset,
@@ -316,15 +317,14 @@ def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: li
 class _Call:
     """What one response repeats: evidence that several flags cite, the lifecycle most flags share."""
 
-    __slots__ = ("evidence", "evidence_wire", "lifecycles", "moments")
+    __slots__ = ("evidence", "lifecycles", "moments")
 
-    def __init__(self, flags: Sequence[ExplainedFlag], evidence_wire: Mapping[str, bytes] | None = None) -> None:
-        # The compiled core wrote each flag's evidence elements already (Outcome.evidence_wire);
-        # otherwise each distinct item is encoded once, per call, not process-wide, because
-        # evidence is case data.
-        self.evidence_wire = evidence_wire or {}
+    def __init__(self, flags: Sequence[ExplainedFlag]) -> None:
+        # The compiled core wrote its flags' evidence elements already (EncodedEvidence); the
+        # Python engine's items are encoded here, each distinct item once per call, not
+        # process-wide, because evidence is case data.
         distinct = dict.fromkeys(
-            itertools.chain.from_iterable(f.evidence for f in flags if f.rule_id not in self.evidence_wire)
+            itertools.chain.from_iterable(f.evidence for f in flags if type(f.evidence) is not EncodedEvidence)
         )
         self.evidence = {item: _evidence_element(item) for item in distinct}
         # Most flags were raised (or last seen) at as_of, and formatting a moment costs more
@@ -357,12 +357,11 @@ class _Call:
         if record is not None:
             parts.append(self.lifecycle(record))
         parts += [_measured_value(n, v) for n, v in flag.measured_values]
-        written = self.evidence_wire.get(flag.rule_id)
-        if written is None:
+        if type(flag.evidence) is EncodedEvidence:
+            parts.append(flag.evidence.wire)
+        else:
             evidence = self.evidence
             parts += [evidence[item] for item in flag.evidence]
-        else:
-            parts.append(written)
         return b"".join(parts)
 
     def lifecycle(self, record: FlagRecord) -> bytes:
@@ -437,7 +436,7 @@ _cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_en
 
 def encode_evidence(items: Sequence[EvidenceItem]) -> bytes:
     """A flag's Flag.evidence elements, framed, as the response writes them: what the compiled
-    core's Outcome.evidence_wire must equal (tests/native holds it to this)."""
+    core's EncodedEvidence.wire must equal (tests/native holds it to this)."""
     return b"".join([_evidence_element(item) for item in items])
 
 

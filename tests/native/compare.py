@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
+from rules_engine.engine.native import EncodedEvidence
 from tests.native.cases import fact_count
 
 # Cases of failures go here (one JSON file each), so the lead can replay them.
@@ -34,11 +35,13 @@ def _short(value: Any) -> str:
 
 def first_difference(expected: Any, got: Any, path: str = "outcome") -> str | None:
     """The first place `got` differs from `expected`, as `path: expected ... got ...`; None when equal."""
+    if isinstance(got, EncodedEvidence):  # the core's evidence: the items read back from its bytes
+        got = got.items()
     if type(expected) is not type(got):
         return f"{path}: expected {type(expected).__name__} {_short(expected)}, got {type(got).__name__} {_short(got)}"
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
         for field in dataclasses.fields(expected):
-            if not field.compare:  # a second form of compared fields (Outcome.evidence_wire): checked apart
+            if not field.compare:
                 continue
             found = first_difference(getattr(expected, field.name), getattr(got, field.name), f"{path}.{field.name}")
             if found:

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case.dates import latest_date
 from rules_engine.engine.evaluator import PreparedRuleset
+from rules_engine.engine.native import EncodedEvidence
 from rules_engine.errors import CaseError
 from rules_engine.service import requests
 from rules_engine.service.responses import encode_evidence
@@ -122,15 +123,14 @@ TALLIES: list[Tally] = []
 
 
 def wire_difference(got: Any) -> str | None:
-    """Where the compiled core's evidence, as response bytes, differs from the response's own
-    encoding of the same items (None when it wrote none: the Python path)."""
-    written = getattr(got, "evidence_wire", None)
-    if written is None:
-        return None
+    """Where the compiled core's evidence bytes differ from the response's own encoding of the
+    items they read back as (first_difference holds those items to the Python engine's); None on
+    the Python path, whose evidence is a tuple of items."""
     for flag in (*got.flags, *got.shadow_flags):
-        expected = encode_evidence(flag.evidence)
-        if written.get(flag.rule_id) != expected:
-            return f"evidence_wire[{flag.rule_id}]: {written.get(flag.rule_id)!r} != {expected!r}"
+        if isinstance(flag.evidence, EncodedEvidence):
+            expected = encode_evidence(flag.evidence.items())
+            if flag.evidence.wire != expected:
+                return f"{flag.rule_id}'s evidence bytes: {flag.evidence.wire!r} != {expected!r}"
     return None
 
 

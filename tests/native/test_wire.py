@@ -1,7 +1,8 @@
-"""The compiled core writes each flag's evidence as the response's bytes (Outcome.evidence_wire);
-the differential test holds those bytes to service/responses.py's own encoding on every case it
-runs. Here: the core's date text on every day a date can hold, and whole responses written with
-the core's bytes, byte for byte the responses written from the evidence items alone."""
+"""The compiled core writes each flag's evidence as the response's bytes (EncodedEvidence); the
+differential test holds the items they read back as to the Python engine's, and the bytes to
+service/responses.py's own encoding of those items, on every case it runs. Here: the core's date
+text on every day a date can hold; whole responses written with the core's bytes, byte for byte
+the responses written from the evidence items alone; and the evidence read back as items."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import datetime as dt
 from typing import Any
 
 from rules_engine.cli.common import load_engine
+from rules_engine.engine.native import EncodedEvidence
+from rules_engine.engine.results import EvidenceItem, ExplainedFlag
 from rules_engine.service.core import encode_case
 from rules_engine.service.requests import case_from_json
-from rules_engine.service.responses import encode_evaluation
+from rules_engine.service.responses import encode_evaluation, encode_evidence
 from rules_engine.tools import synth
 from tests.native.cases import RULESETS
 
@@ -31,8 +34,29 @@ def test_responses_written_with_the_cores_evidence_are_the_same_bytes(core: Any)
         as_of = dt.datetime(year, 6, 30, tzinfo=dt.UTC)
         for ruleset in ("safeguarding", "starter"):
             evaluation = engine.evaluate(encoded, as_of, ruleset)
-            assert evaluation.evidence_wire is not None, "the compiled core did not answer"
-            from_items = dataclasses.replace(evaluation, evidence_wire=None)
+            flags = (*evaluation.flags, *evaluation.shadow_flags)
+            assert all(type(f.evidence) is EncodedEvidence for f in flags), "the compiled core did not answer"
+            from_items = dataclasses.replace(
+                evaluation, flags=_as_items(evaluation.flags), shadow_flags=_as_items(evaluation.shadow_flags)
+            )
             assert encode_evaluation(evaluation) == encode_evaluation(from_items)
             written += len(evaluation.flags) + len(evaluation.shadow_flags)
     assert written > 20  # the timeline raises flags in most years
+
+
+def _as_items(flags: tuple[ExplainedFlag, ...]) -> tuple[ExplainedFlag, ...]:
+    return tuple(f._replace(evidence=tuple(f.evidence)) for f in flags)
+
+
+def test_evidence_read_back_is_a_sequence_of_items_equal_to_the_tuple() -> None:
+    items = (
+        EvidenceItem("concerns", "c1", dt.date(2024, 2, 29)),
+        EvidenceItem("visits", "", dt.date(1, 1, 1)),  # an empty id is left out of the bytes
+    )
+    evidence = EncodedEvidence(encode_evidence(items))
+    assert evidence == items and items == evidence and evidence == list(items)
+    assert evidence != items[:1] and evidence != "concerns"
+    assert hash(evidence) == hash(items) and repr(evidence) == repr(items)
+    assert len(evidence) == 2 and evidence[1] == items[1] and evidence[:1] == items[:1]
+    assert [item.fact_id for item in evidence] == ["c1", ""]
+    assert evidence == EncodedEvidence(encode_evidence(items))
