@@ -12,6 +12,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 LENGTH_DELIMITED = 2  # the wire type of embedded messages, strings and bytes
 VARINT = 0
+FIXED64 = 1  # doubles: 8 bytes, little-endian
 
 # Lengths under 128 are most evidence items and many flags: one byte, looked up.
 _SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x80))
@@ -28,13 +29,21 @@ def encode_varint(value: int) -> bytes:
 
 
 def tag(field: FieldDescriptor) -> bytes:
-    """The tag of a string, bytes or message field (length-delimited), or of an unsigned or
-    non-negative integer field (a varint); any other field is refused, as it is never framed here."""
+    """The tag of a string, bytes or message field (length-delimited), of an unsigned or
+    non-negative integer or boolean field (a varint), or of a double; any other field is refused,
+    as it is never written here."""
     if field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
         return encode_varint(field.number << 3 | LENGTH_DELIMITED)
-    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32):
+    if field.type in (
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_BOOL,
+    ):
         return encode_varint(field.number << 3 | VARINT)
-    raise RuntimeError(f"{field.full_name} is not a field framed here (strings, messages, varints)")
+    if field.type == FieldDescriptor.TYPE_DOUBLE:
+        return encode_varint(field.number << 3 | FIXED64)
+    raise RuntimeError(f"{field.full_name} is not a field written here (strings, messages, varints, doubles)")
 
 
 def framed(field_tag: bytes, payload: bytes) -> bytes:

@@ -521,6 +521,9 @@ cdef class Core:
     # fact_type field of each fact type, the fact_id and date fields' tags.
     cdef public bytes evidence_tag, fact_id_tag, date_tag
     cdef public list fact_type_fields
+    # Flag.measured_values as the response writes them (see measured_wire), per measure: the
+    # framed element up to a number's 8 bytes, and the whole element of a missing value.
+    cdef list measured_number, measured_missing
     cdef int birth_field
     cdef Cond* conds
     cdef int* rule_start
@@ -591,6 +594,8 @@ cdef class Core:
         self.fact_id_tag = wire["fact_id_tag"]
         self.date_tag = wire["date_tag"]
         self.fact_type_fields = list(wire["fact_type_fields"])
+        self.measured_number = list(wire["measured_number"])
+        self.measured_missing = list(wire["measured_missing"])
         # filter programs
         programs = plan["programs"]
         instructions = [ins for program in programs for ins in program]
@@ -1669,6 +1674,39 @@ cdef class Evaluated:
         finally:
             free(cands)
         return count, b"".join(wires)
+
+    def measured_wire(self, indices):
+        """A flag's measured values (these measures') as the response's Flag.measured_values
+        elements, framed as service/responses.py writes them: the name, then the number as a
+        little-endian double (the core runs only where doubles are, see engine/native.py) or
+        missing = true. None if a value is neither a number nor missing (then the response
+        encodes the pairs itself)."""
+        cdef list values = self.values
+        cdef list numbers = self.core.measured_number
+        cdef list missing = self.core.measured_missing
+        cdef Py_ssize_t size = 0
+        cdef double d
+        cdef int i
+        for i in indices:
+            value = values[i]
+            if value is None:
+                size += PyBytes_GET_SIZE(<bytes>missing[i])
+            elif type(value) is int or type(value) is float:
+                size += PyBytes_GET_SIZE(<bytes>numbers[i]) + 8
+            else:
+                return None
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+        cdef char* p = PyBytes_AS_STRING(out)
+        for i in indices:
+            value = values[i]
+            if value is None:
+                p += _put(p, <bytes>missing[i])
+            else:
+                p += _put(p, <bytes>numbers[i])
+                d = <double>value  # as float(value): an int rounds half to even
+                memcpy(p, &d, 8)
+                p += 8
+        return out
 
 cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
     """The index of a code in the field's sorted codes (a binary search: codes are ASCII, so

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case.facts import FACT_TYPES, CaseFacts
 from rules_engine.engine import wire
-from rules_engine.engine.native import EncodedEvidence
+from rules_engine.engine.native import EncodedEvidence, EncodedValues
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
 from rules_engine.engine.results import UndeterminedRule as DomainUndetermined
 from rules_engine.policy.compiled import MeasureValue, Severity
@@ -356,7 +356,11 @@ class _Call:
             parts += [_framed(_CONTRIBUTING_TAG, rule_id.encode()) for rule_id in flag.contributing_rule_ids]
         if record is not None:
             parts.append(self.lifecycle(record))
-        parts += [_measured_value(n, v) for n, v in flag.measured_values]
+        values = flag.measured_values
+        if type(values) is EncodedValues:  # written by the compiled core
+            parts.append(values.wire)
+        else:
+            parts += [_measured_value(n, v) for n, v in values]
         if type(flag.evidence) is EncodedEvidence:
             parts.append(flag.evidence.wire)
         else:
@@ -432,6 +436,12 @@ def _encode_measured_value(name: str, value: MeasureValue) -> bytes:
 # Measures take few distinct values (small counts, flags, missing). typed: True == 1, yet a
 # boolean encodes differently from a number.
 _cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_encode_measured_value)
+
+
+def encode_measured_values(values: Sequence[tuple[str, MeasureValue]]) -> bytes:
+    """A flag's Flag.measured_values elements, framed, as the response writes them from the pairs:
+    what the compiled core's EncodedValues.wire must equal (tests/native holds it to this)."""
+    return b"".join([_encode_measured_value(name, value) for name, value in values])
 
 
 def encode_evidence(items: Sequence[EvidenceItem]) -> bytes:

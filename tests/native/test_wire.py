@@ -1,8 +1,9 @@
-"""The compiled core writes each flag's evidence as the response's bytes (EncodedEvidence); the
-differential test holds the items they read back as to the Python engine's, and the bytes to
-service/responses.py's own encoding of those items, on every case it runs. Here: the core's date
-text on every day a date can hold; whole responses written with the core's bytes, byte for byte
-the responses written from the evidence items alone; and the evidence read back as items."""
+"""The compiled core writes each flag's evidence and measured values as the response's bytes
+(EncodedEvidence, EncodedValues); the differential test holds the items and pairs beside them to
+the Python engine's, and the bytes to service/responses.py's own encoding of those, on every case
+it runs. Here: the core's date text on every day a date can hold; whole responses written with
+the core's bytes, byte for byte the responses written from the items and pairs alone; and the
+evidence read back as items."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from rules_engine.cli.common import load_engine
-from rules_engine.engine.native import EncodedEvidence
+from rules_engine.engine.native import EncodedEvidence, EncodedValues
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag
 from rules_engine.service.core import encode_case
 from rules_engine.service.requests import case_from_json
@@ -36,6 +37,7 @@ def test_responses_written_with_the_cores_evidence_are_the_same_bytes(core: Any)
             evaluation = engine.evaluate(encoded, as_of, ruleset)
             flags = (*evaluation.flags, *evaluation.shadow_flags)
             assert all(type(f.evidence) is EncodedEvidence for f in flags), "the compiled core did not answer"
+            assert all(type(f.measured_values) is EncodedValues for f in flags)
             from_items = dataclasses.replace(
                 evaluation, flags=_as_items(evaluation.flags), shadow_flags=_as_items(evaluation.shadow_flags)
             )
@@ -45,7 +47,8 @@ def test_responses_written_with_the_cores_evidence_are_the_same_bytes(core: Any)
 
 
 def _as_items(flags: tuple[ExplainedFlag, ...]) -> tuple[ExplainedFlag, ...]:
-    return tuple(f._replace(evidence=tuple(f.evidence)) for f in flags)
+    """The flags as the Python engine gives them: items and pairs, no bytes written by the core."""
+    return tuple(f._replace(evidence=tuple(f.evidence), measured_values=tuple(f.measured_values)) for f in flags)
 
 
 def test_evidence_read_back_is_a_sequence_of_items_equal_to_the_tuple() -> None:
