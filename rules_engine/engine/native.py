@@ -415,7 +415,7 @@ class _Plan:
             "working_days": working,
             "deadline_of": deadline_of,
             "period_starts": period_starts,
-            "evidence_wire": _evidence_wire(self.type_names, self.measure_names),
+            "response_wire": _response_wire(self.type_names, self.measure_names),
             "programs": self.programs,
             "series": list(self.series),
             "measures": self.measures,
@@ -424,7 +424,7 @@ class _Plan:
         return self.core.Core(plan), windows
 
 
-def _evidence_wire(type_names: Sequence[str], measure_names: Sequence[str]) -> dict[str, Any]:
+def _response_wire(type_names: Sequence[str], measure_names: Sequence[str]) -> dict[str, Any]:
     """What the core needs to write a flag's evidence and measured values as the response's
     Flag.evidence and Flag.measured_values elements, framed as service/responses.py frames them
     (engine/wire.py): the evidence tags and each fact type's fact_type field (an empty string, as
@@ -659,10 +659,13 @@ def _outcome(
         rule = parts.rule
         count, written = evaluated.flag_evidence(parts.indices, MAX_EVIDENCE)
         evidence = EncodedEvidence(written) if written else ()
-        measured: tuple[tuple[str, MeasureValue], ...] = tuple([(name, measures[name]) for name in parts.names])
+        pairs = [(name, measures[name]) for name in parts.names]
         values_wire = evaluated.measured_wire(parts.indices)
-        if values_wire is not None:
-            measured = EncodedValues(measured)
+        measured: tuple[tuple[str, MeasureValue], ...]
+        if values_wire is None:
+            measured = tuple(pairs)
+        else:
+            measured = EncodedValues(pairs)  # built once, not a tuple copied into it
             measured.wire = values_wire
         flag = _new_flag(
             (

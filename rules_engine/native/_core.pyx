@@ -589,7 +589,7 @@ cdef class Core:
         self.working_days = plan["working_days"]
         self.deadline_of = plan["deadline_of"]
         self.period_starts = plan["period_starts"]
-        wire = plan["evidence_wire"]
+        wire = plan["response_wire"]
         self.evidence_tag = wire["element_tag"]
         self.fact_id_tag = wire["fact_id_tag"]
         self.date_tag = wire["date_tag"]
