@@ -513,6 +513,7 @@ class NativeRuleset:
     def __init__(self, ruleset: CompiledRuleset, core: ModuleType) -> None:
         self.ruleset = ruleset
         self._core, self._windows = _Plan(ruleset, core).build()
+        self._named: Callable[[list[str], list[Any]], dict[str, Any]] = core.named  # dict(zip(...)), in C
         self._names = [m.name for m in ruleset.measures]
         self._rule_ids = [rule.id for rule in ruleset.rules]
         specs = {m.name: m for m in ruleset.measures}
@@ -535,8 +536,9 @@ class NativeRuleset:
         evaluated = self._core.evaluate(data, as_of.toordinal(), latest.toordinal(), self._starts(as_of), as_of)
         if evaluated is None:
             return None
-        measures = dict(zip(self._names, evaluated.values, strict=True))
-        return _outcome(self.ruleset, self._rule_ids, measures, evaluated.decide(), evaluated, self._flagging)
+        decided = evaluated.decide()
+        measures, outcomes = self._named(self._names, evaluated.values), self._named(self._rule_ids, decided)
+        return _outcome(self.ruleset, measures, outcomes, decided, evaluated, self._flagging)
 
 
 class EncodedEvidence(Sequence[EvidenceItem]):
@@ -642,15 +644,14 @@ class _RuleParts(NamedTuple):
 
 def _outcome(
     ruleset: CompiledRuleset,
-    rule_ids: Sequence[str],
     measures: dict[str, Any],
+    outcomes: dict[str, bool | None],
     decided: Sequence[bool | None],
     evaluated: Any,
     flagging: Sequence[_RuleParts],
 ) -> Outcome:
     """The Outcome engine/evaluator.py gives: flags in (severity descending, rule id) order,
     which `flagging` already has, and the active rules that could not be decided."""
-    outcomes = dict(zip(rule_ids, decided, strict=True))
     flags: list[ExplainedFlag] = []
     shadow: list[ExplainedFlag] = []
     for parts in flagging:

@@ -123,17 +123,20 @@ cdef inline int _ordinal(int y, int m, int d) noexcept:
 
 cdef int _parse_date(const unsigned char* s, Py_ssize_t n) noexcept:
     """The ordinal of YYYY-MM-DD, 0 for "" (None), -1 when it is not a date."""
-    cdef int i, y, m, d, dim
+    cdef int y, m, d, dim
+    # each digit's value; a byte that is not a digit gives more than 9 (unsigned arithmetic)
+    cdef unsigned int y0, y1, y2, y3, m0, m1, d0, d1
     if n == 0:
         return 0
     if n != 10 or s[4] != 45 or s[7] != 45:
         return -1
-    for i in range(10):
-        if i != 4 and i != 7 and (s[i] < 48 or s[i] > 57):
-            return -1
-    y = (s[0] - 48) * 1000 + (s[1] - 48) * 100 + (s[2] - 48) * 10 + (s[3] - 48)
-    m = (s[5] - 48) * 10 + (s[6] - 48)
-    d = (s[8] - 48) * 10 + (s[9] - 48)
+    y0, y1, y2, y3 = s[0] - 48u, s[1] - 48u, s[2] - 48u, s[3] - 48u
+    m0, m1, d0, d1 = s[5] - 48u, s[6] - 48u, s[8] - 48u, s[9] - 48u
+    if (y0 > 9) | (y1 > 9) | (y2 > 9) | (y3 > 9) | (m0 > 9) | (m1 > 9) | (d0 > 9) | (d1 > 9):
+        return -1
+    y = <int>(y0 * 1000 + y1 * 100 + y2 * 10 + y3)
+    m = <int>(m0 * 10 + m1)
+    d = <int>(d0 * 10 + d1)
     if y < 1 or m < 1 or m > 12 or d < 1:
         return -1
     dim = _DAYS_IN_MONTH[m] + (1 if m == 2 and _leap(y) else 0)
@@ -233,9 +236,28 @@ cdef class Schema:
     cdef public int max_length
     cdef int defined[MAX_FIELD]          # the field numbers in use, `ndefined` of them
     cdef int ndefined
+    cdef int scalar[MAX_FIELD]           # those of a single value (absent: `absent`), `nscalar` of them
+    cdef int nscalar
+    cdef int span_start[MAX_FIELD]       # `spans` as columns, `nspans` of them
+    cdef int span_end[MAX_FIELD]
+    cdef int nspans
+    # `codes` as C arrays, for _code_index: field fn's are code_text/code_size[code_first[fn]:]
+    # (code_count[fn] of them), pointing into the bytes `codes` holds
+    cdef const char** code_text
+    cdef Py_ssize_t* code_size
+    cdef int code_first[MAX_FIELD]
+    cdef int code_count[MAX_FIELD]
+
+    def __cinit__(self):
+        self.code_text = NULL
+        self.code_size = NULL
+
+    def __dealloc__(self):
+        free(self.code_text)
+        free(self.code_size)
 
     def __init__(self, fields, int ncols, int nlists, int id_col, spans, int unique_col, int max_length):
-        cdef int fn
+        cdef int fn, i
         memset(self.kind, 0, sizeof(self.kind))
         self.codes = [None] * MAX_FIELD
         self.enum_map = [None] * MAX_FIELD
@@ -257,8 +279,32 @@ cdef class Schema:
             if nested is not None:
                 self.nested = nested
                 self.nested_field = fn
+        self.nscalar = 0
+        for i in range(self.ndefined):
+            fn = self.defined[i]
+            if self.kind[fn] not in (K_SKIP, K_ID_LIST, K_CODE_LIST, K_NESTED):
+                self.scalar[self.nscalar] = fn
+                self.nscalar += 1
+        every = [code for codes in self.codes if codes is not None for code in codes]
+        self.code_text = <const char**>malloc(sizeof(char*) * (len(every) + 1))
+        self.code_size = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (len(every) + 1))
+        if self.code_text == NULL or self.code_size == NULL:
+            raise MemoryError()
+        i = 0
+        for fn in range(MAX_FIELD):
+            self.code_first[fn] = i
+            self.code_count[fn] = 0 if self.codes[fn] is None else len(self.codes[fn])
+            for code in self.codes[fn] or ():
+                self.code_text[i] = PyBytes_AS_STRING(code)
+                self.code_size[i] = PyBytes_GET_SIZE(code)
+                i += 1
         self.ncols, self.nlists, self.id_col = ncols, nlists, id_col
         self.spans = list(spans)
+        if len(self.spans) > MAX_FIELD:
+            raise ValueError("more spans than the core's schema has room for")
+        self.nspans = len(self.spans)
+        for i, (a, b) in enumerate(self.spans):
+            self.span_start[i], self.span_end[i] = a, b
         self.unique_col = unique_col
         self.max_length = max_length
 
@@ -283,18 +329,18 @@ cdef class Table:
         self.cap = 0
 
     def __dealloc__(self):
-        free(self.vals)
-        free(self.idp)
-        free(self.idl)
+        free(self.vals)  # idp and idl are in the same block
 
     cdef int reserve(self, int ncols, int cap) except -1:
+        cdef Py_ssize_t cells = cap * ncols if cap * ncols > 0 else 1, rows = cap if cap > 0 else 1
         self.ncols = ncols
         self.cap = cap
-        self.vals = <double*>malloc(sizeof(double) * (cap * ncols if cap * ncols > 0 else 1))
-        self.idp = <const char**>malloc(sizeof(char*) * (cap if cap > 0 else 1))
-        self.idl = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (cap if cap > 0 else 1))
-        if self.vals == NULL or self.idp == NULL or self.idl == NULL:
+        # one block: the values, then the ids' pointers and lengths (all 8 bytes wide)
+        self.vals = <double*>malloc(sizeof(double) * cells + (sizeof(char*) + sizeof(Py_ssize_t)) * rows)
+        if self.vals == NULL:
             raise MemoryError()
+        self.idp = <const char**>(self.vals + cells)
+        self.idl = <Py_ssize_t*>(self.idp + rows)
         return 0
 
     cdef inline double get(self, int row, int col) noexcept:
@@ -314,17 +360,14 @@ cdef class Series:
         self.n = 0
 
     def __dealloc__(self):
-        if self.rows != NULL:
-            free(self.rows)
-        if self.ords != NULL:
-            free(self.ords)
+        free(self.rows)  # ords are in the same block
 
     cdef int alloc(self, int n) except -1:
         self.n = n
-        self.rows = <int*>malloc(sizeof(int) * (n if n > 0 else 1))
-        self.ords = <int*>malloc(sizeof(int) * (n if n > 0 else 1))
-        if self.rows == NULL or self.ords == NULL:
+        self.rows = <int*>malloc(sizeof(int) * 2 * (n if n > 0 else 1))
+        if self.rows == NULL:
             raise MemoryError()
+        self.ords = self.rows + (n if n > 0 else 1)
         return 0
 
 
@@ -374,13 +417,111 @@ cdef int _by_date_then_id(const void* a, const void* b) noexcept nogil:
     return -1 if la < lb else (1 if la > lb else 0)
 
 
-cdef int _by_id(const void* a, const void* b) noexcept nogil:
-    cdef int ra = (<int*>a)[0], rb = (<int*>b)[0]
-    cdef Py_ssize_t la = _sort_idl[ra], lb = _sort_idl[rb]
-    cdef int c = memcmp(_sort_idp[ra], _sort_idp[rb], la if la < lb else lb)
+cdef inline int _id_order(const char* a, Py_ssize_t la, const char* b, Py_ssize_t lb) noexcept nogil:
+    """Ids in byte order (memcmp's, then the shorter first)."""
+    cdef int c = memcmp(a, b, la if la < lb else lb)
     if c != 0:
         return c
     return -1 if la < lb else (1 if la > lb else 0)
+
+
+cdef inline unsigned int _id_hash(const char* s, Py_ssize_t n) noexcept nogil:
+    """FNV-1a of an id's bytes."""
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ <unsigned char>s[i]) * 16777619u
+    return h
+
+
+cdef void _sort_keys(unsigned long long* keys, unsigned long long* spare, int n) noexcept nogil:
+    """Sort distinct keys ascending: insertion sort of runs of 16, then merged pairwise (a merge
+    sort without the comparison function qsort calls through a pointer)."""
+    cdef int width, lo, mid, hi, i, j, k
+    cdef unsigned long long x
+    cdef unsigned long long* src = keys
+    cdef unsigned long long* dst = spare
+    cdef unsigned long long* swap
+    lo = 0
+    while lo < n:
+        hi = lo + 16 if lo + 16 < n else n
+        for i in range(lo + 1, hi):
+            x = keys[i]
+            j = i
+            while j > lo and keys[j - 1] > x:
+                keys[j] = keys[j - 1]
+                j -= 1
+            keys[j] = x
+        lo = hi
+    width = 16
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if src[i] < src[j]:
+                    dst[k] = src[i]
+                    i += 1
+                else:
+                    dst[k] = src[j]
+                    j += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+            lo = hi
+        swap = src
+        src = dst
+        dst = swap
+        width *= 2
+    if src != keys:
+        memcpy(keys, src, sizeof(unsigned long long) * n)
+
+
+cdef int _sort_by_date_then_id(int* rows, int n, Table table, int datecol) except -1:
+    """Rows (in row order) sorted by a date column, then id. The dates are day ordinals, so each
+    row is one integer key (ordinal, row) sorted without a comparison function; rows of one date
+    are then put in id order. A column of other numbers goes through qsort."""
+    global _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl
+    cdef int i, j, k, run, row
+    cdef double d
+    cdef unsigned long long* keys
+    for i in range(n):
+        d = table.vals[rows[i] * table.ncols + datecol]
+        if not (0.0 <= d < 2147483648.0) or d != <int>d:
+            _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl = table.vals, table.ncols, datecol, table.idp, table.idl
+            qsort(rows, n, sizeof(int), _by_date_then_id)
+            return 0
+    keys = <unsigned long long*>malloc(sizeof(unsigned long long) * 2 * n)
+    if keys == NULL:
+        raise MemoryError()
+    for i in range(n):
+        keys[i] = (<unsigned long long><int>table.vals[rows[i] * table.ncols + datecol] << 32) | <unsigned int>rows[i]
+    _sort_keys(keys, keys + n, n)
+    for i in range(n):
+        rows[i] = <int>(keys[i] & 0xFFFFFFFFu)
+    # facts of one date by id: an insertion sort of each run of equal dates (short)
+    run = 0
+    for i in range(1, n + 1):
+        if i < n and (keys[i] >> 32) == (keys[run] >> 32):
+            continue
+        for j in range(run + 1, i):
+            row = rows[j]
+            k = j
+            while k > run and _id_order(table.idp[rows[k - 1]], table.idl[rows[k - 1]], table.idp[row], table.idl[row]) > 0:
+                rows[k] = rows[k - 1]
+                k -= 1
+            rows[k] = row
+        run = i
+    free(keys)
+    return 0
 
 
 # --- the ruleset's tables -------------------------------------------------------------------
@@ -791,64 +932,72 @@ cdef class Evaluated:
         cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t end = PyBytes_GET_SIZE(data), pos = 0, start
         cdef unsigned long long key, length
-        cdef int fn, wire, t, total = 0, i, ordinal
+        cdef int fn, wire, t, total = 0, limit, j
         cdef Core core = self.core
-        cdef Table table
-        cdef Py_ssize_t* spans = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 3 * (core.max_facts + 1))
-        cdef Py_ssize_t* pairs = NULL
-        cdef int n, j
-        if spans == NULL:
-            raise MemoryError()
+        # Each fact takes at least two bytes (its tag and its length), so no more than end / 2 of
+        # them fit: a buffer that size, not one for max_facts (240 KB, malloc's mmap threshold).
+        cdef int room = core.max_facts if core.max_facts < end // 2 else <int>(end // 2)
+        cdef int* kinds = <int*>malloc(sizeof(int) * (room + 1))
+        cdef Py_ssize_t* spans = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (room + 1))
+        cdef Py_ssize_t* pairs = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (room + 1))
+        cdef int* first = <int*>malloc(sizeof(int) * (core.ntypes + 1))
         self.data = data
         self.ids = {}
         self.birth = 0
         case_id_ok = False
-        while pos < end:
-            if not _varint(buf, end, &pos, &key):
-                raise Declined()
-            fn = _field_number(key)
-            wire = <int>(key & 7)
-            if wire == 2 and (fn == 1 or fn == 2 or (fn < MAX_FIELD and core.case_fields[fn] >= 0)):
-                if not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
-                    raise Declined()
-                start = pos
-                pos += <Py_ssize_t>length
-                if fn == 1:
-                    if not _id_ok(buf + start, pos - start, core.id_max_length):
-                        raise Declined()
-                    case_id_ok = True
-                elif fn == 2:
-                    self.read_child(buf, start, pos, latest)
-                else:
-                    if total >= core.max_facts:
-                        free(spans)
-                        raise Declined()
-                    spans[3 * total] = core.case_fields[fn]
-                    spans[3 * total + 1] = start
-                    spans[3 * total + 2] = pos
-                    total += 1
-            elif not _skip_field(buf, end, &pos, key):
-                free(spans)
-                raise Declined()
-        if not case_id_ok:
-            free(spans)
-            raise Declined()  # an empty case id is not an id
-        self.tables = [None] * core.ntypes
-        pairs = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (total + 1))
         try:
+            if kinds == NULL or spans == NULL or pairs == NULL or first == NULL:
+                raise MemoryError()
+            while pos < end:
+                if not _varint(buf, end, &pos, &key):
+                    raise Declined()
+                fn = _field_number(key)
+                wire = <int>(key & 7)
+                if wire == 2 and (fn == 1 or fn == 2 or (fn < MAX_FIELD and core.case_fields[fn] >= 0)):
+                    if not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
+                        raise Declined()
+                    start = pos
+                    pos += <Py_ssize_t>length
+                    if fn == 1:
+                        if not _id_ok(buf + start, pos - start, core.id_max_length):
+                            raise Declined()
+                        case_id_ok = True
+                    elif fn == 2:
+                        self.read_child(buf, start, pos, latest)
+                    else:
+                        if total >= core.max_facts or total >= room:
+                            raise Declined()
+                        kinds[total] = core.case_fields[fn]
+                        spans[2 * total] = start
+                        spans[2 * total + 1] = pos
+                        total += 1
+                elif not _skip_field(buf, end, &pos, key):
+                    raise Declined()
+            if not case_id_ok:
+                raise Declined()  # an empty case id is not an id
+            # the facts grouped by type, each type's in the order they came (a counting sort)
+            memset(first, 0, sizeof(int) * (core.ntypes + 1))
+            for j in range(total):
+                first[kinds[j] + 1] += 1
             for t in range(core.ntypes):
-                if t == core.derived_type:
-                    continue
-                n = 0
-                for j in range(total):
-                    if spans[3 * j] == t:
-                        pairs[2 * n] = spans[3 * j + 1]
-                        pairs[2 * n + 1] = spans[3 * j + 2]
-                        n += 1
-                self.tables[t] = self.read_table(buf, core.schemas[t], pairs, n, latest, core.type_names[t])
+                first[t + 1] += first[t]
+            for j in range(total):
+                t = kinds[j]
+                pairs[2 * first[t]] = spans[2 * j]
+                pairs[2 * first[t] + 1] = spans[2 * j + 1]
+                first[t] += 1
+            self.tables = [None] * core.ntypes
+            limit = 0
+            for t in range(core.ntypes):  # first[t] is now where type t's facts end
+                if t != core.derived_type:
+                    self.tables[t] = self.read_table(buf, core.schemas[t], pairs + 2 * limit, first[t] - limit,
+                                                     latest, core.type_names[t])
+                limit = first[t]
         finally:
+            free(kinds)
             free(spans)
             free(pairs)
+            free(first)
         if core.derived_type >= 0:
             self.tables[core.derived_type] = self.derive_agencies(self.tables[core.conference_type])
         return 0
@@ -883,7 +1032,7 @@ cdef class Evaluated:
         cdef unsigned long long key, length, v
         cdef double* r
         cdef double value
-        cdef bint seen[MAX_FIELD]
+        cdef unsigned int seen          # bit fn: field fn has a value in this row
         cdef int a, b
         cdef Py_ssize_t* inner
         table.name = name
@@ -899,7 +1048,7 @@ cdef class Evaluated:
             r = table.vals + row * ncols
             for i in range(ncols):
                 r[i] = NAN
-            memset(seen, 0, sizeof(seen))
+            seen = 0
             while pos < end:
                 if not _varint(buf, end, &pos, &key):
                     raise Declined()
@@ -916,11 +1065,15 @@ cdef class Evaluated:
                         raise Declined()
                     if kind == K_ENUM:
                         found = schema.enum_map[fn].get(v)
-                        r[col] = NAN if found is None else found
-                        seen[fn] = found is not None
+                        if found is None:  # unknown: None, even after a known value
+                            r[col] = NAN
+                            seen &= ~(1u << fn)
+                        else:
+                            r[col] = found
+                            seen |= 1u << fn
                     else:
                         r[col] = 1.0 if v else 0.0
-                        seen[fn] = True
+                        seen |= 1u << fn
                     continue
                 if kind == K_PERCENT:
                     if wire != 1 or pos + 8 > end:
@@ -930,7 +1083,7 @@ cdef class Evaluated:
                     if not (0.0 <= value <= 100.0):
                         raise Declined()
                     r[col] = value
-                    seen[fn] = True
+                    seen |= 1u << fn
                     continue
                 if wire != 2 or not _varint(buf, end, &pos, &length) or length > <unsigned long long>(end - pos):
                     raise Declined()
@@ -939,7 +1092,7 @@ cdef class Evaluated:
                 if kind == K_ID or kind == K_OPT_ID:
                     if not _id_ok(buf + start, pos - start, schema.max_length):
                         raise Declined()
-                    seen[fn] = True
+                    seen |= 1u << fn
                     if kind == K_ID and col == schema.id_col:
                         table.idp[row] = <const char*>(buf + start)
                         table.idl[row] = pos - start
@@ -951,14 +1104,14 @@ cdef class Evaluated:
                         raise Declined()
                     if ordinal > 0:
                         r[col] = ordinal
-                        seen[fn] = True
+                        seen |= 1u << fn
                 elif kind == K_CODE:
-                    i = _code_index(schema.codes[fn], buf + start, pos - start)
+                    i = _code_index(schema, fn, buf + start, pos - start)
                     if i == -2:
                         raise Declined()
                     if i >= 0:
                         r[col] = i
-                        seen[fn] = True
+                        seen |= 1u << fn
                 elif kind == K_ID_LIST or kind == K_CODE_LIST:
                     self.add_list_item(table, schema, fn, row, buf, start, pos)
                 elif kind == K_NESTED:
@@ -969,16 +1122,15 @@ cdef class Evaluated:
                 else:
                     raise Declined()
             # absent or empty fields: the model's default, or refused when required
-            for i in range(schema.ndefined):
-                fn = schema.defined[i]
-                kind = schema.kind[fn]
-                if kind == K_SKIP or kind == K_ID_LIST or kind == K_CODE_LIST or kind == K_NESTED or seen[fn]:
+            for i in range(schema.nscalar):
+                fn = schema.scalar[i]
+                if seen & (1u << fn):
                     continue
                 if schema.absent_declines[fn]:
                     raise Declined()
                 r[schema.col[fn]] = schema.absent[fn]
-            for span in schema.spans:
-                a, b = span
+            for i in range(schema.nspans):
+                a, b = schema.span_start[i], schema.span_end[i]
                 if not isnan(r[b]) and r[b] < r[a]:
                     raise Declined()
         if n > 1:
@@ -1013,26 +1165,38 @@ cdef class Evaluated:
         if kind == K_ID_LIST:
             if not _id_ok(buf + start, end - start, schema.max_length):
                 raise Declined()
-        elif _code_index(schema.codes[fn], buf + start, end - start) < 0:
+        elif _code_index(schema, fn, buf + start, end - start) < 0:
             raise Declined()
         slot[row] = current + (PyUnicode_DecodeASCII(<const char*>(buf + start), end - start, NULL),)
         return 0
 
     cdef int check_unique(self, Table table) except -1:
-        """Ids are unique within a fact type (the record readers refuse a repeated one)."""
-        global _sort_idp, _sort_idl
-        cdef int n = table.n, i
-        cdef int* order = <int*>malloc(sizeof(int) * n)
+        """Ids are unique within a fact type (the record readers refuse a repeated one): each row's
+        id goes into an open-addressing hash set of rows, comparing bytes only on equal hashes."""
+        cdef int n = table.n, i, j, size = 16
+        cdef unsigned int h
+        cdef unsigned int* hashes
+        cdef int* slots  # row + 1, 0: empty
+        while size < 2 * n:
+            size <<= 1
+        hashes = <unsigned int*>malloc(sizeof(unsigned int) * n + sizeof(int) * size)
+        if hashes == NULL:
+            raise MemoryError()
+        slots = <int*>(hashes + n)
+        memset(slots, 0, sizeof(int) * size)
         try:
             for i in range(n):
-                order[i] = i
-            _sort_idp, _sort_idl = table.idp, table.idl
-            qsort(order, n, sizeof(int), _by_id)
-            for i in range(1, n):
-                if _by_id(&order[i - 1], &order[i]) == 0:
-                    raise Declined()
+                hashes[i] = h = _id_hash(table.idp[i], table.idl[i])
+                h &= size - 1
+                while slots[h]:
+                    j = slots[h] - 1
+                    if hashes[j] == hashes[i] and table.idl[j] == table.idl[i] and \
+                            memcmp(table.idp[j], table.idp[i], table.idl[i]) == 0:
+                        raise Declined()
+                    h = (h + 1) & (size - 1)
+                slots[h] = i + 1
         finally:
-            free(order)
+            free(hashes)
         return 0
 
     cdef double intern(self, bytes value):
@@ -1099,7 +1263,6 @@ cdef class Evaluated:
     # --- series ----------------------------------------------------------------------------
 
     cdef Series base(self, int b):
-        global _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl
         cdef int t, datecol, i, n = 0
         cdef Table table
         cdef Series s
@@ -1120,8 +1283,7 @@ cdef class Evaluated:
                 s.rows[n] = i
                 n += 1
         if n > 1:
-            _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl = table.vals, table.ncols, datecol, table.idp, table.idl
-            qsort(s.rows, n, sizeof(int), _by_date_then_id)
+            _sort_by_date_then_id(s.rows, n, table, datecol)
         for i in range(n):
             s.ords[i] = <int>table.get(s.rows[i], datecol)
         self.bases[b] = s
@@ -1708,28 +1870,46 @@ cdef class Evaluated:
                 p += 8
         return out
 
-cdef int _code_index(list codes, const unsigned char* s, Py_ssize_t n) except -3:
-    """The index of a code in the field's sorted codes (a binary search: codes are ASCII, so
+cdef int _code_index(Schema schema, int fn, const unsigned char* s, Py_ssize_t n) noexcept:
+    """The index of a code in field fn's sorted codes (a binary search: codes are ASCII, so
     their text order is their byte order); -1 for "" (absent); -2 when unknown."""
-    cdef Py_ssize_t lo = 0, hi = len(codes), mid, size
-    cdef int c
-    cdef bytes code
+    cdef const char** text = schema.code_text + schema.code_first[fn]
+    cdef Py_ssize_t* sizes = schema.code_size + schema.code_first[fn]
+    cdef int lo = 0, hi = schema.code_count[fn], mid, c
+    cdef Py_ssize_t size, k, common
+    cdef const unsigned char* code
     if n == 0:
         return -1
     while lo < hi:
         mid = (lo + hi) >> 1
-        code = codes[mid]
-        size = PyBytes_GET_SIZE(code)
-        c = memcmp(PyBytes_AS_STRING(code), s, size if size < n else n)
+        code = <const unsigned char*>text[mid]
+        size = sizes[mid]
+        common = size if size < n else n
+        c = 0
+        for k in range(common):  # codes are short: compared here rather than by a call to memcmp
+            if code[k] != s[k]:
+                c = -1 if code[k] < s[k] else 1
+                break
         if c == 0:
             if size == n:
-                return <int>mid
+                return mid
             c = -1 if size < n else 1
         if c < 0:
             lo = mid + 1
         else:
             hi = mid
     return -2
+
+
+def named(list keys, list values):
+    """dict(zip(keys, values, strict=True)) without zip's pairs: a measure or rule outcome by name."""
+    cdef dict out = {}
+    cdef Py_ssize_t i
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} names for {len(values)} values")
+    for i in range(len(keys)):
+        out[keys[i]] = values[i]
+    return out
 
 
 _DATES = {}
