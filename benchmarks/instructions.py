@@ -2,6 +2,7 @@
 
     python benchmarks/instructions.py                    # this checkout: handler and engine, 20 and 200 facts
     python benchmarks/instructions.py --code /tmp/base   # another checkout (a git worktree with its core built)
+    python benchmarks/instructions.py --only handler --multiprocess   # metrics as `serve --workers 2` writes them
 
 Wall-clock and CPU figures on this shared 2-core machine drift with whatever else runs; callgrind
 counts the instructions a piece of code executes, the same on every run of the same binary and
@@ -29,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,9 +101,10 @@ def _loop(target: str, facts: int) -> Callable[[], object]:
 
     context: Any = Context()
     behaviour: Any = handler.unary_unary
+    parse = handler.request_deserializer  # the interceptors' own (the limits parse leniently)
 
     def once() -> object:
-        answer = behaviour(pb.EvaluateRequest.FromString(data), context)
+        answer = behaviour(parse(data), context)
         return answer.SerializeToString()
 
     return once
@@ -141,6 +144,12 @@ def count(code: Path | None, target: str, facts: int, calls: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--code", type=Path, help="run another checkout's rules_engine (its core built in place)")
+    parser.add_argument("--only", choices=TARGETS, action="append", help="this target only (repeatable)")
+    parser.add_argument(
+        "--multiprocess",
+        action="store_true",
+        help="metrics in multiprocess mode (files in a temporary directory), as `serve --workers 2` keeps them",
+    )
     parser.add_argument("--inner", nargs=3, metavar=("TARGET", "FACTS", "CALLS"), help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.inner:
@@ -149,15 +158,17 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    if options.multiprocess:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="instructions-metrics-")
     rows: list[dict[str, Any]] = []
-    for target in TARGETS:
+    for target in options.only or TARGETS:
         for facts in SIZES:
             per_call = (count(options.code, target, facts, MORE) - count(options.code, target, facts, FEWER)) // (
                 MORE - FEWER
             )
             rows.append({"target": target, "facts": facts, "instructions_per_call": per_call})
             print(f"{target:8s} {facts:4d} facts  {per_call:>12,} instructions per call", flush=True)
-    print(json.dumps({"code": str(options.code or ROOT), "rows": rows}))
+    print(json.dumps({"code": str(options.code or ROOT), "multiprocess": options.multiprocess, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from rules_engine import metrics
 from rules_engine.case import equality
@@ -121,25 +122,25 @@ class Engine:
         # Only a digest of exactly the evaluated input keys the cache: a CaseFacts' input_digest is
         # the caller's word, so a case given as facts is evaluated every time.
         digest = case.digest if isinstance(case, EncodedCase) else None
-        evaluation = self._evaluate(case, as_of or self._clock(), ruleset, digest)
+        answer = self._evaluate(case, as_of or self._clock(), ruleset, digest)
         if time.monotonic() < self._skip_until:
-            evaluation = self._unrecorded(evaluation)
+            evaluation = self._unrecorded(answer)
         else:
             try:
                 states = self.store.record_evaluation(
-                    evaluation.case_id,
-                    evaluation.ruleset,
-                    _sightings(evaluation),
-                    self._decision(evaluation, input_digest or _digest(case)),
-                    evaluation.as_of,
+                    answer.case_id,
+                    answer.ruleset,
+                    _sightings(answer),
+                    self._decision(answer, input_digest or _digest(case)),
+                    answer.as_of,
                     groups=_groups(case) if self.equality_monitoring else None,
                 )
             except StoreUnavailableError as exc:
                 self._skip_until = time.monotonic() + STORE_RETRY_SECONDS
                 log.warning("decision not recorded: %s", exc)
-                evaluation = self._unrecorded(evaluation)
+                evaluation = self._unrecorded(answer)
             else:
-                evaluation = _with_states(evaluation, states)
+                evaluation = answer.evaluation(states)
         _record_metrics(evaluation, started)
         return evaluation
 
@@ -167,13 +168,13 @@ class Engine:
             merged = self.store.read_merged(case.case_id, case, withdrawn)
             # The stored digest is of the merged facts (the memory store's canonical JSON of the
             # case, Redis's stored fields), so an unchanged history is a cache hit.
-            evaluation = self._evaluate(merged.stored.case, moment, ruleset, merged.stored.digest)
+            answer = self._evaluate(merged.stored.case, moment, ruleset, merged.stored.digest)
             try:
                 states = self.store.commit_evaluation(
                     merged,
-                    evaluation.ruleset,
-                    _sightings(evaluation),
-                    self._decision(evaluation, merged.stored.digest),
+                    answer.ruleset,
+                    _sightings(answer),
+                    self._decision(answer, merged.stored.digest),
                     moment,
                     groups=equality.groups(merged.stored.case.child) if self.equality_monitoring else None,
                 )
@@ -181,7 +182,7 @@ class Engine:
                 # Another writer changed the facts since they were read: recording this view could
                 # resolve flags the newer facts hold, so read again and evaluate the current case.
                 continue
-            evaluation = _with_states(evaluation, states)
+            evaluation = answer.evaluation(states)
             _record_metrics(evaluation, started)
             return evaluation
         raise CaseChangedError(merged.stored)
@@ -263,7 +264,7 @@ class Engine:
 
     def _evaluate(
         self, case: CaseFacts | EncodedCase, moment: dt.datetime, ruleset: str | None, digest: str | None = None
-    ) -> Evaluation:
+    ) -> _Answer:
         """The Evaluation of `case` at `moment`: from the cache when `digest` (of exactly these facts)
         was evaluated on this day by this ruleset version, else evaluated (and kept)."""
         day = moment.date()
@@ -286,33 +287,52 @@ class Engine:
             if isinstance(case, EncodedCase):
                 case.decode()
             raise
+        return _Answer(case.case_id, compiled.name, compiled.version, new_decision_id(), moment, outcome)
+
+    def _decision(self, answer: _Answer, input_digest: str) -> DecisionRecord:
+        return DecisionRecord(
+            decision_id=answer.decision_id,
+            time=self._clock(),
+            case_id=answer.case_id,
+            ruleset=answer.ruleset,
+            ruleset_version=answer.ruleset_version,
+            input_digest=input_digest,
+        )
+
+    def _unrecorded(self, answer: _Answer) -> Evaluation:
+        with self._lock:
+            self.unrecorded += 1
+        return answer.evaluation()
+
+
+class _Answer(NamedTuple):
+    """An evaluation before the store has answered: made into the Evaluation once its lifecycle
+    is known (a frozen dataclass costs microseconds to build, so it is built once per call)."""
+
+    case_id: str
+    ruleset: str
+    ruleset_version: str
+    decision_id: str
+    as_of: dt.datetime
+    outcome: Outcome
+
+    def evaluation(self, states: FlagStates | None = None) -> Evaluation:
+        """The Evaluation, with the flags' stored lifecycle when the store recorded it."""
+        outcome = self.outcome
         return Evaluation(
-            case_id=case.case_id,
-            ruleset=compiled.name,
-            ruleset_version=compiled.version,
-            decision_id=new_decision_id(),
-            as_of=moment,
+            case_id=self.case_id,
+            ruleset=self.ruleset,
+            ruleset_version=self.ruleset_version,
+            decision_id=self.decision_id,
+            as_of=self.as_of,
             flags=outcome.flags,
             shadow_flags=outcome.shadow_flags,
             undetermined=outcome.undetermined,
             matcher_fallback=outcome.matcher_fallback,
             measures=outcome.measures,
+            lifecycle={} if states is None else {r.rule_id: r for r in states.raised},
+            resolved=() if states is None else states.resolved,
         )
-
-    def _decision(self, evaluation: Evaluation, input_digest: str) -> DecisionRecord:
-        return DecisionRecord(
-            decision_id=evaluation.decision_id,
-            time=self._clock(),
-            case_id=evaluation.case_id,
-            ruleset=evaluation.ruleset,
-            ruleset_version=evaluation.ruleset_version,
-            input_digest=input_digest,
-        )
-
-    def _unrecorded(self, evaluation: Evaluation) -> Evaluation:
-        with self._lock:
-            self.unrecorded += 1
-        return evaluation
 
 
 def new_decision_id() -> str:
@@ -356,13 +376,9 @@ def _groups(case: CaseFacts | EncodedCase) -> equality.Groups:
     return equality.groups(case.child)
 
 
-def _sightings(evaluation: Evaluation) -> list[FlagSighting]:
+def _sightings(answer: _Answer) -> list[FlagSighting]:
     # Shadow flags are for review, not action: they have no lifecycle.
-    return [FlagSighting(f.rule_id, f.severity) for f in evaluation.flags]
-
-
-def _with_states(evaluation: Evaluation, states: FlagStates) -> Evaluation:
-    return dataclasses.replace(evaluation, lifecycle={r.rule_id: r for r in states.raised}, resolved=states.resolved)
+    return [FlagSighting(f.rule_id, f.severity) for f in answer.outcome.flags]
 
 
 def _record_metrics(evaluation: Evaluation, started: float) -> None:

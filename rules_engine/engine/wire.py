@@ -20,6 +20,8 @@ _SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x80))
 
 def encode_varint(value: int) -> bytes:
     """The base-128 varint of a non-negative integer, low 7-bit group first, as protobuf writes it."""
+    if value < 0x4000:  # a flag's length, most tags: one or two bytes, without the loop
+        return _SHORT_LENGTHS[value] if value < 0x80 else bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)

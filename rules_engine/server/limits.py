@@ -80,11 +80,13 @@ def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return deserialize
 
 
-def _parsed(request: Any, context: grpc.ServicerContext) -> None:
+def _parsed(request: Any, context: grpc.ServicerContext) -> Any:
+    """`request`, unless its bytes did not parse: then the call is aborted."""
     if isinstance(request, _Malformed):
         # The empty field path is the whole request: no field of it could be read.
         violation = FieldViolation("", f"the bytes are not a valid {request.message_name} message")
         abort_invalid(context, request.message_name, [violation])
+    return request
 
 
 def _checked_stream(handler: Handler, deserializer: Callable[[bytes], Any] | None) -> Handler:
@@ -126,48 +128,68 @@ class RequestGuard(WrappingInterceptor):
         deserializer = _lenient(parse) if parse is not None else None
         if handler.request_streaming:
             return _checked_stream(handler, deserializer)
-        # Health checks get the lenient parse too; only our service's requests have limits.
-        return guarded(handler, self.check if path.startswith(SERVICE_PREFIX) else _parsed, deserializer)
+        if not path.startswith(SERVICE_PREFIX) or deserializer is None:
+            # Health checks get the lenient parse too; only our service's requests have limits.
+            return guarded(handler, _parsed, deserializer)
+        return guarded(handler, self.admit, _with_size(deserializer))
 
-    def check(self, request: Any, context: grpc.ServicerContext) -> None:
-        """Abort the call when the request breaks a limit; return when it may go on."""
+    def admit(self, parsed: tuple[Any, int], context: grpc.ServicerContext) -> Any:
+        """The request of (request, its size) from _with_size, when no limit refuses it."""
+        request, size = parsed
+        self.check(request, context, size)
+        return request
+
+    def check(self, request: Any, context: grpc.ServicerContext, size: int | None = None) -> None:
+        """Abort the call when the request (of `size` bytes, if known) breaks a limit; return when it may go on."""
         _parsed(request, context)
         if past_deadline(context.time_remaining()):  # the caller has stopped waiting: work past it is wasted
             abort_with(context, Refusal(Code.DEADLINE_EXCEEDED, DEADLINE_PASSED))
-        refused = breach(request, self.limits)
+        refused = breach(request, self.limits, size)
         if refused is not None:
             abort_with(context, refused)
+
+
+def _with_size(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], tuple[Any, int]]:
+    """The request with the length of its bytes, which bounds its facts (see breach)."""
+    return lambda data: (deserialize(data), len(data))
 
 
 # -- the limits themselves, for either door ---------------------------------------------------
 
 
-def breach(request: Message, limits: Limits) -> Refusal | None:
+def breach(request: Message, limits: Limits, size: int | None = None) -> Refusal | None:
     """The refusal for the first limit `request` breaks, or None. The gRPC door (RequestGuard) and
-    the HTTP door (server/http_interceptors.py) both refuse with it, so the refusals read the same on both."""
+    the HTTP door (server/http_interceptors.py) both refuse with it, so the refusals read the same on both.
+
+    `size` is the length of the request's bytes, when known. Every fact takes at least two of
+    them (its field's tag and its length), so a request of `size` bytes holds at most size // 2
+    facts: when that is within max_facts, counting them (10 µs a case) cannot refuse anything.
+    """
+    count_facts = size is None or size // 2 > limits.max_facts
     for field, value in request.ListFields():
         name = field.name
         if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
             if len(value) > limits.max_string_chars:
                 return _invalid(request, name, f"longer than {limits.max_string_chars} characters")
         elif name == "case":
-            if (found := _case_breach(request, value, "case", limits)) is not None:
+            if (found := _case_breach(request, value, "case", limits, count_facts)) is not None:
                 return found
         elif name == "cases":
             if len(value) > limits.max_batch:
                 message = f"cases: {len(value)} cases in one batch; at most {limits.max_batch}"
                 return Refusal(Code.RESOURCE_EXHAUSTED, message)
             for index, case in enumerate(value):
-                if (found := _case_breach(request, case, f"cases[{index}]", limits)) is not None:
+                if (found := _case_breach(request, case, f"cases[{index}]", limits, count_facts)) is not None:
                     return found
         elif name == "withdrawn" and len(value) > limits.max_facts:
             return _invalid(request, name, f"{len(value)} items; at most {limits.max_facts}")
     return None
 
 
-def _case_breach(request: Message, case: Message, path: str, limits: Limits) -> Refusal | None:
-    count = _fact_count(case)
-    if count > limits.max_facts:
+def _case_breach(
+    request: Message, case: Message, path: str, limits: Limits, count_facts: bool = True
+) -> Refusal | None:
+    if count_facts and (count := _fact_count(case)) > limits.max_facts:
         return _invalid(request, path, f"{count} facts; at most {limits.max_facts} per case")
     case_id = getattr(case, "case_id", "")
     if len(case_id) > limits.max_string_chars:

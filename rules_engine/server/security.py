@@ -204,24 +204,27 @@ class AuthInterceptor(WrappingInterceptor):
             return handler
         # Credentials are read per call from the context: one wrapper serves every call.
         method = path[len(SERVICE_PREFIX) :]
-        return guarded(handler, lambda _request, context: self._admit(method, context))
+        return guarded(handler, lambda request, context: self._admit(method, request, context))
 
-    def _admit(self, method: str, context: grpc.ServicerContext) -> None:
+    def _admit(self, method: str, request: Any, context: grpc.ServicerContext) -> Any:
         token = _bearer(context.invocation_metadata())
         # The certificate is looked at only without a token (auth_context is not free).
         refused = refusal(self._clients, method, token, _common_name(context) if token is None else None)
         if refused is not None:
             abort_with(context, refused)
+        return request
 
 
 def guarded(
     handler: Handler,
-    admit: Callable[[Any, grpc.ServicerContext], None],
+    admit: Callable[[Any, grpc.ServicerContext], Any],
     deserializer: Callable[[bytes], Any] | None = None,
 ) -> Handler:
-    """The handler with `admit(request, context)` run first; admit aborts the call to refuse it.
+    """The handler with `admit(request, context)` run first: admit aborts the call to refuse it,
+    else returns the request the handler gets.
 
-    A deserializer given replaces the handler's (limits.py parses leniently to refuse bad bytes itself).
+    A deserializer given replaces the handler's (limits.py parses leniently to refuse bad bytes
+    itself, and hands admit the request with its size); admit then returns the request alone.
     """
     serializers = {
         "request_deserializer": deserializer or handler.request_deserializer,
@@ -231,16 +234,14 @@ def guarded(
         unary = handler.unary_unary
 
         def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
-            admit(request, context)
-            return unary(request, context)
+            return unary(admit(request, context), context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **serializers)
     if handler.unary_stream is not None:
         streaming = handler.unary_stream
 
         def unary_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            admit(request, context)
-            yield from streaming(request, context)
+            yield from streaming(admit(request, context), context)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **serializers)
     # The service has no client-streaming methods; refuse rather than pass one through unchecked.

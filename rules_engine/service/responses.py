@@ -331,7 +331,7 @@ class _Call:
         # than encoding it. Equal datetimes may differ in offset or fold, and so in their text:
         # all three make the key.
         self.moments: dict[tuple[dt.datetime, dt.tzinfo | None, int], str] = {}
-        self.lifecycles: dict[tuple[FlagState, str, str, str], bytes] = {}
+        self.lifecycles: dict[tuple[FlagState, int, int, dt.date | None], bytes] = {}
 
     def flag(self, flag: ExplainedFlag, record: FlagRecord | None) -> bytes:
         """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence."""
@@ -370,16 +370,19 @@ class _Call:
 
     def lifecycle(self, record: FlagRecord) -> bytes:
         """The Flag fields of its stored lifecycle, serialized."""
-        snooze_until = ""
         ack = record.acknowledgement
-        if record.state is FlagState.SNOOZED and ack and ack.snooze_until:
-            snooze_until = ack.snooze_until.isoformat()
-        key = (record.state, self.moment(record.first_raised), self.moment(record.last_seen), snooze_until)
+        snoozed = ack.snooze_until if record.state is FlagState.SNOOZED and ack else None
+        # The moments by identity: every record is alive until the response is written, so an id
+        # names one datetime here, and most flags share theirs (last seen is this call's as_of),
+        # where hashing a datetime works out its UTC offset each time.
+        key = (record.state, id(record.first_raised), id(record.last_seen), snoozed)
         fields = self.lifecycles.get(key)
         if fields is None:
-            state, first_raised, last_seen, _ = key
             fields = self.lifecycles[key] = pb.Flag(
-                state=FLAG_STATES[state], first_raised=first_raised, last_seen=last_seen, snooze_until=snooze_until
+                state=FLAG_STATES[record.state],
+                first_raised=self.moment(record.first_raised),
+                last_seen=self.moment(record.last_seen),
+                snooze_until=snoozed.isoformat() if snoozed else "",
             ).SerializeToString()
         return fields
 

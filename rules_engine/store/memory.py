@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -64,8 +63,10 @@ def _shared(flag: DecisionFlag) -> _PackedFlag:
     return found
 
 
-def _pack(record: DecisionRecord) -> _Packed:
-    flags = tuple([_shared(f) for f in record.flags])
+def _pack(record: DecisionRecord, flags_of: Sequence[DecisionFlag] | None = None) -> _Packed:
+    """The record as kept, with `flags_of` in place of its flags when given (not a copy of the
+    record made for them: a frozen dataclass costs microseconds to build, on every evaluation)."""
+    flags = tuple([_shared(f) for f in (record.flags if flags_of is None else flags_of)])
     return (
         record.decision_id,
         record.time,
@@ -182,8 +183,7 @@ class MemoryStore(CaseStore):
                     current = live or _CaseState(expires_at=0, revision=self._revision(case_id, None))
                     raise CaseChangedError(self._stored(case_id, current))
             states = self._record(case_id, ruleset, raised, now)
-            flags = lifecycle.decision_flags(states)
-            self._append(dataclasses.replace(decision, flags=flags))
+            self._append(decision, lifecycle.decision_flags(states))
             if groups is not None:
                 self._count_evaluation(self._cases[case_id], ruleset, decision.ruleset_version, groups, states)
             return states
@@ -228,7 +228,7 @@ class MemoryStore(CaseStore):
             # Everything that can fail runs before the first change: the lifecycle and the packed
             # decision are computed aside, then swapped in by plain assignments.
             states, updates = self._flag_updates(current.flags if current else {}, ruleset, raised, now)
-            packed = _pack(dataclasses.replace(decision, flags=lifecycle.decision_flags(states)))
+            packed = _pack(decision, lifecycle.decision_flags(states))
             state = self._touch(merged.case_id)
             if writes.changed:
                 state.child, state.facts, state.revision = writes.child, writes.facts, state.revision + 1
@@ -409,8 +409,8 @@ class MemoryStore(CaseStore):
                 gone.append(updates[(rs, rule_id)])
         return FlagStates(tuple(out), tuple(gone)), updates
 
-    def _append(self, record: DecisionRecord) -> None:
-        packed = _pack(record)
+    def _append(self, record: DecisionRecord, flags: Sequence[DecisionFlag] | None = None) -> None:
+        packed = _pack(record, flags)
         self._append_packed(self._touch(record.case_id), packed)
 
     def _append_packed(self, state: _CaseState, packed: _Packed) -> None:

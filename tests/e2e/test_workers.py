@@ -14,6 +14,7 @@ import grpc
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2_grpc as pb_grpc
+from rules_engine.metrics import FLUSH_SECONDS
 from rules_engine.service import requests
 from tests.redis_server import RedisServer, free_port
 from tests.serve_process import ROOT, serve, worker_pids
@@ -61,7 +62,11 @@ def test_workers_share_the_port_are_restarted_and_stop_together(tmp_path: Path) 
         assert len(workers) == 2
 
         assert _evaluate_on_fresh_channels(address, 40) == [grpc.StatusCode.OK] * 40
-        # The parent serves every worker's counts, summed.
+        # The parent serves every worker's counts, summed, once the workers have written them
+        # (each within metrics.FLUSH_SECONDS).
+        deadline = time.monotonic() + 10 * FLUSH_SECONDS
+        while _evaluations(metrics_port) < 40 and time.monotonic() < deadline:
+            time.sleep(FLUSH_SECONDS / 5)
         assert _evaluations(metrics_port) == 40
 
         os.kill(workers[0], signal.SIGKILL)
