@@ -336,17 +336,7 @@ class _Call:
     def flag(self, flag: ExplainedFlag, record: FlagRecord | None) -> bytes:
         """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence."""
         parts = [
-            _rule_fields(
-                flag.rule_id,
-                flag.title,
-                flag.severity,
-                flag.escalation,
-                flag.condition,
-                flag.thresholds,
-                _threshold_kinds(flag.thresholds),
-                flag.source_kind,
-                flag.source_reference,
-            ),
+            _rule_part(flag),
             # Framed here, as protobuf would write them (an empty string or a zero count left
             # out): a message per flag cost three times as much.
             _framed(_EXPLANATION_TAG, flag.explanation.encode()) if flag.explanation else b"",
@@ -392,6 +382,46 @@ class _Call:
         if text is None:
             text = self.moments[key] = rfc3339(moment)
         return text
+
+
+# The rule's part of a flag by the identity of its fields: a compiled rule hands every flag it
+# raises the same objects, so `is` finds the part without hashing nine values (an enum's hash is
+# Python code, a tuple's is worked out again each time). The entry holds the objects, so their ids
+# cannot be reused while it lives; a flag whose objects are new goes through _rule_fields.
+_RuleObjects = tuple[str, str, Severity, str, str, tuple[tuple[str, float | int | bool | str], ...], str, str]
+_RULE_PARTS: dict[int, tuple[_RuleObjects, bytes]] = {}
+
+
+def _rule_part(flag: ExplainedFlag) -> bytes:
+    found = _RULE_PARTS.get(id(flag.rule_id))
+    if found is not None:
+        held, part = found
+        if (
+            held[0] is flag.rule_id
+            and held[1] is flag.title
+            and held[2] is flag.severity
+            and held[3] is flag.escalation
+            and held[4] is flag.condition
+            and held[5] is flag.thresholds
+            and held[6] is flag.source_kind
+            and held[7] is flag.source_reference
+        ):
+            return part
+    objects: _RuleObjects = (
+        flag.rule_id,
+        flag.title,
+        flag.severity,
+        flag.escalation,
+        flag.condition,
+        flag.thresholds,
+        flag.source_kind,
+        flag.source_reference,
+    )
+    part = _rule_fields(*objects[:6], _threshold_kinds(flag.thresholds), *objects[6:])
+    if len(_RULE_PARTS) >= CACHE_SIZE:
+        _RULE_PARTS.clear()
+    _RULE_PARTS[id(flag.rule_id)] = (objects, part)
+    return part
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
