@@ -23,7 +23,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import Any, NamedTuple, overload
+from typing import Any, overload
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from pydantic import BaseModel
@@ -416,6 +416,8 @@ class _Plan:
             "deadline_of": deadline_of,
             "period_starts": period_starts,
             "response_wire": _response_wire(self.type_names, self.measure_names),
+            "flag_types": (ExplainedFlag, EncodedEvidence, EncodedValues),
+            "max_evidence": MAX_EVIDENCE,
             "programs": self.programs,
             "series": list(self.series),
             "measures": self.measures,
@@ -513,19 +515,18 @@ class NativeRuleset:
     def __init__(self, ruleset: CompiledRuleset, core: ModuleType) -> None:
         self.ruleset = ruleset
         self._core, self._windows = _Plan(ruleset, core).build()
-        self._named: Callable[[list[str], list[Any]], dict[str, Any]] = core.named  # dict(zip(...)), in C
+        self._named: Callable[[dict[str, None], list[Any]], dict[str, Any]] = core.named  # dict(zip(...)), in C
         self._names = [m.name for m in ruleset.measures]
-        self._rule_ids = [rule.id for rule in ruleset.rules]
+        self._measures: dict[str, None] = dict.fromkeys(self._names)  # the names core.named fills in
+        self._rules: dict[str, None] = dict.fromkeys(rule.id for rule in ruleset.rules)
         specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
         index = {name: i for i, name in enumerate(self._names)}
+        # Flags in the order engine/evaluator.py sorts them: severity descending, then rule id.
         ordered = sorted(enumerate(ruleset.rules), key=lambda pair: (-pair[1].severity, pair[1].id))
-        self._flagging = []
-        for position, rule in ordered:
-            cited = cited_measures(rule, rules, specs)
-            explanation = _Explanation(rule.explanation, ruleset.parameters, specs)
-            indices = tuple(index[name] for name in cited)
-            self._flagging.append(_RuleParts(rule, position, cited, indices, explanation, rule.status == "shadow"))
+        self._flag_rules = [
+            _flag_rule(core, position, rule, ruleset, specs, rules, index) for position, rule in ordered
+        ]
         self._starts: Callable[[dt.date], list[int]] = functools.lru_cache(maxsize=1024)(self._window_starts)
 
     def _window_starts(self, as_of: dt.date) -> list[int]:
@@ -537,8 +538,10 @@ class NativeRuleset:
         if evaluated is None:
             return None
         decided = evaluated.decide()
-        measures, outcomes = self._named(self._names, evaluated.values), self._named(self._rule_ids, decided)
-        return _outcome(self.ruleset, measures, outcomes, decided, evaluated, self._flagging)
+        measures, outcomes = self._named(self._measures, evaluated.values), self._named(self._rules, decided)
+        flags, shadow = evaluated.flags(self._flag_rules, measures, outcomes, decided)
+        undetermined = _undetermined(self.ruleset, measures, outcomes) if None in decided else ()
+        return Outcome(measures, outcomes, tuple(flags), tuple(shadow), undetermined, False)
 
 
 class EncodedEvidence(Sequence[EvidenceItem]):
@@ -609,94 +612,40 @@ def _number(value: Any) -> float:
     raise NotInCore(f"a condition compares a measure with {value!r}")
 
 
-class _Explanation:
-    """A rule's explanation filled from the values of the measures its template names: the same
-    values give the same text, so it is rendered once per distinct set of values (bounded)."""
-
-    LIMIT = 1024
-
-    def __init__(self, template: str, parameters: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-        self.template = template
-        self.parameters = parameters
-        self.fields = tuple(f for _, f, _ in parse_template(template) if f is not None and f in known)
-        self.texts: dict[tuple[Any, ...], str] = {}
-
-    def text(self, measures: Mapping[str, Any]) -> str:
-        key = tuple([measures.get(f) for f in self.fields])
-        found = self.texts.get(key)
-        if found is None:
-            if len(self.texts) >= self.LIMIT:
-                self.texts.clear()
-            found = self.texts[key] = render(self.template, measures, self.parameters)
-        return found
-
-
-class _RuleParts(NamedTuple):
-    """What a rule's flag takes from the rule alone, looked up once per ruleset."""
-
-    rule: CompiledRule
-    position: int  # in ruleset.rules, where its outcome is
-    names: tuple[str, ...]  # the measures the flag cites
-    indices: tuple[int, ...]
-    explanation: _Explanation
-    shadow: bool
-
-
-def _outcome(
+def _flag_rule(
+    core: ModuleType,
+    position: int,
+    rule: CompiledRule,
     ruleset: CompiledRuleset,
-    measures: dict[str, Any],
-    outcomes: dict[str, bool | None],
-    decided: Sequence[bool | None],
-    evaluated: Any,
-    flagging: Sequence[_RuleParts],
-) -> Outcome:
-    """The Outcome engine/evaluator.py gives: flags in (severity descending, rule id) order,
-    which `flagging` already has, and the active rules that could not be decided."""
-    flags: list[ExplainedFlag] = []
-    shadow: list[ExplainedFlag] = []
-    for parts in flagging:
-        if decided[parts.position] is not True:
-            continue
-        rule = parts.rule
-        count, written = evaluated.flag_evidence(parts.indices, MAX_EVIDENCE)
-        evidence = EncodedEvidence(written) if written else ()
-        pairs = [(name, measures[name]) for name in parts.names]
-        values_wire = evaluated.measured_wire(parts.indices)
-        measured: tuple[tuple[str, MeasureValue], ...]
-        if values_wire is None:
-            measured = tuple(pairs)
-        else:
-            measured = EncodedValues(pairs)  # built once, not a tuple copied into it
-            measured.wire = values_wire
-        flag = _new_flag(
-            (
-                rule.id,
-                rule.title,
-                rule.severity,
-                rule.escalation,
-                parts.explanation.text(measures),
-                rule.condition_text,
-                measured,
-                rule.thresholds,
-                rule.source_kind,
-                rule.source_reference,
-                evidence,
-                tuple([dep for dep in rule.depends_on if outcomes[dep] is True]) if rule.depends_on else (),
-                parts.shadow,
-                count,
-            )
-        )
-        (shadow if parts.shadow else flags).append(flag)
+    specs: Mapping[str, CompiledMeasure],
+    rules: Mapping[str, CompiledRule],
+    index: Mapping[str, int],
+) -> Any:
+    """The core's FlagRule: what a rule's flag takes from the rule alone (the ExplainedFlag's
+    fields that do not change, None for those of an evaluation), the measures it cites and those
+    its explanation names."""
+    cited = cited_measures(rule, rules, specs)
+    template, parameters = rule.explanation, ruleset.parameters
+    shadow = rule.status == "shadow"
+    fields: tuple[Any, ...] = (rule.id, rule.title, rule.severity, rule.escalation, None, rule.condition_text)
+    fields += (None, rule.thresholds, rule.source_kind, rule.source_reference, None, (), shadow, None)
+    named = tuple(index[f] for _, f, _ in parse_template(template) if f is not None and f in specs)
+
+    def text(measures: Mapping[str, Any]) -> str:
+        return render(template, measures, parameters)
+
+    indices = tuple(index[name] for name in cited)
+    return core.FlagRule(position, fields, tuple(cited), indices, tuple(rule.depends_on), shadow, named, text)
+
+
+def _undetermined(
+    ruleset: CompiledRuleset, measures: Mapping[str, Any], outcomes: Mapping[str, bool | None]
+) -> tuple[UndeterminedRule, ...]:
+    """The active rules that could not be decided, as engine/evaluator.py lists them."""
     undetermined: list[UndeterminedRule] = []
-    if None in decided:
-        for rule in ruleset.rules:
-            if outcomes[rule.id] is None and rule.status == "active":
-                missing = tuple(m for m in rule.measures if measures.get(m) is None)
-                missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
-                undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
-    return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), False)
-
-
-def _new_flag(fields: tuple[Any, ...]) -> ExplainedFlag:
-    # tuple.__new__ rather than the named tuple's own __new__, a Python function: as case_index.
-    return tuple.__new__(ExplainedFlag, fields)
+    for rule in ruleset.rules:
+        if outcomes[rule.id] is None and rule.status == "active":
+            missing = tuple(m for m in rule.measures if measures.get(m) is None)
+            missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
+            undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
+    return tuple(undetermined)

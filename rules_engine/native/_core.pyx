@@ -15,13 +15,24 @@ distinct or group_by reads them) their index in a per-evaluation table. So every
 comparison of doubles, and a comparison with None is false as in the Python filters.
 """
 
-from libc.stdlib cimport malloc, free, qsort
+from libc.stdlib cimport calloc, malloc, free, qsort
 from libc.string cimport memcmp, memcpy, memset
 from libc.math cimport NAN, isnan
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.dict cimport PyDict_Next, PyDict_SetItem
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.long cimport PyLong_AsDouble
+from cpython.tuple cimport PyTuple_SET_ITEM
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        object (*tp_alloc)(PyTypeObject*, Py_ssize_t)
 
 import datetime as _dt
+import sys as _sys
 
 include "_build_digest.pxi"
 
@@ -227,6 +238,7 @@ cdef class Schema:
     cdef int absent_declines[MAX_FIELD]  # absent/empty is refused (a required value)
     cdef int intern[MAX_FIELD]           # ids read by filters: interned into the column
     cdef list codes                      # per field number: list of code bytes (or None)
+    cdef list code_strs                  # the same codes as interned str (a code list's items)
     cdef list enum_map                   # per field number: dict enum number -> code index
     cdef public int ncols, nlists, id_col
     cdef public object nested            # Schema of the nested message, or None
@@ -247,19 +259,28 @@ cdef class Schema:
     cdef Py_ssize_t* code_size
     cdef int code_first[MAX_FIELD]
     cdef int code_count[MAX_FIELD]
+    # and a hash table of them per field: code_slots[slot_first[fn]:][hash & slot_mask[fn]] holds
+    # a code's index + 1 (0: empty), probed linearly
+    cdef int* code_slots
+    cdef int slot_first[MAX_FIELD]
+    cdef unsigned int slot_mask[MAX_FIELD]
 
     def __cinit__(self):
         self.code_text = NULL
         self.code_size = NULL
+        self.code_slots = NULL
 
     def __dealloc__(self):
         free(self.code_text)
         free(self.code_size)
+        free(self.code_slots)
 
     def __init__(self, fields, int ncols, int nlists, int id_col, spans, int unique_col, int max_length):
-        cdef int fn, i
+        cdef int fn, i, k, slots, size
+        cdef unsigned int h
         memset(self.kind, 0, sizeof(self.kind))
         self.codes = [None] * MAX_FIELD
+        self.code_strs = [None] * MAX_FIELD
         self.enum_map = [None] * MAX_FIELD
         self.nested = None
         self.nested_field = -1
@@ -275,6 +296,8 @@ cdef class Schema:
             self.absent_declines[fn] = absent_declines
             self.intern[fn] = intern
             self.codes[fn] = codes
+            if codes is not None:
+                self.code_strs[fn] = [_sys.intern(code.decode("ascii")) for code in codes]
             self.enum_map[fn] = enum_map
             if nested is not None:
                 self.nested = nested
@@ -291,6 +314,7 @@ cdef class Schema:
         if self.code_text == NULL or self.code_size == NULL:
             raise MemoryError()
         i = 0
+        slots = 0
         for fn in range(MAX_FIELD):
             self.code_first[fn] = i
             self.code_count[fn] = 0 if self.codes[fn] is None else len(self.codes[fn])
@@ -298,6 +322,22 @@ cdef class Schema:
                 self.code_text[i] = PyBytes_AS_STRING(code)
                 self.code_size[i] = PyBytes_GET_SIZE(code)
                 i += 1
+            self.slot_first[fn] = slots
+            size = 1
+            while size < 2 * self.code_count[fn]:
+                size <<= 1
+            self.slot_mask[fn] = size - 1
+            slots += size
+        self.code_slots = <int*>calloc(slots, sizeof(int))
+        if self.code_slots == NULL:
+            raise MemoryError()
+        for fn in range(MAX_FIELD):
+            for k in range(self.code_count[fn]):
+                h = _id_hash(self.code_text[self.code_first[fn] + k], self.code_size[self.code_first[fn] + k])
+                h &= self.slot_mask[fn]
+                while self.code_slots[self.slot_first[fn] + h]:
+                    h = (h + 1) & self.slot_mask[fn]
+                self.code_slots[self.slot_first[fn] + h] = k + 1
         self.ncols, self.nlists, self.id_col = ncols, nlists, id_col
         self.spans = list(spans)
         if len(self.spans) > MAX_FIELD:
@@ -575,6 +615,21 @@ cdef struct Cond:
     int negate
 
 
+# A measure's evidence, the facts behind its value (see Evaluated.keep_evidence).
+cdef enum:
+    E_NONE = 0
+    E_FACTS = 1       # n rows of fact type t
+    E_PARTS = 2       # a sum's or ratio's: its inputs' evidence
+
+
+cdef struct Facts:
+    int kind
+    int t
+    int n
+    bint owned        # rows were allocated for it (else they are a series' own)
+    int* rows
+
+
 cdef struct Cand:
     int ord
     int rank
@@ -629,6 +684,72 @@ cdef inline void _candidate(Cand* c, Table table, int t, int row, int datecol, i
     c.row = row
 
 
+cdef inline double _as_double(object value) except? -1.0:
+    """float(value) for a measured value: an int by PyLong_AsDouble (what int.__float__ does,
+    without the float object <double> makes on the way)."""
+    if type(value) is int:
+        return PyLong_AsDouble(value)
+    return <double>value
+
+
+cdef object _tuple_of(object cls, list items):
+    """tuple.__new__(cls, items) for a tuple subclass (a named tuple, EncodedValues), as CPython's
+    tuple_subtype_new makes it (the type's tp_alloc, then the items), without the call through
+    tuple.__new__ and the temporary tuple: once per flag, a tenth of the flag's own cost."""
+    cdef Py_ssize_t i, n = len(items)
+    out = (<PyTypeObject*>cls).tp_alloc(<PyTypeObject*>cls, n)
+    for i in range(n):
+        item = items[i]
+        Py_INCREF(item)  # PyTuple_SET_ITEM takes the reference
+        PyTuple_SET_ITEM(out, i, item)
+    return out
+
+
+cdef object _encoded_evidence(object cls, bytes wire):
+    """engine/native.EncodedEvidence(wire), its __init__ done here: the instance's two slots set
+    without a Python call."""
+    out = (<PyTypeObject*>cls).tp_alloc(<PyTypeObject*>cls, 0)
+    out.wire = wire
+    out._items = None
+    return out
+
+
+# An explanation's texts kept per rule, by the values of the measures its template names.
+DEF TEXTS_LIMIT = 1024
+
+
+cdef class FlagRule:
+    """What a rule's flag takes from the rule alone, built once per ruleset version by
+    engine/native.py; Evaluated.flags fills in the rest per evaluation."""
+
+    cdef readonly int position       # in ruleset.rules, where its outcome is
+    cdef readonly tuple fields       # ExplainedFlag's fields; those of an evaluation are None
+    cdef readonly tuple names        # the measures the flag cites
+    cdef readonly tuple indices      # and their indices
+    cdef readonly tuple depends_on
+    cdef readonly bint shadow
+    cdef tuple text_indices          # the measures the explanation's template names
+    cdef object render               # measures -> the explanation's text
+    cdef dict texts                  # rendered texts by those measures' values (bounded)
+
+    def __init__(self, int position, tuple fields, tuple names, tuple indices, tuple depends_on, bint shadow,
+                 tuple text_indices, render):
+        self.position, self.fields, self.names, self.indices = position, fields, names, indices
+        self.depends_on, self.shadow, self.text_indices, self.render = depends_on, shadow, text_indices, render
+        self.texts = {}
+
+    cdef str text(self, list values, dict measures):
+        """The explanation filled from the measures: the same values give the same text, so it
+        is rendered once per distinct set of values."""
+        key = tuple([values[<int>i] for i in self.text_indices])
+        found = self.texts.get(key)
+        if found is None:
+            if len(self.texts) >= TEXTS_LIMIT:
+                self.texts.clear()
+            found = self.texts[key] = self.render(measures)
+        return found
+
+
 cdef class Core:
     """A ruleset compiled for the core: build once per ruleset version, evaluate often."""
 
@@ -658,6 +779,11 @@ cdef class Core:
     cdef public object deadline_of    # (ordinal, deadline index) -> ordinal
     cdef public object period_starts  # (as_of date, period index) -> tuple of ordinals
     cdef public int max_facts, max_list_items, first_ordinal, id_max_length
+    # Flags as engine/native.py makes them (see Evaluated.flags): results.ExplainedFlag, and the
+    # classes of a flag's evidence and measured values as the core writes them; at most
+    # max_evidence facts of evidence per flag.
+    cdef object flag_type, evidence_type, values_type
+    cdef int max_evidence
     # Flag.evidence as the response writes it (see flag_evidence): the element's tag, the framed
     # fact_type field of each fact type, the fact_id and date fields' tags.
     cdef public bytes evidence_tag, fact_id_tag, date_tag
@@ -737,6 +863,8 @@ cdef class Core:
         self.fact_type_fields = list(wire["fact_type_fields"])
         self.measured_number = list(wire["measured_number"])
         self.measured_missing = list(wire["measured_missing"])
+        self.flag_type, self.evidence_type, self.values_type = plan["flag_types"]
+        self.max_evidence = plan["max_evidence"]
         # filter programs
         programs = plan["programs"]
         instructions = [ins for program in programs for ins in program]
@@ -770,7 +898,8 @@ cdef class Core:
                 x.value = d.get("value", 0)
                 if x.op == I_HOLDS:
                     x.value = len(self.holds_codes)
-                    self.holds_codes.append(d["code"])
+                    code = d["code"]
+                    self.holds_codes.append(_sys.intern(code) if type(code) is str else code)
                 j += 1
         # series and their bases
         series = plan["series"]
@@ -882,9 +1011,9 @@ cdef class Evaluated:
     cdef list bases              # per base index: Series or None
     cdef dict ids
     cdef public list values      # per measure: int, float or None
-    cdef public list evidence    # per measure: None, (Series, start, end), ("rows", t, datecol, rows) or ("parts", inputs)
+    cdef Facts* evidence         # per measure (see keep_evidence), `nevidence` of them
+    cdef int nevidence
     cdef int birth
-    cdef dict sources            # per measure index: its evidence pieces (see pieces)
     # Evidence made in this evaluation (flags of one case cite the same facts), by fact: a fact's
     # slot is offsets[t] + row; made_ord holds the date its element was made with (0: none yet),
     # made_wire its Flag.evidence element, framed.
@@ -899,11 +1028,18 @@ cdef class Evaluated:
         self.offsets = NULL
         self.made_ord = NULL
         self.seen = NULL
+        self.evidence = NULL
 
     def __dealloc__(self):
+        cdef int m
         free(self.offsets)
         free(self.made_ord)
         free(self.seen)
+        if self.evidence != NULL:
+            for m in range(self.nevidence):
+                if self.evidence[m].owned:
+                    free(self.evidence[m].rows)
+            free(self.evidence)
 
     cdef int start_evidence(self) except -1:
         """The slots of every fact, for the evidence flags pick (after the tables are read)."""
@@ -1157,7 +1293,7 @@ cdef class Evaluated:
 
     cdef int add_list_item(self, Table table, Schema schema, int fn, int row, const unsigned char* buf,
                            Py_ssize_t start, Py_ssize_t end) except -1:
-        cdef int kind = schema.kind[fn], col = schema.col[fn]
+        cdef int kind = schema.kind[fn], col = schema.col[fn], i
         cdef list slot = table.lists[col]
         current = slot[row]
         if len(current) >= self.core.max_list_items:
@@ -1165,9 +1301,13 @@ cdef class Evaluated:
         if kind == K_ID_LIST:
             if not _id_ok(buf + start, end - start, schema.max_length):
                 raise Declined()
-        elif _code_index(schema, fn, buf + start, end - start) < 0:
-            raise Declined()
-        slot[row] = current + (PyUnicode_DecodeASCII(<const char*>(buf + start), end - start, NULL),)
+            item = PyUnicode_DecodeASCII(<const char*>(buf + start), end - start, NULL)
+        else:
+            i = _code_index(schema, fn, buf + start, end - start)
+            if i < 0:
+                raise Declined()
+            item = schema.code_strs[fn][i]  # the same object as a filter's code: `in` finds it by identity
+        slot[row] = current + (item,)
         return 0
 
     cdef int check_unique(self, Table table) except -1:
@@ -1376,8 +1516,10 @@ cdef class Evaluated:
         self.series = [None] * self.core.nseries
         self.bases = [None] * self.core.nbases
         self.values = [None] * self.core.nmeasures
-        self.evidence = [None] * self.core.nmeasures
-        self.sources = {}
+        self.evidence = <Facts*>calloc(self.core.nmeasures + 1, sizeof(Facts))
+        if self.evidence == NULL:
+            raise MemoryError()
+        self.nevidence = self.core.nmeasures
         self.start_evidence()
         for m in range(self.core.nmeasures):
             self.measure(m)
@@ -1397,7 +1539,7 @@ cdef class Evaluated:
         try:
             for i in range(n):
                 v = self.values[i]
-                mv[i] = NAN if v is None else <double>v
+                mv[i] = NAN if v is None else _as_double(v)
             for r in range(core.nrules):
                 sp = 0
                 for i in range(core.rule_start[r], core.rule_start[r] + core.rule_len[r]):
@@ -1601,7 +1743,32 @@ cdef class Evaluated:
         else:
             raise ValueError(f"measure kind {kind} is not in the core")
         self.values[m] = value
-        self.evidence[m] = evidence
+        self.keep_evidence(m, evidence)
+        return 0
+
+    cdef int keep_evidence(self, int m, object evidence) except -1:
+        """A measure's evidence as the measure kinds give it, None, (Series, start, end) or
+        ("rows", t, datecol, rows), kept as rows in C for flag_evidence."""
+        cdef Facts* f = &self.evidence[m]
+        cdef Series series
+        cdef tuple entry
+        cdef list rows
+        cdef int i
+        if evidence is None:
+            return 0
+        entry = evidence
+        f.kind = E_FACTS
+        if type(entry[0]) is str:
+            rows = entry[3]
+            f.t, f.n, f.owned = entry[1], len(rows), True
+            f.rows = <int*>malloc(sizeof(int) * (f.n + 1))
+            if f.rows == NULL:
+                raise MemoryError()
+            for i in range(f.n):
+                f.rows[i] = rows[i]
+        else:  # the series stays in self.series while this evaluation lives
+            series = entry[0]
+            f.t, f.n, f.rows = series.t, <int>entry[2] - <int>entry[1], series.rows + <int>entry[1]
         return 0
 
     cdef int first_date(self, int t):
@@ -1668,7 +1835,7 @@ cdef class Evaluated:
             if (count, newest) > best:
                 best, behind = (count, newest), recent
         self.values[m] = best[0]
-        self.evidence[m] = ("rows", series.t, series.datecol, [series.rows[i] for i in behind])
+        self.keep_evidence(m, ("rows", series.t, series.datecol, [series.rows[i] for i in behind]))
         return 0
 
     cdef list overdue(self, MSpec* s, Series series, Table table, int start, int end):
@@ -1716,128 +1883,112 @@ cdef class Evaluated:
                 return 0
             self.values[m] = _round(100 * numerator / denominator, 1)
         # The facts behind it are its inputs': `pieces` gathers them (an input sum's, in turn).
-        self.evidence[m] = ("parts", [self.core.inputs[i] for i in range(s.input_start, s.input_start + s.input_len)])
+        self.evidence[m].kind = E_PARTS
         return 0
 
     # --- evidence ------------------------------------------------------------------------
-    # A measure's evidence is None, (Series, start, end) or ("rows", t, datecol, rows) for its own
-    # facts, or ("parts", [input measure, ...]) for a sum or ratio; a fact's
-    # identity is (type, row).
+    # A measure's evidence is its own facts (E_FACTS: rows of one type) or, for a sum or ratio,
+    # its inputs' (E_PARTS); a fact's identity is (type, row).
 
-    cdef list pieces(self, int m):
-        """The (measure, evidence) pieces behind a measure: its own, or its inputs' for a sum or
-        ratio (flattened, in order, as engine.case_index.Combined keeps its parts)."""
-        cdef int k
-        found = self.sources.get(m)
-        if found is not None:
-            return found
-        entry = self.evidence[m]
-        if entry is None:
-            found = []
-        elif type(entry[0]) is str and entry[0] == "parts":
-            found = []
-            for k in entry[1]:
-                found.extend(self.pieces(k))
-        else:
-            found = [(m, entry)] if self.size(entry) else []
-        self.sources[m] = found
-        return found
+    cdef int pieces(self, int m, int* out, int n) noexcept:
+        """The measures whose own facts are behind measure m, after the first n of `out` (None
+        gives the count alone): its own, if any, or its inputs' for a sum or ratio (flattened, in
+        order, as engine.case_index.Combined keeps its parts). How many there are then."""
+        cdef Facts* f = &self.evidence[m]
+        cdef MSpec* s
+        cdef int i
+        if f.kind == E_FACTS and f.n > 0:
+            if out != NULL:
+                out[n] = m
+            return n + 1
+        if f.kind == E_PARTS:
+            s = &self.core.specs[m]
+            for i in range(s.input_start, s.input_start + s.input_len):
+                n = self.pieces(self.core.inputs[i], out, n)
+        return n
 
-    cdef int size(self, object entry):
-        if type(entry[0]) is str:
-            return len(entry[3])
-        return entry[2] - entry[1]
-
-    def flag_evidence(self, cited, int limit):
+    cdef tuple flag_evidence(self, tuple cited, int limit):
         """The facts behind a flag citing these measures: (how many in all, the newest `limit` as
         the response's Flag.evidence elements, framed). As engine/explainer.explain: each
         measure's newest facts, each fact once (the first measure to cite it gives its date),
         newest first by date, type and id. engine/native.EncodedEvidence reads the elements back
         into EvidenceItems if anything asks: the response needs only the bytes."""
-        cdef int t, i, k, row, slot, offset, count = 0, ncand = 0, lower, start, end, datecol
-        cdef Series series
-        cdef list rows
+        cdef int t, i, p, k, row, slot, offset, count = 0, ncand = 0, nsources = 0, lower, datecol, nwires
+        cdef Py_ssize_t size = 0
+        cdef Facts* f
         cdef Table table
-        cdef Cand* cands
+        cdef Cand* cands = NULL
         cdef Cand* c
         cdef unsigned char* seen = self.seen
         cdef int* offsets = self.offsets
-        pieces = []
-        for m in cited:
-            pieces.extend(self.pieces(m))
-        if not pieces:
+        cdef int* sources = NULL  # the measures whose facts are behind the flag
+        cdef list made = self.made_wire
+        cdef bytes element, out
+        cdef char* at
+        for k in cited:
+            nsources = self.pieces(k, NULL, nsources)
+        if nsources == 0:
             return 0, b""
-        cands = <Cand*>malloc(sizeof(Cand) * (len(pieces) * limit + 1))
-        if cands == NULL:
-            raise MemoryError()
         try:
+            sources = <int*>malloc(sizeof(int) * nsources)
+            cands = <Cand*>malloc(sizeof(Cand) * (nsources * limit + 1))
+            if sources == NULL or cands == NULL:
+                raise MemoryError()
+            nsources = 0
+            for k in cited:
+                nsources = self.pieces(k, sources, nsources)
             # the newest `limit` facts of each piece, each fact once: the candidates
             memset(seen, 0, self.nfacts + 1)
-            for k, entry in pieces:
+            for p in range(nsources):
+                k = sources[p]
+                f = &self.evidence[k]
                 datecol = self.core.specs[k].datecol
-                if type(entry[0]) is str:
-                    t = entry[1]
-                    rows = entry[3]
-                    end = len(rows)
-                    lower = end - limit if end > limit else 0
-                    table = self.tables[t]
-                    offset = offsets[t]
-                    for i in range(end - 1, lower - 1, -1):
-                        row = rows[i]
-                        if not seen[offset + row]:
-                            seen[offset + row] = 1
-                            _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
-                            ncand += 1
-                else:
-                    series = entry[0]
-                    t = series.t
-                    start, end = entry[1], entry[2]
-                    lower = end - limit if end - limit > start else start
-                    table = self.tables[t]
-                    offset = offsets[t]
-                    for i in range(end - 1, lower - 1, -1):
-                        row = series.rows[i]
-                        if not seen[offset + row]:
-                            seen[offset + row] = 1
-                            _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
-                            ncand += 1
+                t = f.t
+                lower = f.n - limit if f.n > limit else 0
+                table = self.tables[t]
+                offset = offsets[t]
+                for i in range(f.n - 1, lower - 1, -1):
+                    row = f.rows[i]
+                    if not seen[offset + row]:
+                        seen[offset + row] = 1
+                        _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
+                        ncand += 1
             ncand = _keep_newest(cands, ncand, limit)
-            wires = []
-            for i in range(ncand if ncand < limit else limit):
+            nwires = ncand if ncand < limit else limit
+            for i in range(nwires):
                 c = &cands[i]
                 # flags of one case cite the same facts: each element is made once per evaluation
                 # (again only if another flag cites the fact by another of its dates)
                 slot = offsets[c.t] + c.row
                 if self.made_ord[slot] != c.ord:
-                    self.made_wire[slot] = _evidence_element(self.core, c)
+                    made[slot] = _evidence_element(self.core, c)
                     self.made_ord[slot] = c.ord
-                wires.append(self.made_wire[slot])
+                size += PyBytes_GET_SIZE(<bytes>made[slot])
+            # the elements, one after the other (the slots are still in cands)
+            out = PyBytes_FromStringAndSize(NULL, size)
+            at = PyBytes_AS_STRING(out)
+            for i in range(nwires):
+                element = made[offsets[cands[i].t] + cands[i].row]
+                at += _put(at, element)
             # how many facts in all
-            if len(pieces) == 1:
-                count = self.size(pieces[0][1])
+            if nsources == 1:
+                count = self.evidence[sources[0]].n
             else:
                 memset(seen, 0, self.nfacts + 1)
-                for k, entry in pieces:
-                    if type(entry[0]) is str:
-                        offset = offsets[<int>entry[1]]
-                        rows = entry[3]
-                        for row in rows:
-                            if not seen[offset + row]:
-                                seen[offset + row] = 1
-                                count += 1
-                    else:
-                        series = entry[0]
-                        offset = offsets[series.t]
-                        for i in range(<int>entry[1], <int>entry[2]):
-                            row = series.rows[i]
-                            if not seen[offset + row]:
-                                seen[offset + row] = 1
-                                count += 1
+                for p in range(nsources):
+                    f = &self.evidence[sources[p]]
+                    offset = offsets[f.t]
+                    for i in range(f.n):
+                        row = f.rows[i]
+                        if not seen[offset + row]:
+                            seen[offset + row] = 1
+                            count += 1
         finally:
+            free(sources)
             free(cands)
-        return count, b"".join(wires)
+        return count, out
 
-    def measured_wire(self, indices):
+    cdef object measured_wire(self, tuple indices):
         """A flag's measured values (these measures') as the response's Flag.measured_values
         elements, framed as service/responses.py writes them: the name, then the number as a
         little-endian double (the core runs only where doubles are, see engine/native.py) or
@@ -1865,50 +2016,81 @@ cdef class Evaluated:
                 p += _put(p, <bytes>missing[i])
             else:
                 p += _put(p, <bytes>numbers[i])
-                d = <double>value  # as float(value): an int rounds half to even
+                d = _as_double(value)  # as float(value): an int rounds half to even
                 memcpy(p, &d, 8)
                 p += 8
         return out
 
+    def flags(self, list rules, dict measures, dict outcomes, list decided):
+        """The flags of the rules that hold, (flags, shadow flags), each in the order of `rules`:
+        results.ExplainedFlag as engine/explainer.explain makes them, with the evidence and the
+        measured values as the response's bytes (engine/native.EncodedEvidence, EncodedValues)."""
+        cdef FlagRule rule
+        cdef list flags = [], shadow = [], fields
+        cdef Core core = self.core
+        for rule in rules:
+            if decided[rule.position] is not True:
+                continue
+            count, written = self.flag_evidence(rule.indices, core.max_evidence)
+            fields = list(rule.fields)
+            fields[4] = rule.text(self.values, measures)
+            fields[6] = self.measured(rule)
+            fields[10] = _encoded_evidence(core.evidence_type, written) if written else ()
+            if rule.depends_on:
+                fields[11] = tuple([d for d in rule.depends_on if outcomes[d] is True])
+            fields[13] = count
+            (shadow if rule.shadow else flags).append(_tuple_of(core.flag_type, fields))
+        return flags, shadow
+
+    cdef object measured(self, FlagRule rule):
+        """A flag's measured values: (name, value) pairs, as EncodedValues with their bytes when
+        measured_wire can write them."""
+        cdef list values = self.values
+        cdef Py_ssize_t i
+        pairs = [(rule.names[i], values[<int>rule.indices[i]]) for i in range(len(rule.names))]
+        wire = self.measured_wire(rule.indices)
+        if wire is None:
+            return tuple(pairs)
+        measured = _tuple_of(self.core.values_type, pairs)
+        measured.wire = wire
+        return measured
+
+
 cdef int _code_index(Schema schema, int fn, const unsigned char* s, Py_ssize_t n) noexcept:
-    """The index of a code in field fn's sorted codes (a binary search: codes are ASCII, so
-    their text order is their byte order); -1 for "" (absent); -2 when unknown."""
+    """The index of a code in field fn's sorted codes, found in the field's hash table; -1 for ""
+    (absent); -2 when unknown."""
     cdef const char** text = schema.code_text + schema.code_first[fn]
     cdef Py_ssize_t* sizes = schema.code_size + schema.code_first[fn]
-    cdef int lo = 0, hi = schema.code_count[fn], mid, c
-    cdef Py_ssize_t size, k, common
-    cdef const unsigned char* code
+    cdef int* slots = schema.code_slots + schema.slot_first[fn]
+    cdef unsigned int mask = schema.slot_mask[fn], h
+    cdef int k
     if n == 0:
         return -1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        code = <const unsigned char*>text[mid]
-        size = sizes[mid]
-        common = size if size < n else n
-        c = 0
-        for k in range(common):  # codes are short: compared here rather than by a call to memcmp
-            if code[k] != s[k]:
-                c = -1 if code[k] < s[k] else 1
-                break
-        if c == 0:
-            if size == n:
-                return mid
-            c = -1 if size < n else 1
-        if c < 0:
-            lo = mid + 1
-        else:
-            hi = mid
+    if schema.code_count[fn] == 0:
+        return -2
+    h = _id_hash(<const char*>s, n) & mask
+    while slots[h]:
+        k = slots[h] - 1
+        if sizes[k] == n and memcmp(text[k], s, n) == 0:
+            return k
+        h = (h + 1) & mask
     return -2
 
 
-def named(list keys, list values):
-    """dict(zip(keys, values, strict=True)) without zip's pairs: a measure or rule outcome by name."""
-    cdef dict out = {}
-    cdef Py_ssize_t i
-    if len(keys) != len(values):
-        raise ValueError(f"{len(keys)} names for {len(values)} values")
-    for i in range(len(keys)):
-        out[keys[i]] = values[i]
+def named(dict template, list values):
+    """`values` by name: a copy of `template` (the names, in order, each to None) holding them in
+    that order. dict(zip(names, values, strict=True)) without zip's pairs, and without growing
+    the dict one name at a time (the copy takes the template's table as it is)."""
+    cdef dict out
+    cdef Py_ssize_t pos = 0, i = 0
+    cdef PyObject* key
+    cdef PyObject* value
+    if len(template) != len(values):
+        raise ValueError(f"{len(template)} names for {len(values)} values")
+    out = template.copy()
+    while PyDict_Next(out, &pos, &key, &value):  # replacing values, not keys, as it goes is safe
+        PyDict_SetItem(out, <object>key, values[i])
+        i += 1
     return out
 
 
