@@ -172,6 +172,10 @@ cdef inline bint _varint(const unsigned char* buf, Py_ssize_t end, Py_ssize_t* p
     cdef unsigned long long result = 0
     cdef int shift = 0
     cdef unsigned char b
+    if pos[0] < end and buf[pos[0]] < 0x80:  # most are one byte: tags, short lengths
+        out[0] = buf[pos[0]]
+        pos[0] += 1
+        return True
     while pos[0] < end:
         b = buf[pos[0]]
         pos[0] += 1
@@ -333,7 +337,7 @@ cdef class Schema:
             raise MemoryError()
         for fn in range(MAX_FIELD):
             for k in range(self.code_count[fn]):
-                h = _id_hash(self.code_text[self.code_first[fn] + k], self.code_size[self.code_first[fn] + k])
+                h = _code_hash(self.code_text[self.code_first[fn] + k], self.code_size[self.code_first[fn] + k])
                 h &= self.slot_mask[fn]
                 while self.code_slots[self.slot_first[fn] + h]:
                     h = (h + 1) & self.slot_mask[fn]
@@ -463,6 +467,18 @@ cdef inline int _id_order(const char* a, Py_ssize_t la, const char* b, Py_ssize_
     if c != 0:
         return c
     return -1 if la < lb else (1 if la > lb else 0)
+
+
+cdef inline unsigned int _code_hash(const char* s, Py_ssize_t n) noexcept nogil:
+    """A code's hash for _code_index's tables, from its length and three of its bytes (codes of
+    one field differ there mostly; equal hashes are told apart by comparing the bytes)."""
+    cdef unsigned int h, first, last, middle
+    if n <= 0:
+        return 0
+    first, last, middle = <unsigned char>s[0], <unsigned char>s[n - 1], <unsigned char>s[n >> 1]
+    h = <unsigned int>n ^ (first << 8) ^ (last << 16) ^ (middle << 24)
+    h *= 2654435761u
+    return h ^ (h >> 15)
 
 
 cdef inline unsigned int _id_hash(const char* s, Py_ssize_t n) noexcept nogil:
@@ -2068,7 +2084,7 @@ cdef int _code_index(Schema schema, int fn, const unsigned char* s, Py_ssize_t n
         return -1
     if schema.code_count[fn] == 0:
         return -2
-    h = _id_hash(<const char*>s, n) & mask
+    h = _code_hash(<const char*>s, n) & mask
     while slots[h]:
         k = slots[h] - 1
         if sizes[k] == n and memcmp(text[k], s, n) == 0:
