@@ -553,6 +553,8 @@ class EncodedEvidence(Sequence[EvidenceItem]):
 
     __slots__ = ("_items", "wire")
 
+    # The core makes these without calling __init__ (_core._encoded_evidence sets both slots):
+    # what __init__ sets, it must set too.
     def __init__(self, wire: bytes) -> None:
         self.wire = wire
         self._items: tuple[EvidenceItem, ...] | None = None
