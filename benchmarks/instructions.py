@@ -111,6 +111,12 @@ def _loop(target: str, facts: int) -> Callable[[], object]:
 
 
 def inner(target: str, facts: int, calls: int) -> None:
+    from rules_engine import native
+
+    # A core edited but not rebuilt does not load, and the Python engine answers at ten times the
+    # cost: refuse to count that as the core's figure (RULES_ENGINE_NATIVE=0 asks for Python).
+    if native.load() is None and os.environ.get(native.ENV_SWITCH) != "0":
+        raise SystemExit(f"the compiled core is not loaded: {native.unavailable_reason()}")
     once = _loop(target, facts)
     for _ in range(20):  # warm: caches of rule parts, the log writer, first-call imports
         once()
@@ -135,6 +141,8 @@ def count(code: Path | None, target: str, facts: int, calls: int) -> int:
         str(calls),
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    if result.returncode != 0:  # valgrind reports its count for a failed run too
+        raise SystemExit(f"{target} {facts} facts failed: {result.stderr[-2000:]}")
     for line in result.stderr.splitlines():
         if "Collected :" in line:
             return int(line.rsplit(":", 1)[1].strip())
