@@ -153,11 +153,6 @@ REGISTRY.register(_FlushBeforeCollect())
 atexit.register(_tally.flush)
 
 
-def flush() -> None:
-    """Add every tallied count to its series now (tests, and a process about to stop)."""
-    _tally.flush()
-
-
 # Fast: one case evaluates in about a millisecond; the tail is a store round trip or a big case.
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 

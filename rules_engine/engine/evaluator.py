@@ -11,7 +11,7 @@ from rules_engine import native as native_loader
 from rules_engine.case.facts import CaseFacts
 from rules_engine.config import MATCHERS, MatcherName
 from rules_engine.engine.case_index import build_index
-from rules_engine.engine.explainer import EvidenceCacheEntry, cited_measures, explain
+from rules_engine.engine.explainer import EvidenceCacheEntry, cited_measures, explain, undetermined_rule
 from rules_engine.engine.matching import Matcher
 from rules_engine.engine.measures import compute_measures
 from rules_engine.engine.native import NativeRuleset, NotInCore
@@ -78,9 +78,7 @@ class PreparedRuleset:
                 )
                 (shadow if flag.shadow else flags).append(flag)
             elif outcome is None and rule.status == "active":
-                missing = tuple(m for m in rule.measures if measures.get(m) is None)
-                missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
-                undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
+                undetermined.append(undetermined_rule(rule, measures, outcomes))
         flags.sort(key=lambda f: (-f.severity, f.rule_id))
         shadow.sort(key=lambda f: (-f.severity, f.rule_id))
         return Outcome(measures, outcomes, tuple(flags), tuple(shadow), tuple(undetermined), fallback)

@@ -11,7 +11,7 @@ from typing import Any
 from rules_engine.engine.case_index import CaseIndex
 from rules_engine.engine.measures import evidence_facts, evidence_items
 from rules_engine.engine.reference import Truth
-from rules_engine.engine.results import EvidenceItem, ExplainedFlag
+from rules_engine.engine.results import EvidenceItem, ExplainedFlag, UndeterminedRule
 from rules_engine.policy.compiled import CompiledMeasure, CompiledRule, MeasureValue
 from rules_engine.policy.templates import parse_template, render
 
@@ -77,6 +77,16 @@ def explain(
 
 # Most recent first; ties by fact type and id, so the order does not depend on the input's.
 _NEWEST_FIRST = operator.attrgetter("date", "fact_type", "fact_id")
+
+
+def undetermined_rule(
+    rule: CompiledRule, measures: Mapping[str, MeasureValue], outcomes: Mapping[str, Truth]
+) -> UndeterminedRule:
+    """Why `rule` could not be decided: its measures that are missing, and the rules it depends on
+    that were not decided either (as `flagged(<rule id>)`)."""
+    missing = tuple(m for m in rule.measures if measures.get(m) is None)
+    missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
+    return UndeterminedRule(rule.id, rule.title, missing)
 
 
 def cited_measures(rule: CompiledRule, rules: Mapping[str, CompiledRule], known: Collection[str]) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from rules_engine.case.dates import FIRST_DATE
 from rules_engine.case.fields import fact_fields, field_default, sub_model
 from rules_engine.config import MAX_FACTS
 from rules_engine.engine import calendar, long_measures, wire
-from rules_engine.engine.explainer import MAX_EVIDENCE, cited_measures
+from rules_engine.engine.explainer import MAX_EVIDENCE, cited_measures, undetermined_rule
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag, Outcome, UndeterminedRule
 from rules_engine.policy.compiled import (
     BoolOp,
@@ -644,10 +644,8 @@ def _undetermined(
     ruleset: CompiledRuleset, measures: Mapping[str, Any], outcomes: Mapping[str, bool | None]
 ) -> tuple[UndeterminedRule, ...]:
     """The active rules that could not be decided, as engine/evaluator.py lists them."""
-    undetermined: list[UndeterminedRule] = []
-    for rule in ruleset.rules:
-        if outcomes[rule.id] is None and rule.status == "active":
-            missing = tuple(m for m in rule.measures if measures.get(m) is None)
-            missing += tuple(f"flagged({d})" for d in rule.depends_on if outcomes.get(d) is None)
-            undetermined.append(UndeterminedRule(rule.id, rule.title, missing))
-    return tuple(undetermined)
+    return tuple(
+        undetermined_rule(rule, measures, outcomes)
+        for rule in ruleset.rules
+        if outcomes[rule.id] is None and rule.status == "active"
+    )
