@@ -23,13 +23,14 @@ from rules_engine.engine.evaluator import PreparedRuleset
 from rules_engine.engine.registry import Registry
 from rules_engine.engine.results import Evaluation, Outcome, RulesetStatus
 from rules_engine.errors import CaseChangedError, RulesetNotFoundError, RulesetRequiredError, StoreUnavailableError
+from rules_engine.policy.compiled import Severity
 from rules_engine.store import (
     CaseDeletion,
     CaseStore,
     ChronologyEntry,
     DecisionRecord,
     FlagRecord,
-    FlagSighting,
+    FlagState,
     FlagStates,
     MemoryStore,
     StoreSettings,
@@ -130,7 +131,7 @@ class Engine:
                 states = self.store.record_evaluation(
                     answer.case_id,
                     answer.ruleset,
-                    _sightings(answer),
+                    answer.outcome.flags,  # shadow flags are for review, not action: they have no lifecycle
                     self._decision(answer, input_digest or _digest(case)),
                     answer.as_of,
                     groups=_groups(case) if self.equality_monitoring else None,
@@ -173,7 +174,7 @@ class Engine:
                 states = self.store.commit_evaluation(
                     merged,
                     answer.ruleset,
-                    _sightings(answer),
+                    answer.outcome.flags,
                     self._decision(answer, merged.stored.digest),
                     moment,
                     groups=equality.groups(merged.stored.case.child) if self.equality_monitoring else None,
@@ -394,9 +395,9 @@ def _groups(case: CaseFacts | EncodedCase) -> equality.Groups:
     return equality.groups(case.child)
 
 
-def _sightings(answer: _Answer) -> list[FlagSighting]:
-    # Shadow flags are for review, not action: they have no lifecycle.
-    return [FlagSighting(f.rule_id, f.severity) for f in answer.outcome.flags]
+# An enum's .name and .value are properties written in Python: looked up here, for every flag of every call.
+_SEVERITY_NAMES = {severity: severity.name for severity in Severity}
+_STATE_VALUES = {state: state.value for state in FlagState}
 
 
 def _record_metrics(evaluation: Evaluation, started: float) -> None:
@@ -406,7 +407,9 @@ def _record_metrics(evaluation: Evaluation, started: float) -> None:
     flags = []
     for flag in evaluation.flags:
         record = lifecycle.get(flag.rule_id)  # none when the store did not record the evaluation
-        flags.append((flag.rule_id, flag.severity.name, None if record is None else record.state.value))
+        flags.append(
+            (flag.rule_id, _SEVERITY_NAMES[flag.severity], None if record is None else _STATE_VALUES[record.state])
+        )
     metrics.record_evaluation(
         evaluation.ruleset,
         seconds,

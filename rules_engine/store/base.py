@@ -48,8 +48,18 @@ class StoreSettings:
 DEFAULT_SETTINGS = StoreSettings()
 
 
-@dataclass(frozen=True)
-class FlagSighting:
+class Sighting(Protocol):
+    """What the lifecycle reads of a raised flag: its rule and severity. The engine hands the
+    store its explained flags as they are, rather than a copy of these two fields per flag."""
+
+    @property
+    def rule_id(self) -> str: ...
+
+    @property
+    def severity(self) -> Severity: ...
+
+
+class FlagSighting(NamedTuple):
     """A flag the latest evaluation raised: its rule and severity."""
 
     rule_id: str
@@ -196,7 +206,7 @@ class CaseStore(Protocol):
 
     def load_case(self, case_id: str) -> Case | None: ...
 
-    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> FlagStates:
         """Atomically update each rule's lifecycle from one evaluation's raised flags."""
         ...
 
@@ -204,7 +214,7 @@ class CaseStore(Protocol):
         self,
         case_id: str,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord,
         now: dt.datetime,
         *,
@@ -229,7 +239,7 @@ class CaseStore(Protocol):
         self,
         merged: MergedCase,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord,
         now: dt.datetime,
         *,

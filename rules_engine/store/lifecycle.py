@@ -12,9 +12,9 @@ from rules_engine.store.base import (
     Acknowledgement,
     DecisionFlag,
     FlagRecord,
-    FlagSighting,
     FlagState,
     FlagStates,
+    Sighting,
 )
 
 # Pseudonymous ids as in facts.Id; a space or a long string is a name or free text, so refuse it.
@@ -28,9 +28,11 @@ def check_ruleset(ruleset: str) -> None:
         raise ValueError(f"ruleset name {ruleset!r} must be non-empty and contain no '/'")
 
 
-def unique_sightings(raised: Sequence[FlagSighting]) -> list[FlagSighting]:
+def unique_sightings(raised: Sequence[Sighting]) -> list[Sighting]:
     """One sighting per rule, keeping the first position and the highest severity."""
-    best: dict[str, FlagSighting] = {}
+    if len({s.rule_id for s in raised}) == len(raised):  # as an evaluation raises them: each rule once
+        return list(raised)
+    best: dict[str, Sighting] = {}
     for sighting in raised:
         held = best.get(sighting.rule_id)
         if held is None or sighting.severity > held.severity:
@@ -38,7 +40,7 @@ def unique_sightings(raised: Sequence[FlagSighting]) -> list[FlagSighting]:
     return list(best.values())
 
 
-def seen(prev: FlagRecord | None, sighting: FlagSighting, ruleset: str, now: dt.datetime, cap: int) -> FlagRecord:
+def seen(prev: FlagRecord | None, sighting: Sighting, ruleset: str, now: dt.datetime, cap: int) -> FlagRecord:
     """The record after an evaluation raised this flag again (or for the first time)."""
     if prev is None or prev.state is FlagState.RESOLVED:
         raised = (*(prev.raised if prev else ()), now)[-cap:]

@@ -26,10 +26,10 @@ from rules_engine.store.base import (
     DecisionFlag,
     DecisionRecord,
     FlagRecord,
-    FlagSighting,
     FlagState,
     FlagStates,
     MergedCase,
+    Sighting,
     StoredCase,
     StoreSettings,
     case_digest,
@@ -53,8 +53,12 @@ _SHARED_FLAGS: dict[_PackedFlag, _PackedFlag] = {}
 MAX_SHARED_FLAGS = 10_000  # rules x states x severities of the loaded rulesets, with room for reloads
 
 
-def _shared(flag: DecisionFlag) -> _PackedFlag:
-    key = (flag.rule_id, flag.state.value, int(flag.severity))
+# An enum's .value is a property written in Python: looked up here instead, for every flag of every call.
+_STATE_VALUES = {state: state.value for state in FlagState}
+
+
+def _shared(flag: DecisionFlag | FlagRecord) -> _PackedFlag:
+    key = (flag.rule_id, _STATE_VALUES[flag.state], int(flag.severity))
     found = _SHARED_FLAGS.get(key)
     if found is None:
         if len(_SHARED_FLAGS) >= MAX_SHARED_FLAGS:
@@ -63,9 +67,11 @@ def _shared(flag: DecisionFlag) -> _PackedFlag:
     return found
 
 
-def _pack(record: DecisionRecord, flags_of: Sequence[DecisionFlag] | None = None) -> _Packed:
+def _pack(record: DecisionRecord, flags_of: Sequence[DecisionFlag | FlagRecord] | None = None) -> _Packed:
     """The record as kept, with `flags_of` in place of its flags when given (not a copy of the
-    record made for them: a frozen dataclass costs microseconds to build, on every evaluation)."""
+    record made for them: a frozen dataclass costs microseconds to build, on every evaluation).
+    The flags may be the lifecycle's records themselves: their rule, state and severity are what
+    a decision keeps of them (lifecycle.decision_flags)."""
     flags = tuple([_shared(f) for f in (record.flags if flags_of is None else flags_of)])
     return (
         record.decision_id,
@@ -161,7 +167,7 @@ class MemoryStore(CaseStore):
                 return None
             return assemble_case(case_id, state.child, state.facts.items())
 
-    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> FlagStates:
         with self._lock:
             return self._record(case_id, ruleset, raised, now)
 
@@ -169,7 +175,7 @@ class MemoryStore(CaseStore):
         self,
         case_id: str,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord,
         now: dt.datetime,
         *,
@@ -183,7 +189,7 @@ class MemoryStore(CaseStore):
                     current = live or _CaseState(expires_at=0, revision=self._revision(case_id, None))
                     raise CaseChangedError(self._stored(case_id, current))
             states = self._record(case_id, ruleset, raised, now)
-            self._append(decision, lifecycle.decision_flags(states))
+            self._append(decision, (*states.raised, *states.resolved))
             if groups is not None:
                 self._count_evaluation(self._cases[case_id], ruleset, decision.ruleset_version, groups, states)
             return states
@@ -211,7 +217,7 @@ class MemoryStore(CaseStore):
         self,
         merged: MergedCase,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord,
         now: dt.datetime,
         *,
@@ -228,7 +234,7 @@ class MemoryStore(CaseStore):
             # Everything that can fail runs before the first change: the lifecycle and the packed
             # decision are computed aside, then swapped in by plain assignments.
             states, updates = self._flag_updates(current.flags if current else {}, ruleset, raised, now)
-            packed = _pack(decision, lifecycle.decision_flags(states))
+            packed = _pack(decision, (*states.raised, *states.resolved))
             state = self._touch(merged.case_id)
             if writes.changed:
                 state.child, state.facts, state.revision = writes.child, writes.facts, state.revision + 1
@@ -378,7 +384,7 @@ class MemoryStore(CaseStore):
         state.expires_at = expires_at
         return state
 
-    def _record(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+    def _record(self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> FlagStates:
         lifecycle.check_ruleset(ruleset)
         state = self._touch(case_id)
         states, updates = self._flag_updates(state.flags, ruleset, raised, now)
@@ -389,7 +395,7 @@ class MemoryStore(CaseStore):
         self,
         flags: dict[tuple[str, str], FlagRecord],
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         now: dt.datetime,
     ) -> tuple[FlagStates, dict[tuple[str, str], FlagRecord]]:
         """The lifecycle after one evaluation, and the records to store; `flags` is left as it was."""
@@ -403,13 +409,19 @@ class MemoryStore(CaseStore):
             out.append(record)
         held = {s.rule_id for s in sightings}
         gone = []
-        for (rs, rule_id), prev in sorted(flags.items()):
-            if rs == ruleset and rule_id not in held and prev.state is not FlagState.RESOLVED:
-                updates[(rs, rule_id)] = lifecycle.resolved(prev, now)
-                gone.append(updates[(rs, rule_id)])
+        # Sorted are only the flags that stopped holding (most calls have none), not every one kept.
+        for key in sorted(
+            [
+                key
+                for key, prev in flags.items()
+                if key[0] == ruleset and key[1] not in held and prev.state is not FlagState.RESOLVED
+            ]
+        ):
+            updates[key] = lifecycle.resolved(flags[key], now)
+            gone.append(updates[key])
         return FlagStates(tuple(out), tuple(gone)), updates
 
-    def _append(self, record: DecisionRecord, flags: Sequence[DecisionFlag] | None = None) -> None:
+    def _append(self, record: DecisionRecord, flags: Sequence[DecisionFlag | FlagRecord] | None = None) -> None:
         packed = _pack(record, flags)
         self._append_packed(self._touch(record.case_id), packed)
 

@@ -63,9 +63,9 @@ from rules_engine.store.base import (
     ChronologyEntry,
     DecisionRecord,
     FlagRecord,
-    FlagSighting,
     FlagStates,
     MergedCase,
+    Sighting,
     StoredCase,
     StoreSettings,
 )
@@ -340,7 +340,7 @@ class RedisStore(CaseStore):
             except Exception:  # a bug must not end the thread: the next interval tries again
                 log.exception("outbox drain failed")
 
-    def _lifecycle_args(self, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> list[str | int]:
+    def _lifecycle_args(self, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> list[str | int]:
         """What the RECORD and COMMIT scripts both take first: the common settings, the ruleset,
         the moment and the flags raised (each rule once, at its highest severity)."""
         lifecycle.check_ruleset(ruleset)
@@ -414,7 +414,7 @@ class RedisStore(CaseStore):
         self,
         merged: MergedCase,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord,
         now: dt.datetime,
         *,
@@ -474,7 +474,7 @@ class RedisStore(CaseStore):
 
     # -- flags -----------------------------------------------------------------------------
 
-    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[FlagSighting], now: dt.datetime) -> FlagStates:
+    def record_flags(self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> FlagStates:
         with metrics.observe_store("record_flags"):
             return self._record_states(case_id, ruleset, raised, None, now)
 
@@ -482,7 +482,7 @@ class RedisStore(CaseStore):
         self,
         case_id: str,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord,
         now: dt.datetime,
         *,
@@ -496,7 +496,7 @@ class RedisStore(CaseStore):
         self,
         case_id: str,
         ruleset: str,
-        raised: Sequence[FlagSighting],
+        raised: Sequence[Sighting],
         decision: DecisionRecord | None,
         now: dt.datetime,
         revision: int | None = None,
