@@ -113,6 +113,23 @@ class WorkingDayCalendar:
         """The nth latest working day on or before `day` (n >= 1); n == 1 is `day` if it works."""
         return self.add_working_days(day + dt.timedelta(days=1), -n)
 
+    def working_day_table(self) -> tuple[int, list[int], list[int]]:
+        """The precomputed span as the compiled core reads it: its first ordinal, the number of
+        working days on or before each of its days (`counts[o - first]`), and the working days'
+        ordinals. Between two days of the span working_days_between is then a difference of two
+        counts, and the nth working day after one an index into the ordinals; the core asks the
+        methods above about any other day."""
+        span = self._span
+        first = dt.date(span.first_year, 1, 1).toordinal()
+        last = dt.date(span.last_year, 12, 31).toordinal()
+        counts = [0] * (last - first + 1)
+        count, ordinals = 0, span.ordinals
+        for i, ordinal in enumerate(range(first, last + 1)):
+            if count < len(ordinals) and ordinals[count] == ordinal:
+                count += 1
+            counts[i] = count
+        return first, counts, list(ordinals)
+
     def _covering(self, first_year: int, last_year: int) -> _Span:
         span = self._span
         if span.first_year <= first_year and last_year <= span.last_year:

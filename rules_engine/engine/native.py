@@ -47,6 +47,7 @@ from rules_engine.policy.compiled import (
     MeasureKind,
     MeasureRef,
     MeasureValue,
+    Severity,
     Window,
 )
 from rules_engine.policy.compiled import Not as NotExpr
@@ -75,6 +76,60 @@ I_COMPARE, I_TRUTHY, I_ONE_OF, I_HOLDS, I_ALWAYS, I_AND, I_OR, I_NOT = range(1, 
 R_CONST, R_MEASURE, R_FLAGGED, R_COMPARE, R_AND, R_OR, R_NOT, R_IN = range(1, 9)
 COMPARE_NUMBERS = {"==": 1, "!=": 2, "<": 3, "<=": 4, ">": 5, ">=": 6}
 DERIVED = "conference_agencies"
+
+
+# --- a flag's response fields, as service/responses.py writes them and the core's flags carry
+# them (the one place they are encoded; only this engine module may use the generated code) ------
+
+SEVERITIES = {
+    name: rules_engine_pb2.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+}
+SOURCE_KINDS = {
+    "statutory": rules_engine_pb2.THRESHOLD_SOURCE_KIND_STATUTORY,
+    "local": rules_engine_pb2.THRESHOLD_SOURCE_KIND_LOCAL,
+}
+_FLAG_FIELDS = rules_engine_pb2.Flag.DESCRIPTOR.fields_by_name
+MEASURED_VALUES_TAG = wire.tag(_FLAG_FIELDS["measured_values"])
+EXPLANATION_TAG = wire.tag(_FLAG_FIELDS["explanation"])
+CONTRIBUTING_TAG = wire.tag(_FLAG_FIELDS["contributing_rule_ids"])
+
+
+def measured_value(name: str, value: float | int | bool | str | None) -> rules_engine_pb2.MeasuredValue:
+    # bool before number: bool is an int in Python.
+    if value is None:
+        return rules_engine_pb2.MeasuredValue(name=name, missing=True)
+    if isinstance(value, bool):
+        return rules_engine_pb2.MeasuredValue(name=name, boolean=value)
+    if isinstance(value, str):
+        return rules_engine_pb2.MeasuredValue(name=name, text=value)
+    return rules_engine_pb2.MeasuredValue(name=name, number=float(value))
+
+
+def measured_value_element(name: str, value: MeasureValue) -> bytes:
+    """One Flag.measured_values element, framed."""
+    return wire.framed(MEASURED_VALUES_TAG, measured_value(name, value).SerializeToString())
+
+
+def rule_fields(
+    rule_id: str,
+    title: str,
+    severity: Severity,
+    escalation: str,
+    condition: str,
+    thresholds: tuple[tuple[str, float | int | bool | str], ...],
+    source_kind: str,
+    source_reference: str,
+) -> bytes:
+    """The Flag fields that come from the rule alone, serialized."""
+    return rules_engine_pb2.Flag(
+        rule_id=rule_id,
+        title=title,
+        severity=SEVERITIES[severity.name],
+        escalation=escalation,
+        condition=condition,
+        thresholds=[measured_value(n, v) for n, v in thresholds],
+        threshold_source=rules_engine_pb2.ThresholdSource(kind=SOURCE_KINDS[source_kind], reference=source_reference),
+    ).SerializeToString()
 
 
 class NotInCore(Exception):
@@ -395,11 +450,7 @@ class _Plan:
         def deadline_of(ordinal: int, index: int) -> int:
             return calendar.deadline(dt.date.fromordinal(ordinal), deadlines[index]).toordinal()
 
-        def period_starts(as_of: dt.date, index: int) -> tuple[int, ...]:
-            window, period = periods[index]
-            return long_measures.period_starts(as_of, window, period)
-
-        working = calendar.default_calendar().working_days_between
+        working = calendar.default_calendar()
         plan = {
             "schemas": schemas,
             "type_names": self.type_names,
@@ -412,18 +463,19 @@ class _Plan:
             "max_list_items": checks.MAX_LIST_ITEMS,
             "first_ordinal": FIRST_DATE.toordinal(),
             "id_max_length": facts.ID_MAX_LENGTH,
-            "working_days": working,
+            "working_days": working.working_days_between,
+            "working_table": working.working_day_table(),
             "deadline_of": deadline_of,
-            "period_starts": period_starts,
+            "deadlines": [_deadline_spec(window) for window in deadlines],
             "response_wire": _response_wire(self.type_names, self.measure_names),
-            "flag_types": (ExplainedFlag, EncodedEvidence, EncodedValues),
+            "flag_types": (ExplainedFlag, EncodedEvidence),
             "max_evidence": MAX_EVIDENCE,
             "programs": self.programs,
             "series": list(self.series),
             "measures": self.measures,
             "rules": self.rules,
         }
-        return self.core.Core(plan), windows
+        return self.core.Core(plan), windows, periods
 
 
 def _response_wire(type_names: Sequence[str], measure_names: Sequence[str]) -> dict[str, Any]:
@@ -431,8 +483,8 @@ def _response_wire(type_names: Sequence[str], measure_names: Sequence[str]) -> d
     Flag.evidence and Flag.measured_values elements, framed as service/responses.py frames them
     (engine/wire.py): the evidence tags and each fact type's fact_type field (an empty string, as
     protobuf does, is left out); each measure's element up to its number's 8 bytes (a double,
-    little-endian as the wire is: a big-endian machine runs the Python engine), and its whole
-    element when missing."""
+    little-endian as the wire is: a big-endian machine runs the Python engine), its whole
+    element when missing, and any other value's, encoded here; the evidence count's tag."""
     if sys.byteorder != "little":
         raise NotInCore("a big-endian machine (the core writes doubles as they are in memory)")
     flag, evidence, measured = (
@@ -459,7 +511,26 @@ def _response_wire(type_names: Sequence[str], measure_names: Sequence[str]) -> d
         "fact_type_fields": [wire.framed(type_tag, name.encode()) if name else b"" for name in type_names],
         "measured_number": [element(name, len(number_tag) + 8, number_tag) for name in measure_names],
         "measured_missing": [element(name, len(missing_field), missing_field) for name in measure_names],
+        "measured_other": lambda index, value: measured_value_element(measure_names[index], value),
+        "count_tag": wire.tag(flag["evidence_count"]),
     }
+
+
+# How the core works out a deadline (`_core.pyx`'s D_*): (kind, amount in the kind's unit).
+D_OTHER, D_DAYS, D_WORKING = range(3)
+MAX_DEADLINE_DAYS = dt.date.max.toordinal()
+
+
+def _deadline_spec(window: Window) -> tuple[int, int]:
+    """Days and weeks are added in the core, working days read from the calendar's table there;
+    months and years step by relativedelta's rules, in Python (deadline_of)."""
+    if window.amount > MAX_DEADLINE_DAYS:  # past date.max from any date: saturated in Python
+        return D_OTHER, 0
+    if window.unit in ("days", "weeks"):
+        return D_DAYS, window.amount * (7 if window.unit == "weeks" else 1)
+    if window.unit == "working_days":
+        return D_WORKING, window.amount
+    return D_OTHER, 0
 
 
 def _field_entry(proto: FieldDescriptor, check: checks.FieldCheck, default: Any, columns: _Columns) -> tuple[Any, ...]:
@@ -514,7 +585,7 @@ class NativeRuleset:
 
     def __init__(self, ruleset: CompiledRuleset, core: ModuleType) -> None:
         self.ruleset = ruleset
-        self._core, self._windows = _Plan(ruleset, core).build()
+        self._core, self._windows, self._periods = _Plan(ruleset, core).build()
         self._named: Callable[[dict[str, None], list[Any]], dict[str, Any]] = core.named  # dict(zip(...)), in C
         self._names = [m.name for m in ruleset.measures]
         self._measures: dict[str, None] = dict.fromkeys(self._names)  # the names core.named fills in
@@ -527,14 +598,22 @@ class NativeRuleset:
         self._flag_rules = [
             _flag_rule(core, position, rule, ruleset, specs, rules, index) for position, rule in ordered
         ]
-        self._starts: Callable[[dt.date], list[int]] = functools.lru_cache(maxsize=1024)(self._window_starts)
+        self._starts: Callable[[dt.date], tuple[list[int], list[tuple[int, ...]]]] = functools.lru_cache(maxsize=1024)(
+            self._window_starts
+        )
 
-    def _window_starts(self, as_of: dt.date) -> list[int]:
-        return [calendar.window_start(as_of, w).toordinal() for w in self._windows]
+    def _window_starts(self, as_of: dt.date) -> tuple[list[int], list[tuple[int, ...]]]:
+        """What the core reads of the calendar at as_of: each window's start, each periods
+        measure's period starts (long_measures.period_starts)."""
+        return (
+            [calendar.window_start(as_of, w).toordinal() for w in self._windows],
+            [long_measures.period_starts(as_of, window, period) for window, period in self._periods],
+        )
 
     def evaluate(self, data: bytes, as_of: dt.date, latest: dt.date) -> Outcome | None:
         """The Outcome of the case `data` at `as_of`, or None when the core declines the case."""
-        evaluated = self._core.evaluate(data, as_of.toordinal(), latest.toordinal(), self._starts(as_of), as_of)
+        starts, periods = self._starts(as_of)
+        evaluated = self._core.evaluate(data, as_of.toordinal(), latest.toordinal(), starts, periods, as_of)
         if evaluated is None:
             return None
         decided = evaluated.decide()
@@ -545,11 +624,14 @@ class NativeRuleset:
 
 
 class EncodedEvidence(Sequence[EvidenceItem]):
-    """A flag's evidence as the compiled core wrote it: the response's Flag.evidence elements,
-    framed (service/responses.py writes `wire` as it is). Read back into EvidenceItems only if
-    something asks (the workbench, a test, a JSON view): Evaluate's answer needs only the bytes,
-    and making the items cost a tenth of an evaluation at 200 facts. Equal to any sequence of the
-    same items, as the tuple the Python engine gives is."""
+    """A flag's evidence as the compiled core wrote it, in `wire`: the flag's whole response
+    payload but its stored lifecycle (serialized Flag fields: the rule's, the explanation, the
+    evidence count, the contributing rules, the measured values and the evidence elements), which
+    service/responses.py writes as it is, the lifecycle after it. The evidence is read back into
+    EvidenceItems from its Flag.evidence elements only if something asks (the workbench, a test,
+    a JSON view): Evaluate's answer needs only the bytes, and making the items cost a tenth of an
+    evaluation at 200 facts. Equal to any sequence of the same items, as the tuple the Python
+    engine gives is."""
 
     __slots__ = ("_items", "wire")
 
@@ -585,9 +667,7 @@ class EncodedEvidence(Sequence[EvidenceItem]):
         return iter(self.items())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, EncodedEvidence):
-            return self.wire == other.wire
-        if isinstance(other, tuple | list):
+        if isinstance(other, EncodedEvidence | tuple | list):
             return self.items() == tuple(other)
         return NotImplemented
 
@@ -596,15 +676,6 @@ class EncodedEvidence(Sequence[EvidenceItem]):
 
     def __repr__(self) -> str:
         return repr(self.items())
-
-
-class EncodedValues(tuple[tuple[str, MeasureValue], ...]):
-    """A flag's measured values, (name, value) pairs as the Python engine gives them, with `wire`:
-    the same values as the response's Flag.measured_values elements, which the compiled core wrote
-    (service/responses.py writes them as they are; encoding the pairs in Python cost a third of a
-    flag's response)."""
-
-    wire: bytes
 
 
 def _number(value: Any) -> float:
@@ -633,11 +704,26 @@ def _flag_rule(
     fields += (None, rule.thresholds, rule.source_kind, rule.source_reference, None, (), shadow, None)
     named = tuple(index[f] for _, f, _ in parse_template(template) if f is not None and f in specs)
 
-    def text(measures: Mapping[str, Any]) -> str:
-        return render(template, measures, parameters)
+    def text(measures: Mapping[str, Any]) -> tuple[str, bytes]:
+        """The explanation, and its Flag field as the response writes it (left out when empty)."""
+        written = render(template, measures, parameters)
+        return written, wire.framed(EXPLANATION_TAG, written.encode()) if written else b""
 
     indices = tuple(index[name] for name in cited)
-    return core.FlagRule(position, fields, tuple(cited), indices, tuple(rule.depends_on), shadow, named, text)
+    rule_wire = rule_fields(
+        rule.id,
+        rule.title,
+        rule.severity,
+        rule.escalation,
+        rule.condition_text,
+        rule.thresholds,
+        rule.source_kind,
+        rule.source_reference,
+    )
+    depends_wire = tuple(wire.framed(CONTRIBUTING_TAG, rule_id.encode()) for rule_id in rule.depends_on)
+    return core.FlagRule(
+        position, fields, tuple(cited), indices, tuple(rule.depends_on), shadow, named, text, rule_wire, depends_wire
+    )
 
 
 def _undetermined(

@@ -101,6 +101,14 @@ cdef enum:
     R_NOT = 7
     R_IN = 8          # measure in the set (negated for `not in`)
 
+# --- deadlines (engine/native.py: the deadline specs) ---------------------------------------
+cdef enum:
+    D_OTHER = 0       # months or years: asked of the Python calendar (deadline_of)
+    D_DAYS = 1        # days or weeks, as days
+    D_WORKING = 2     # working days
+
+DEF MAX_ORDINAL = 3652059  # date.max: a deadline past it is never passed (calendar.deadline)
+
 DEF MAX_FIELD = 32
 DEF MAX_GROUP_DEPTH = 100  # protobuf's default recursion limit
 DEF MAX_STACK = 64
@@ -745,18 +753,25 @@ cdef class FlagRule:
     cdef readonly tuple depends_on
     cdef readonly bint shadow
     cdef tuple text_indices          # the measures the explanation's template names
-    cdef object render               # measures -> the explanation's text
+    cdef object render               # measures -> (the explanation's text, its Flag field framed)
     cdef dict texts                  # rendered texts by those measures' values (bounded)
+    # The flag's bytes (see Evaluated.flag_wire): the Flag fields of the rule alone, serialized
+    # once per ruleset version, and each depends_on rule's contributing_rule_ids field.
+    cdef bytes rule_wire
+    cdef tuple depends_wire
 
     def __init__(self, int position, tuple fields, tuple names, tuple indices, tuple depends_on, bint shadow,
-                 tuple text_indices, render):
+                 tuple text_indices, render, bytes rule_wire, tuple depends_wire):
         self.position, self.fields, self.names, self.indices = position, fields, names, indices
         self.depends_on, self.shadow, self.text_indices, self.render = depends_on, shadow, text_indices, render
+        self.rule_wire, self.depends_wire = rule_wire, depends_wire
+        if len(depends_wire) != len(depends_on):
+            raise ValueError("a contributing_rule_ids field for each rule depended on")
         self.texts = {}
 
-    cdef str text(self, list values, dict measures):
-        """The explanation filled from the measures: the same values give the same text, so it
-        is rendered once per distinct set of values."""
+    cdef tuple text(self, list values, dict measures):
+        """The explanation filled from the measures, and its Flag field: the same values give the
+        same text, so it is rendered once per distinct set of values."""
         key = tuple([values[<int>i] for i in self.text_indices])
         found = self.texts.get(key)
         if found is None:
@@ -793,12 +808,19 @@ cdef class Core:
     cdef int* base_spec          # per base: t, datecol
     cdef public object working_days   # (date, date) -> int
     cdef public object deadline_of    # (ordinal, deadline index) -> ordinal
-    cdef public object period_starts  # (as_of date, period index) -> tuple of ordinals
+    # The calendar's working-day table (calendar.working_day_table): per day from work_first,
+    # the working days on or before it (nwork_days of them), and the working days' ordinals
+    # (nwork_ords); days outside it go to working_days and deadline_of.
+    cdef int work_first, nwork_days, nwork_ords
+    cdef int* work_counts
+    cdef int* work_ords
+    cdef int* deadline_kind      # per deadline index: D_*, and its amount in its unit
+    cdef int* deadline_amount
     cdef public int max_facts, max_list_items, first_ordinal, id_max_length
     # Flags as engine/native.py makes them (see Evaluated.flags): results.ExplainedFlag, and the
     # classes of a flag's evidence and measured values as the core writes them; at most
     # max_evidence facts of evidence per flag.
-    cdef object flag_type, evidence_type, values_type
+    cdef object flag_type, evidence_type
     cdef int max_evidence
     # Flag.evidence as the response writes it (see flag_evidence): the element's tag, the framed
     # fact_type field of each fact type, the fact_id and date fields' tags.
@@ -807,6 +829,8 @@ cdef class Core:
     # Flag.measured_values as the response writes them (see measured_wire), per measure: the
     # framed element up to a number's 8 bytes, and the whole element of a missing value.
     cdef list measured_number, measured_missing
+    cdef object measured_other           # (measure index, value) -> its element, for any other value
+    cdef bytes count_tag                 # Flag.evidence_count's tag
     cdef int birth_field
     cdef Cond* conds
     cdef int* rule_start
@@ -829,8 +853,16 @@ cdef class Core:
         self.rule_start = NULL
         self.rule_len = NULL
         self.rule_sets = NULL
+        self.work_counts = NULL
+        self.work_ords = NULL
+        self.deadline_kind = NULL
+        self.deadline_amount = NULL
 
     def __dealloc__(self):
+        free(self.work_counts)
+        free(self.work_ords)
+        free(self.deadline_kind)
+        free(self.deadline_amount)
         free(self.conds)
         free(self.rule_start)
         free(self.rule_len)
@@ -871,7 +903,22 @@ cdef class Core:
         self.id_max_length = plan["id_max_length"]
         self.working_days = plan["working_days"]
         self.deadline_of = plan["deadline_of"]
-        self.period_starts = plan["period_starts"]
+        self.work_first, counts, ords = plan["working_table"]
+        self.nwork_days, self.nwork_ords = len(counts), len(ords)
+        self.work_counts = <int*>malloc(sizeof(int) * (self.nwork_days + 1))
+        self.work_ords = <int*>malloc(sizeof(int) * (self.nwork_ords + 1))
+        deadlines = plan["deadlines"]
+        self.deadline_kind = <int*>malloc(sizeof(int) * (len(deadlines) + 1))
+        self.deadline_amount = <int*>malloc(sizeof(int) * (len(deadlines) + 1))
+        if self.work_counts == NULL or self.work_ords == NULL or self.deadline_kind == NULL or \
+                self.deadline_amount == NULL:
+            raise MemoryError()
+        for i in range(self.nwork_days):
+            self.work_counts[i] = counts[i]
+        for i in range(self.nwork_ords):
+            self.work_ords[i] = ords[i]
+        for i, (kind, amount) in enumerate(deadlines):
+            self.deadline_kind[i], self.deadline_amount[i] = kind, amount
         wire = plan["response_wire"]
         self.evidence_tag = wire["element_tag"]
         self.fact_id_tag = wire["fact_id_tag"]
@@ -879,7 +926,9 @@ cdef class Core:
         self.fact_type_fields = list(wire["fact_type_fields"])
         self.measured_number = list(wire["measured_number"])
         self.measured_missing = list(wire["measured_missing"])
-        self.flag_type, self.evidence_type, self.values_type = plan["flag_types"]
+        self.measured_other = wire["measured_other"]
+        self.count_tag = wire["count_tag"]
+        self.flag_type, self.evidence_type = plan["flag_types"]
         self.max_evidence = plan["max_evidence"]
         # filter programs
         programs = plan["programs"]
@@ -999,7 +1048,37 @@ cdef class Core:
             s.input_len = len(m["inputs"])
             at += s.input_len
 
-    def evaluate(self, bytes data, int today, int latest, starts, as_of):
+    cdef int working_between(self, int start, int end) except? -1:
+        """calendar.working_days_between of two ordinals: two reads of the table when both are
+        in it."""
+        cdef int first = self.work_first
+        if first <= start < first + self.nwork_days and first <= end < first + self.nwork_days:
+            return self.work_counts[end - first] - self.work_counts[start - first]
+        return self.working_days(_date(start), _date(end))
+
+    cdef int deadline(self, int ordinal, int index) except -1:
+        """calendar.deadline of a fact's date, as an ordinal: days and weeks added here, working
+        days read from the table, months and years (and days outside the table) from Python."""
+        cdef int kind = self.deadline_kind[index], amount = self.deadline_amount[index], i
+        cdef long long day
+        if kind == D_DAYS:
+            day = <long long>ordinal + amount
+            return <int>day if 1 <= day <= MAX_ORDINAL else MAX_ORDINAL
+        if kind == D_WORKING and amount > 0 and self.work_first <= ordinal < self.work_first + self.nwork_days:
+            i = self.work_counts[ordinal - self.work_first] + amount - 1
+            if i < self.nwork_ords:
+                return self.work_ords[i]
+        return self.deadline_of(ordinal, index)
+
+    def working_days_between(self, int start, int end):
+        """working_between, for the tests to hold it to the calendar."""
+        return self.working_between(start, end)
+
+    def deadline_ordinal(self, int ordinal, int index):
+        """deadline, for the tests to hold it to the calendar."""
+        return self.deadline(ordinal, index)
+
+    def evaluate(self, bytes data, int today, int latest, list starts, list periods, as_of):
         """Measure a case (its Case message bytes) at `today` (an ordinal): an Evaluated, or
         None when the case is not accepted in full (the caller validates it the Python way)."""
         cdef Evaluated ev = Evaluated.__new__(Evaluated)
@@ -1007,6 +1086,7 @@ cdef class Core:
         ev.today = today
         ev.as_of = as_of
         ev.starts = starts
+        ev.periods = periods
         try:
             ev.read(data, latest)
         except Declined:
@@ -1023,6 +1103,7 @@ cdef class Evaluated:
     cdef int today
     cdef object as_of
     cdef object starts           # per window index: the window's exclusive start ordinal
+    cdef list periods            # per periods index: the period starts, newest first
     cdef list series             # per series index: Series or None
     cdef list bases              # per base index: Series or None
     cdef dict ids
@@ -1678,7 +1759,7 @@ cdef class Evaluated:
             if kind == M_DAYS_SINCE:
                 value = today - latest
             else:
-                value = self.core.working_days(_date(latest), self.as_of)
+                value = self.core.working_between(latest, today)
             evidence = (series, end - 1, end)
         elif kind == M_OPEN:
             rows = []
@@ -1724,7 +1805,7 @@ cdef class Evaluated:
             held = 0
             kept = []
             upper = end
-            for bound in self.core.period_starts(self.as_of, s.period):
+            for bound in self.periods[s.period]:
                 lower = _bisect_right(series.ords, bound, start, upper)
                 if upper - lower >= least:
                     held += 1
@@ -1859,11 +1940,11 @@ cdef class Evaluated:
         cdef Series followups
         cdef double r
         cdef list rows = []
-        deadline_of = self.core.deadline_of
+        cdef Core core = self.core
         # Deadlines rise with dates: the facts past theirs form a prefix (Series.due_before).
         while lo < hi:
             mid = (lo + hi) >> 1
-            if deadline_of(series.ords[mid], s.deadline) < today:
+            if core.deadline(series.ords[mid], s.deadline) < today:
                 lo = mid + 1
             else:
                 hi = mid
@@ -1889,8 +1970,9 @@ cdef class Evaluated:
         cdef int i, k
         values = [self.values[self.core.inputs[i]] for i in range(s.input_start, s.input_start + s.input_len)]
         if s.kind == M_SUM:
-            if any(v is None for v in values):
-                return 0
+            for v in values:
+                if v is None:
+                    return 0
             total = sum(values)
             self.values[m] = _round(total, 2) if isinstance(total, float) else total
         else:
@@ -1923,14 +2005,13 @@ cdef class Evaluated:
                 n = self.pieces(self.core.inputs[i], out, n)
         return n
 
-    cdef tuple flag_evidence(self, tuple cited, int limit):
-        """The facts behind a flag citing these measures: (how many in all, the newest `limit` as
-        the response's Flag.evidence elements, framed). As engine/explainer.explain: each
-        measure's newest facts, each fact once (the first measure to cite it gives its date),
-        newest first by date, type and id. engine/native.EncodedEvidence reads the elements back
-        into EvidenceItems if anything asks: the response needs only the bytes."""
+    cdef int flag_evidence(self, tuple cited, int limit, int* slots, int* nslots) except -1:
+        """The facts behind a flag citing these measures: how many in all (returned), and the
+        newest `limit` (`nslots` of them, newest first) as the slots whose made_wire holds their
+        response's Flag.evidence element, framed. As engine/explainer.explain: each measure's
+        newest facts, each fact once (the first measure to cite it gives its date), newest first
+        by date, type and id."""
         cdef int t, i, p, k, row, slot, offset, count = 0, ncand = 0, nsources = 0, lower, datecol, nwires
-        cdef Py_ssize_t size = 0
         cdef Facts* f
         cdef Table table
         cdef Cand* cands = NULL
@@ -1939,12 +2020,11 @@ cdef class Evaluated:
         cdef int* offsets = self.offsets
         cdef int* sources = NULL  # the measures whose facts are behind the flag
         cdef list made = self.made_wire
-        cdef bytes element, out
-        cdef char* at
+        nslots[0] = 0
         for k in cited:
             nsources = self.pieces(k, NULL, nsources)
         if nsources == 0:
-            return 0, b""
+            return 0
         try:
             sources = <int*>malloc(sizeof(int) * nsources)
             cands = <Cand*>malloc(sizeof(Cand) * (nsources * limit + 1))
@@ -1979,13 +2059,8 @@ cdef class Evaluated:
                 if self.made_ord[slot] != c.ord:
                     made[slot] = _evidence_element(self.core, c)
                     self.made_ord[slot] = c.ord
-                size += PyBytes_GET_SIZE(<bytes>made[slot])
-            # the elements, one after the other (the slots are still in cands)
-            out = PyBytes_FromStringAndSize(NULL, size)
-            at = PyBytes_AS_STRING(out)
-            for i in range(nwires):
-                element = made[offsets[cands[i].t] + cands[i].row]
-                at += _put(at, element)
+                slots[i] = slot
+            nslots[0] = nwires
             # how many facts in all
             if nsources == 1:
                 count = self.evidence[sources[0]].n
@@ -2002,74 +2077,107 @@ cdef class Evaluated:
         finally:
             free(sources)
             free(cands)
-        return count, out
+        return count
 
-    cdef object measured_wire(self, tuple indices):
-        """A flag's measured values (these measures') as the response's Flag.measured_values
-        elements, framed as service/responses.py writes them: the name, then the number as a
-        little-endian double (the core runs only where doubles are, see engine/native.py) or
-        missing = true. None if a value is neither a number nor missing (then the response
-        encodes the pairs itself)."""
-        cdef list values = self.values
-        cdef list numbers = self.core.measured_number
-        cdef list missing = self.core.measured_missing
-        cdef Py_ssize_t size = 0
+    cdef bytes flag_wire(self, FlagRule rule, bytes text_wire, dict outcomes, int* count):
+        """The flag's Flag fields but its stored lifecycle, serialized as service/responses.py
+        writes a flag (_Call.flag, in its order): the rule's own fields, the explanation, the
+        evidence count (set in `count`), the contributing rules, the measured values (the name,
+        then the number as a little-endian double, see engine/native.py, or missing = true), the
+        evidence elements. The response appends the lifecycle: serialized messages concatenate
+        into their merge."""
+        cdef Core core = self.core
+        cdef int limit = core.max_evidence, nslots = 0, n, i, j
+        cdef int* slots = <int*>malloc(sizeof(int) * (limit + 1))
+        cdef list values = self.values, made = self.made_wire, others = None
+        cdef list numbers = core.measured_number, missing = core.measured_missing
+        cdef tuple depends_on = rule.depends_on, depends_wire = rule.depends_wire
+        cdef Py_ssize_t size
+        cdef bytes out
+        cdef char* p
         cdef double d
-        cdef int i
-        for i in indices:
-            value = values[i]
-            if value is None:
-                size += PyBytes_GET_SIZE(<bytes>missing[i])
-            elif type(value) is int or type(value) is float:
-                size += PyBytes_GET_SIZE(<bytes>numbers[i]) + 8
-            else:
-                return None
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
-        cdef char* p = PyBytes_AS_STRING(out)
-        for i in indices:
-            value = values[i]
-            if value is None:
-                p += _put(p, <bytes>missing[i])
-            else:
-                p += _put(p, <bytes>numbers[i])
-                d = _as_double(value)  # as float(value): an int rounds half to even
-                memcpy(p, &d, 8)
-                p += 8
+        if slots == NULL:
+            raise MemoryError()
+        try:
+            n = count[0] = self.flag_evidence(rule.indices, limit, slots, &nslots)
+            size = PyBytes_GET_SIZE(rule.rule_wire) + PyBytes_GET_SIZE(text_wire)
+            if n > 0:
+                size += PyBytes_GET_SIZE(core.count_tag) + _varint_size(n)
+            for i in range(len(depends_on)):
+                if outcomes[depends_on[i]] is True:
+                    size += PyBytes_GET_SIZE(<bytes>depends_wire[i])
+            for j in rule.indices:
+                value = values[j]
+                if value is None:
+                    size += PyBytes_GET_SIZE(<bytes>missing[j])
+                elif type(value) is int or type(value) is float:
+                    size += PyBytes_GET_SIZE(<bytes>numbers[j]) + 8
+                else:  # no measure the core runs gives one: encoded by engine/native.py
+                    if others is None:
+                        others = []
+                    others.append(core.measured_other(j, value))
+                    size += PyBytes_GET_SIZE(<bytes>others[len(others) - 1])
+            for i in range(nslots):
+                size += PyBytes_GET_SIZE(<bytes>made[slots[i]])
+            out = PyBytes_FromStringAndSize(NULL, size)
+            p = PyBytes_AS_STRING(out)
+            p += _put(p, rule.rule_wire)
+            p += _put(p, text_wire)
+            if n > 0:
+                p += _put(p, core.count_tag)
+                p += _put_varint(p, n)
+            for i in range(len(depends_on)):
+                if outcomes[depends_on[i]] is True:
+                    p += _put(p, <bytes>depends_wire[i])
+            i = 0
+            for j in rule.indices:
+                value = values[j]
+                if value is None:
+                    p += _put(p, <bytes>missing[j])
+                elif type(value) is int or type(value) is float:
+                    p += _put(p, <bytes>numbers[j])
+                    d = _as_double(value)  # as float(value): an int rounds half to even
+                    memcpy(p, &d, 8)
+                    p += 8
+                else:
+                    p += _put(p, <bytes>others[i])
+                    i += 1
+            for i in range(nslots):
+                p += _put(p, <bytes>made[slots[i]])
+        finally:
+            free(slots)
         return out
 
     def flags(self, list rules, dict measures, dict outcomes, list decided):
         """The flags of the rules that hold, (flags, shadow flags), each in the order of `rules`:
-        results.ExplainedFlag as engine/explainer.explain makes them, with the evidence and the
-        measured values as the response's bytes (engine/native.EncodedEvidence, EncodedValues)."""
+        results.ExplainedFlag as engine/explainer.explain makes them, the evidence an
+        engine/native.EncodedEvidence holding the flag's response bytes (flag_wire)."""
         cdef FlagRule rule
-        cdef list flags = [], shadow = [], fields
+        cdef list flags = [], shadow = [], fields, values = self.values
+        cdef list pairs = [None] * len(values)  # each measure's (name, value), made once
         cdef Core core = self.core
+        cdef int count, i, k
         for rule in rules:
             if decided[rule.position] is not True:
                 continue
-            count, written = self.flag_evidence(rule.indices, core.max_evidence)
+            text, text_wire = rule.text(values, measures)
+            wire = self.flag_wire(rule, text_wire, outcomes, &count)
             fields = list(rule.fields)
-            fields[4] = rule.text(self.values, measures)
-            fields[6] = self.measured(rule)
-            fields[10] = _encoded_evidence(core.evidence_type, written) if written else ()
+            fields[4] = text
+            cited = []
+            for i in range(len(rule.indices)):
+                k = rule.indices[i]
+                pair = pairs[k]
+                if pair is None:
+                    pair = pairs[k] = (rule.names[i], values[k])
+                cited.append(pair)
+            fields[6] = tuple(cited)
+            fields[10] = _encoded_evidence(core.evidence_type, wire)
             if rule.depends_on:
                 fields[11] = tuple([d for d in rule.depends_on if outcomes[d] is True])
             fields[13] = count
             (shadow if rule.shadow else flags).append(_tuple_of(core.flag_type, fields))
         return flags, shadow
-
-    cdef object measured(self, FlagRule rule):
-        """A flag's measured values: (name, value) pairs, as EncodedValues with their bytes when
-        measured_wire can write them."""
-        cdef list values = self.values
-        cdef Py_ssize_t i
-        pairs = [(rule.names[i], values[<int>rule.indices[i]]) for i in range(len(rule.names))]
-        wire = self.measured_wire(rule.indices)
-        if wire is None:
-            return tuple(pairs)
-        measured = _tuple_of(self.core.values_type, pairs)
-        measured.wire = wire
-        return measured
 
 
 cdef int _code_index(Schema schema, int fn, const unsigned char* s, Py_ssize_t n) noexcept:

@@ -28,7 +28,14 @@ from google.protobuf.message import Message
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case.facts import FACT_TYPES, CaseFacts
 from rules_engine.engine import wire
-from rules_engine.engine.native import EncodedEvidence, EncodedValues
+from rules_engine.engine.native import (
+    SEVERITIES,
+    SOURCE_KINDS,
+    EncodedEvidence,
+    measured_value,
+    measured_value_element,
+    rule_fields,
+)
 from rules_engine.engine.results import Evaluation, EvidenceItem, ExplainedFlag, RulesetStatus
 from rules_engine.engine.results import UndeterminedRule as DomainUndetermined
 from rules_engine.policy.compiled import MeasureValue, Severity
@@ -40,23 +47,9 @@ def flag_order(flag: ExplainedFlag) -> tuple[int, str]:
     return (-int(flag.severity), flag.rule_id)
 
 
-SEVERITIES = {name: pb.Severity.Value(f"SEVERITY_{name}") for name in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")}
+# SEVERITIES, SOURCE_KINDS and measured_value are engine/native.py's: the compiled core's flags
+# carry their bytes, encoded there once per ruleset version with the same helpers.
 FLAG_STATES = {state: pb.FlagState.Value(f"FLAG_STATE_{state.value}") for state in FlagState}
-SOURCE_KINDS = {
-    "statutory": pb.THRESHOLD_SOURCE_KIND_STATUTORY,
-    "local": pb.THRESHOLD_SOURCE_KIND_LOCAL,
-}
-
-
-def measured_value(name: str, value: float | int | bool | str | None) -> pb.MeasuredValue:
-    # bool before number: bool is an int in Python.
-    if value is None:
-        return pb.MeasuredValue(name=name, missing=True)
-    if isinstance(value, bool):
-        return pb.MeasuredValue(name=name, boolean=value)
-    if isinstance(value, str):
-        return pb.MeasuredValue(name=name, text=value)
-    return pb.MeasuredValue(name=name, number=float(value))
 
 
 def _flag_to_proto(flag: ExplainedFlag, record: FlagRecord | None = None) -> pb.Flag:
@@ -225,7 +218,6 @@ def _tag(message: Descriptor, name: str) -> bytes:
 
 _FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
 _SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
-_MEASURED_VALUES_TAG = _tag(pb.Flag.DESCRIPTOR, "measured_values")
 _EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
 _EXPLANATION_TAG = _tag(pb.Flag.DESCRIPTOR, "explanation")
 _CONTRIBUTING_TAG = _tag(pb.Flag.DESCRIPTOR, "contributing_rule_ids")
@@ -334,7 +326,12 @@ class _Call:
         self.lifecycles: dict[tuple[FlagState, int, int, dt.date | None], bytes] = {}
 
     def flag(self, flag: ExplainedFlag, record: FlagRecord | None) -> bytes:
-        """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence."""
+        """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence,
+        then the stored lifecycle. The compiled core wrote all but the lifecycle, in this order
+        (engine/native.EncodedEvidence.wire)."""
+        evidence = flag.evidence
+        if type(evidence) is EncodedEvidence:
+            return evidence.wire if record is None else evidence.wire + self.lifecycle(record)
         parts = [
             _rule_part(flag),
             # Framed here, as protobuf would write them (an empty string or a zero count left
@@ -344,18 +341,11 @@ class _Call:
         ]
         if flag.contributing_rule_ids:
             parts += [_framed(_CONTRIBUTING_TAG, rule_id.encode()) for rule_id in flag.contributing_rule_ids]
+        parts += [_measured_value(n, v) for n, v in flag.measured_values]
+        elements = self.evidence
+        parts += [elements[item] for item in evidence]
         if record is not None:
             parts.append(self.lifecycle(record))
-        values = flag.measured_values
-        if type(values) is EncodedValues:  # written by the compiled core
-            parts.append(values.wire)
-        else:
-            parts += [_measured_value(n, v) for n, v in values]
-        if type(flag.evidence) is EncodedEvidence:
-            parts.append(flag.evidence.wire)
-        else:
-            evidence = self.evidence
-            parts += [evidence[item] for item in flag.evidence]
         return b"".join(parts)
 
     def lifecycle(self, record: FlagRecord) -> bytes:
@@ -417,7 +407,7 @@ def _rule_part(flag: ExplainedFlag) -> bytes:
         flag.source_kind,
         flag.source_reference,
     )
-    part = _rule_fields(*objects[:6], _threshold_kinds(flag.thresholds), *objects[6:])
+    part = _rule_fields(objects, _threshold_kinds(flag.thresholds))
     if len(_RULE_PARTS) >= CACHE_SIZE:
         _RULE_PARTS.clear()
     _RULE_PARTS[id(flag.rule_id)] = (objects, part)
@@ -425,27 +415,9 @@ def _rule_part(flag: ExplainedFlag) -> bytes:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _rule_fields(
-    rule_id: str,
-    title: str,
-    severity: Severity,
-    escalation: str,
-    condition: str,
-    thresholds: tuple[tuple[str, float | int | bool | str], ...],
-    threshold_kinds: tuple[object, ...],
-    source_kind: str,
-    source_reference: str,
-) -> bytes:
-    """The Flag fields that come from the rule alone, serialized."""
-    return pb.Flag(
-        rule_id=rule_id,
-        title=title,
-        severity=SEVERITIES[severity.name],
-        escalation=escalation,
-        condition=condition,
-        thresholds=[measured_value(n, v) for n, v in thresholds],
-        threshold_source=pb.ThresholdSource(kind=SOURCE_KINDS[source_kind], reference=source_reference),
-    ).SerializeToString()
+def _rule_fields(objects: _RuleObjects, threshold_kinds: tuple[object, ...]) -> bytes:
+    """The Flag fields that come from the rule alone, serialized (threshold_kinds: the cache key's)."""
+    return rule_fields(*objects)
 
 
 def _threshold_kinds(thresholds: tuple[tuple[str, float | int | bool | str], ...]) -> tuple[object, ...]:
@@ -461,25 +433,23 @@ def _measured_value(name: str, value: MeasureValue) -> bytes:
     return _cached_measured_value(name, value)
 
 
-def _encode_measured_value(name: str, value: MeasureValue) -> bytes:
-    """One Flag.measured_values element, framed."""
-    return _framed(_MEASURED_VALUES_TAG, measured_value(name, value).SerializeToString())
-
+_encode_measured_value = measured_value_element
 
 # Measures take few distinct values (small counts, flags, missing). typed: True == 1, yet a
 # boolean encodes differently from a number.
 _cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_encode_measured_value)
 
 
-def encode_measured_values(values: Sequence[tuple[str, MeasureValue]]) -> bytes:
-    """A flag's Flag.measured_values elements, framed, as the response writes them from the pairs:
-    what the compiled core's EncodedValues.wire must equal (tests/native holds it to this)."""
-    return b"".join([_encode_measured_value(name, value) for name, value in values])
+def encode_flag(flag: ExplainedFlag) -> bytes:
+    """A flag's payload but its lifecycle as the response writes it from the items and pairs
+    (a flag of the Python engine's): what the compiled core's EncodedEvidence.wire must equal,
+    byte for byte (tests/native holds it to this)."""
+    items = flag._replace(evidence=tuple(flag.evidence), measured_values=tuple(flag.measured_values))
+    return _Call([items]).flag(items, None)
 
 
 def encode_evidence(items: Sequence[EvidenceItem]) -> bytes:
-    """A flag's Flag.evidence elements, framed, as the response writes them: what the compiled
-    core's EncodedEvidence.wire must equal (tests/native holds it to this)."""
+    """A flag's Flag.evidence elements, framed, as the response writes them."""
     return b"".join([_evidence_element(item) for item in items])
 
 

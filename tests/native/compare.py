@@ -20,7 +20,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
-from rules_engine.engine.native import EncodedEvidence, EncodedValues
+from rules_engine.engine.native import EncodedEvidence
 from tests.native.cases import fact_count
 
 # Cases of failures go here (one JSON file each), so the lead can replay them.
@@ -37,8 +37,6 @@ def first_difference(expected: Any, got: Any, path: str = "outcome") -> str | No
     """The first place `got` differs from `expected`, as `path: expected ... got ...`; None when equal."""
     if isinstance(got, EncodedEvidence):  # the core's evidence: the items read back from its bytes
         got = got.items()
-    if type(got) is EncodedValues:  # the core's measured values, with their bytes (held apart)
-        got = tuple(got)
     if type(expected) is not type(got):
         return f"{path}: expected {type(expected).__name__} {_short(expected)}, got {type(got).__name__} {_short(got)}"
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):

@@ -23,10 +23,10 @@ from google.protobuf.message import DecodeError
 from rules_engine._generated.rules_engine.v1 import case_pb2
 from rules_engine.case.dates import latest_date
 from rules_engine.engine.evaluator import PreparedRuleset
-from rules_engine.engine.native import EncodedEvidence, EncodedValues
+from rules_engine.engine.native import EncodedEvidence
 from rules_engine.errors import CaseError
 from rules_engine.service import requests
-from rules_engine.service.responses import encode_evidence, encode_measured_values
+from rules_engine.service.responses import encode_flag
 from tests.native.cases import Sample
 from tests.native.compare import first_difference, report
 
@@ -123,19 +123,15 @@ TALLIES: list[Tally] = []
 
 
 def wire_difference(got: Any) -> str | None:
-    """Where the bytes the compiled core wrote for a flag (its evidence, its measured values)
-    differ from the response's own encoding of the items and pairs beside them (first_difference
-    holds those to the Python engine's); None on the Python path, which writes no bytes."""
+    """Where the bytes the compiled core wrote for a flag (its response payload but the
+    lifecycle, in EncodedEvidence.wire) differ, byte for byte, from the response's own encoding of
+    the flag's fields, items and pairs (first_difference holds those to the Python engine's); None
+    on the Python path, which writes no bytes."""
     for flag in (*got.flags, *got.shadow_flags):
         if isinstance(flag.evidence, EncodedEvidence):
-            expected = encode_evidence(flag.evidence.items())
+            expected = encode_flag(flag)
             if flag.evidence.wire != expected:
-                return f"{flag.rule_id}'s evidence bytes: {flag.evidence.wire!r} != {expected!r}"
-        values = flag.measured_values
-        if isinstance(values, EncodedValues):
-            expected = encode_measured_values(values)
-            if values.wire != expected:
-                return f"{flag.rule_id}'s measured value bytes: {values.wire!r} != {expected!r}"
+                return f"{flag.rule_id}'s bytes: {flag.evidence.wire!r} != {expected!r}"
     return None
 
 

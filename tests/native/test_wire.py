@@ -1,9 +1,9 @@
-"""The compiled core writes each flag's evidence and measured values as the response's bytes
-(EncodedEvidence, EncodedValues); the differential test holds the items and pairs beside them to
-the Python engine's, and the bytes to service/responses.py's own encoding of those, on every case
-it runs. Here: the core's date text on every day a date can hold; whole responses written with
-the core's bytes, byte for byte the responses written from the items and pairs alone; and the
-evidence read back as items."""
+"""The compiled core writes each flag's response bytes, all but the stored lifecycle
+(EncodedEvidence.wire); the differential test holds the items and pairs beside them to the Python
+engine's, and the bytes to service/responses.py's own encoding of those, on every case it runs.
+Here: the core's date text on every day a date can hold; whole responses written with the core's
+bytes (lifecycles appended), byte for byte the responses written from the items and pairs alone,
+and parsing equal to evaluation_to_proto; and the evidence read back as items."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.cli.common import load_engine
-from rules_engine.engine.native import EncodedEvidence, EncodedValues
+from rules_engine.engine.native import EncodedEvidence
 from rules_engine.engine.results import EvidenceItem, ExplainedFlag
 from rules_engine.service.core import encode_case
 from rules_engine.service.requests import case_from_json
-from rules_engine.service.responses import encode_evaluation, encode_evidence
+from rules_engine.service.responses import encode_evaluation, encode_evidence, evaluation_to_proto
 from rules_engine.tools import synth
 from tests.native.cases import RULESETS
 
@@ -30,20 +31,24 @@ def test_responses_written_with_the_cores_evidence_are_the_same_bytes(core: Any)
     engine, _ = load_engine(RULESETS)
     case = case_from_json(synth.long_timeline_case())
     encoded = encode_case(case, synth.LONG_TIMELINE_END)
-    written = 0
+    written = lifecycles = 0
     for year in range(2008, synth.LONG_TIMELINE_END.year + 1):
         as_of = dt.datetime(year, 6, 30, tzinfo=dt.UTC)
         for ruleset in ("safeguarding", "starter"):
             evaluation = engine.evaluate(encoded, as_of, ruleset)
             flags = (*evaluation.flags, *evaluation.shadow_flags)
             assert all(type(f.evidence) is EncodedEvidence for f in flags), "the compiled core did not answer"
-            assert all(type(f.measured_values) is EncodedValues for f in flags)
+            assert all(type(f.measured_values) is tuple for f in flags)
             from_items = dataclasses.replace(
                 evaluation, flags=_as_items(evaluation.flags), shadow_flags=_as_items(evaluation.shadow_flags)
             )
-            assert encode_evaluation(evaluation) == encode_evaluation(from_items)
-            written += len(evaluation.flags) + len(evaluation.shadow_flags)
+            data = encode_evaluation(evaluation)
+            assert data == encode_evaluation(from_items)
+            assert pb.EvaluateResponse.FromString(data) == evaluation_to_proto(evaluation)
+            written += len(flags)
+            lifecycles += sum(f.rule_id in evaluation.lifecycle for f in evaluation.flags)
     assert written > 20  # the timeline raises flags in most years
+    assert lifecycles > 20  # and the store keeps their lifecycles, appended to the core's bytes
 
 
 def _as_items(flags: tuple[ExplainedFlag, ...]) -> tuple[ExplainedFlag, ...]:
