@@ -203,14 +203,45 @@ class BackgroundWriter(logging.Handler):
         pending = self._pending
         if not pending:
             return
+        records = []
         while True:
             try:
-                record = pending.popleft()
+                records.append(pending.popleft())
             except IndexError:
                 break
-            self.target.handle(record)  # reports its own errors (logging.Handler.handleError)
+        target = self.target
+        if type(target) is logging.StreamHandler:
+            _write_lines(target, records)
+        else:
+            for record in records:
+                target.handle(record)  # reports its own errors (logging.Handler.handleError)
         with contextlib.suppress(ValueError, OSError):  # a closed or broken stream: lines are lost, not the process
-            self.target.flush()
+            target.flush()
+
+
+def _write_lines(target: logging.StreamHandler[IO[str]], records: list[logging.LogRecord]) -> None:
+    """What target.handle does for each record (filter, format, write), with the lines written in
+    one call: StreamHandler writes and flushes each line, a system call per line under load."""
+    lines = []
+    for record in records:
+        if not target.filter(record):
+            continue
+        try:
+            lines.append(target.format(record))
+        except RecursionError:
+            raise
+        except Exception:  # as StreamHandler.emit: reported by handleError, the other lines go on
+            target.handleError(record)
+    if not lines:
+        return
+    lines.append("")  # the last line's terminator
+    with target.lock:  # type: ignore[union-attr]  # a handler's lock exists once it is built
+        try:
+            target.stream.write(target.terminator.join(lines))
+        except RecursionError:
+            raise
+        except Exception:
+            target.handleError(records[-1])
 
 
 # Background writers; stopped (what is pending written) at exit.

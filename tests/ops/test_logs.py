@@ -147,3 +147,38 @@ def test_background_writer_writes_every_line_in_order_without_being_woken() -> N
     finally:
         logger.removeHandler(writer)
         logger.propagate = True
+
+
+class _CountingStream(io.StringIO):
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_background_writer_writes_a_batch_in_one_call_keeping_filters_and_bad_records_apart() -> None:
+    stream = _CountingStream()
+    target = logging.StreamHandler(stream)
+    target.setFormatter(JsonFormatter())
+    target.addFilter(lambda record: record.msg != "filtered")
+    errors: list[logging.LogRecord] = []
+    target.handleError = errors.append  # type: ignore[method-assign,assignment]  # record what StreamHandler reports
+    writer = BackgroundWriter(target)
+    writer.stop()  # no thread: the batch below is written by one flush
+    logger = logging.getLogger("rules_engine.test_batched")
+    logger.propagate = False
+    logger.addHandler(writer)
+    try:
+        logger.warning("first")
+        logger.warning("filtered")
+        logger.warning("%d bad", "not a number")  # formatting fails: its template is written instead
+        logger.warning("last")
+        writer.flush()
+    finally:
+        logger.removeHandler(writer)
+        logger.propagate = True
+    assert [line["event"] for line in _lines(stream)] == ["first", "%d bad", "last"]
+    assert stream.writes == 1
+    assert stream.getvalue().endswith("\n")
+    assert errors == []
