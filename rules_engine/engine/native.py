@@ -619,7 +619,7 @@ class NativeRuleset:
         decided = evaluated.decide()
         measures, outcomes = self._named(self._measures, evaluated.values), self._named(self._rules, decided)
         flags, shadow = evaluated.flags(self._flag_rules, measures, outcomes, decided)
-        undetermined = _undetermined(self.ruleset, measures, outcomes) if None in decided else ()
+        undetermined = _undetermined(self.ruleset, measures, outcomes) if evaluated.undecided else ()
         return Outcome(measures, outcomes, tuple(flags), tuple(shadow), undetermined, False)
 
 
