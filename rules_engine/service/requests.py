@@ -12,6 +12,7 @@ Every date is held to case.dates' range.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import types
@@ -307,6 +308,18 @@ def parse_as_of(text: str) -> dt.datetime | None:
     """Parse a request's `as_of` (YYYY-MM-DD as UTC midnight, or RFC 3339); empty means now (None)."""
     if not text:
         return None
+    if len(text) == 10:
+        return _day_as_of(text)
+    return _parse_as_of(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_as_of(text: str) -> dt.datetime | None:
+    # Callers send the same few days all day long: each parsed once (a refusal is not cached).
+    return _parse_as_of(text)
+
+
+def _parse_as_of(text: str) -> dt.datetime | None:
     try:
         if len(text) == 10:
             moment = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
