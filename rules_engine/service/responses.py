@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -217,6 +216,10 @@ def _tag(message: Descriptor, name: str) -> bytes:
 
 
 _FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
+_CASE_ID_TAG, _RULESET_TAG, _RULESET_VERSION_TAG, _DECISION_ID_TAG, _AS_OF_TAG = (
+    _tag(pb.EvaluateResponse.DESCRIPTOR, name)
+    for name in ("case_id", "ruleset", "ruleset_version", "decision_id", "as_of")
+)
 _SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
 _EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
 _EXPLANATION_TAG = _tag(pb.Flag.DESCRIPTOR, "explanation")
@@ -285,7 +288,7 @@ def encode_evaluation(evaluation: Evaluation) -> bytes:
 
 
 def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: list[ExplainedFlag]) -> bytes:
-    call = _Call([*flags, *shadow_flags])
+    call = _Call()
     scalars = pb.EvaluateResponse(
         case_id=evaluation.case_id,
         ruleset=evaluation.ruleset,
@@ -298,9 +301,17 @@ def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: li
         scalars.undetermined.extend([undetermined_to_proto(u) for u in evaluation.undetermined])
     if evaluation.resolved:
         scalars.resolved.extend([resolved_to_proto(r) for r in evaluation.resolved])
-    lifecycle = evaluation.lifecycle
     parts = [scalars.SerializeToString()]
-    parts += [_framed(_FLAGS_TAG, call.flag(f, lifecycle.get(f.rule_id))) for f in flags]
+    lifecycle_of = evaluation.lifecycle.get
+    for flag in flags:
+        record = lifecycle_of(flag.rule_id)
+        evidence = flag.evidence
+        if type(evidence) is EncodedEvidence and record is not None:  # the compiled core's, as most are
+            payload = evidence.wire + call.lifecycle(record)
+        else:
+            payload = call.flag(flag, record)
+        size = len(payload)
+        parts += (_FLAGS_TAG, wire.encode_varint(size), payload)
     # Shadow flags have no lifecycle, as in evaluation_to_proto.
     parts += [_framed(_SHADOW_FLAGS_TAG, call.flag(f, None)) for f in shadow_flags]
     return b"".join(parts)
@@ -311,14 +322,11 @@ class _Call:
 
     __slots__ = ("evidence", "lifecycles", "moments")
 
-    def __init__(self, flags: Sequence[ExplainedFlag]) -> None:
+    def __init__(self) -> None:
         # The compiled core wrote its flags' evidence elements already (EncodedEvidence); the
         # Python engine's items are encoded here, each distinct item once per call, not
         # process-wide, because evidence is case data.
-        distinct = dict.fromkeys(
-            itertools.chain.from_iterable(f.evidence for f in flags if type(f.evidence) is not EncodedEvidence)
-        )
-        self.evidence = {item: _evidence_element(item) for item in distinct}
+        self.evidence: dict[EvidenceItem, bytes] = {}
         # Most flags were raised (or last seen) at as_of, and formatting a moment costs more
         # than encoding it. Equal datetimes may differ in offset or fold, and so in their text:
         # all three make the key.
@@ -343,7 +351,11 @@ class _Call:
             parts += [_framed(_CONTRIBUTING_TAG, rule_id.encode()) for rule_id in flag.contributing_rule_ids]
         parts += [_measured_value(n, v) for n, v in flag.measured_values]
         elements = self.evidence
-        parts += [elements[item] for item in evidence]
+        for item in evidence:
+            element = elements.get(item)
+            if element is None:
+                element = elements[item] = _evidence_element(item)
+            parts.append(element)
         if record is not None:
             parts.append(self.lifecycle(record))
         return b"".join(parts)
@@ -445,7 +457,7 @@ def encode_flag(flag: ExplainedFlag) -> bytes:
     (a flag of the Python engine's): what the compiled core's EncodedEvidence.wire must equal,
     byte for byte (tests/native holds it to this)."""
     items = flag._replace(evidence=tuple(flag.evidence), measured_values=tuple(flag.measured_values))
-    return _Call([items]).flag(items, None)
+    return _Call().flag(items, None)
 
 
 def encode_evidence(items: Sequence[EvidenceItem]) -> bytes:
