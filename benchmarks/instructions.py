@@ -3,6 +3,7 @@
     python benchmarks/instructions.py                    # this checkout: handler and engine, 20 and 200 facts
     python benchmarks/instructions.py --code /tmp/base   # another checkout (a git worktree with its core built)
     python benchmarks/instructions.py --only handler --multiprocess   # metrics as `serve --workers 2` writes them
+    python benchmarks/instructions.py --only engine --facts 2000      # other case sizes (repeatable)
 
 Wall-clock and CPU figures on this shared 2-core machine drift with whatever else runs; callgrind
 counts the instructions a piece of code executes, the same on every run of the same binary and
@@ -158,6 +159,9 @@ def main() -> None:
         action="store_true",
         help="metrics in multiprocess mode (files in a temporary directory), as `serve --workers 2` keeps them",
     )
+    parser.add_argument(
+        "--facts", type=int, action="append", help=f"case size (repeatable; default {', '.join(map(str, SIZES))})"
+    )
     parser.add_argument("--inner", nargs=3, metavar=("TARGET", "FACTS", "CALLS"), help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.inner:
@@ -170,7 +174,7 @@ def main() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="instructions-metrics-")
     rows: list[dict[str, Any]] = []
     for target in options.only or TARGETS:
-        for facts in SIZES:
+        for facts in options.facts or SIZES:
             per_call = (count(options.code, target, facts, MORE) - count(options.code, target, facts, FEWER)) // (
                 MORE - FEWER
             )

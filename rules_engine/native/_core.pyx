@@ -24,7 +24,7 @@ from cpython.dict cimport PyDict_Next, PyDict_SetItem
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.long cimport PyLong_AsDouble
-from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
 
 cdef extern from "Python.h":
@@ -383,11 +383,15 @@ cdef class Table:
     cdef public int n, ncols, cap
     cdef public object keep     # what idp points into
     cdef public list lists      # per list slot: list of per-row tuples
+    # per list slot of codes, per row: bit k set when the list holds the field's code k (the
+    # first 64 codes), for `holds` filters (Ins.bit) without a Python `in`
+    cdef unsigned long long* masks
     cdef public list nested     # per row: list of nested rows (conferences' agencies), or None
     cdef public str name
 
     def __cinit__(self):
         self.vals = NULL
+        self.masks = NULL
         self.idp = NULL
         self.idl = NULL
         self.n = 0
@@ -395,6 +399,7 @@ cdef class Table:
 
     def __dealloc__(self):
         free(self.vals)  # idp and idl are in the same block
+        free(self.masks)
 
     cdef int reserve(self, int ncols, int cap) except -1:
         cdef Py_ssize_t cells = cap * ncols if cap * ncols > 0 else 1, rows = cap if cap > 0 else 1
@@ -412,28 +417,34 @@ cdef class Table:
         return self.vals[row * self.ncols + col]
 
 
-cdef class Series:
-    """Facts of one type passing a filter, sorted by a date column then id: rows and ordinals."""
+cdef struct Series:
+    # Facts of one type passing a filter, sorted by a date column then id: rows and ordinals. A C
+    # struct in the evaluation's arrays, not an object: an evaluation makes forty of them.
+    int* rows       # NULL: not made yet
+    int* ords       # in the same block as rows
+    int n
+    int t
+    int datecol
+    bint owned      # rows were allocated for it (else they are its base's)
 
-    cdef int* rows
-    cdef int* ords
-    cdef public int n, t, datecol
 
-    def __cinit__(self):
-        self.rows = NULL
-        self.ords = NULL
-        self.n = 0
+cdef int _series_alloc(Series* s, int n) except -1:
+    s.n = n
+    s.rows = <int*>malloc(sizeof(int) * 2 * (n if n > 0 else 1))
+    if s.rows == NULL:
+        raise MemoryError()
+    s.ords = s.rows + (n if n > 0 else 1)
+    s.owned = True
+    return 0
 
-    def __dealloc__(self):
-        free(self.rows)  # ords are in the same block
 
-    cdef int alloc(self, int n) except -1:
-        self.n = n
-        self.rows = <int*>malloc(sizeof(int) * 2 * (n if n > 0 else 1))
-        if self.rows == NULL:
-            raise MemoryError()
-        self.ords = self.rows + (n if n > 0 else 1)
-        return 0
+cdef void _free_series(Series* series, int n) noexcept:
+    cdef int i
+    if series != NULL:
+        for i in range(n):
+            if series[i].owned:
+                free(series[i].rows)
+        free(series)
 
 
 cdef inline int _bisect_right(int* a, int x, int lo, int hi) noexcept:
@@ -613,6 +624,7 @@ cdef struct Ins:
     int set_len
     int set_has_none
     int list_slot
+    int bit           # HOLDS: the code's bit in Table.masks; -1 never held; -2 ask the list
     int value
 
 cdef struct MSpec:
@@ -691,27 +703,6 @@ cdef int _newest_first(const void* a, const void* b) noexcept nogil:
     return -1 if x.idlen > y.idlen else (1 if x.idlen < y.idlen else 0)
 
 
-cdef int _keep_newest(Cand* cands, int n, int limit) noexcept:
-    """Move the newest `limit` candidates to the front, newest first; how many there are. An
-    insertion into a short sorted prefix: a composite flag has hundreds of candidates and needs 20."""
-    cdef int kept = 0, i, j
-    cdef Cand c
-    if limit <= 0:
-        return 0
-    for i in range(n):
-        c = cands[i]
-        if kept == limit and _newest_first(&c, &cands[kept - 1]) >= 0:
-            continue
-        j = kept if kept < limit else limit - 1
-        while j > 0 and _newest_first(&c, &cands[j - 1]) < 0:
-            cands[j] = cands[j - 1]
-            j -= 1
-        cands[j] = c
-        if kept < limit:
-            kept += 1
-    return kept
-
-
 cdef inline void _candidate(Cand* c, Table table, int t, int row, int datecol, int rank) noexcept:
     c.ord = <int>table.vals[row * table.ncols + datecol]
     c.rank = rank
@@ -727,19 +718,6 @@ cdef inline double _as_double(object value) except? -1.0:
     if type(value) is int:
         return PyLong_AsDouble(value)
     return <double>value
-
-
-cdef object _tuple_of(object cls, list items):
-    """tuple.__new__(cls, items) for a tuple subclass (a named tuple, EncodedValues), as CPython's
-    tuple_subtype_new makes it (the type's tp_alloc, then the items), without the call through
-    tuple.__new__ and the temporary tuple: once per flag, a tenth of the flag's own cost."""
-    cdef Py_ssize_t i, n = len(items)
-    out = (<PyTypeObject*>cls).tp_alloc(<PyTypeObject*>cls, n)
-    for i in range(n):
-        item = items[i]
-        Py_INCREF(item)  # PyTuple_SET_ITEM takes the reference
-        PyTuple_SET_ITEM(out, i, item)
-    return out
 
 
 cdef object _encoded_evidence(object cls, bytes wire):
@@ -785,7 +763,13 @@ cdef class FlagRule:
     cdef tuple text(self, list values, dict measures):
         """The explanation filled from the measures, and its Flag field: the same values give the
         same text, so it is rendered once per distinct set of values."""
-        key = tuple([values[<int>i] for i in self.text_indices])
+        cdef tuple indices = self.text_indices
+        cdef Py_ssize_t i, n = len(indices)
+        cdef tuple key = PyTuple_New(n)  # the values' tuple, without a list on the way
+        for i in range(n):
+            value = values[<int>indices[i]]
+            Py_INCREF(value)  # PyTuple_SET_ITEM takes the reference
+            PyTuple_SET_ITEM(key, i, value)
         found = self.texts.get(key)
         if found is None:
             if len(self.texts) >= TEXTS_LIMIT:
@@ -973,6 +957,7 @@ cdef class Core:
                 x.set_has_none = d.get("set_has_none", 0)
                 set_at += x.set_len
                 x.list_slot = d.get("list_slot", -1)
+                x.bit = -2
                 x.value = d.get("value", 0)
                 if x.op == I_HOLDS:
                     x.value = len(self.holds_codes)
@@ -1060,6 +1045,37 @@ cdef class Core:
             s.input_start = at
             s.input_len = len(m["inputs"])
             at += s.input_len
+        # `holds` filters read the lists' bit masks: each program runs on one fact type
+        for i in range(self.nseries):
+            self.bind_holds(self.series_spec[3 * i + 2], self.series_spec[3 * i])
+        for i in range(self.nmeasures):
+            self.bind_holds(self.specs[i].matching, self.specs[i].t)
+
+    cdef int bind_holds(self, int program, int t) except -1:
+        """Set each `holds` test of a program run on fact type t to its code's bit in the list's
+        mask: the code's index among the field's codes, -1 when it is not one of them (no list
+        holds it), left -2 (the list is asked) for a list of ids or past 64 codes."""
+        cdef Ins* x
+        cdef Schema schema
+        cdef int i, fn, bit
+        if program < 0 or t < 0 or t == self.derived_type:  # derived rows have no lists
+            return 0
+        schema = self.schemas[t]
+        for i in range(self.prog_start[program], self.prog_start[program] + self.prog_len[program]):
+            x = &self.ins[i]
+            if x.op != I_HOLDS:
+                continue
+            bit = -2
+            for fn in range(MAX_FIELD):
+                if schema.kind[fn] == K_CODE_LIST and schema.col[fn] == x.list_slot:
+                    codes = schema.code_strs[fn]
+                    if len(codes) <= 64:
+                        code = self.holds_codes[x.value]
+                        bit = codes.index(code) if code in codes else -1
+            if x.bit != -2 and x.bit != bit:
+                raise ValueError("a filter run on two fact types")
+            x.bit = bit
+        return 0
 
     cdef int working_between(self, int start, int end) except? -1:
         """calendar.working_days_between of two ordinals: two reads of the table when both are
@@ -1115,6 +1131,10 @@ cdef inline bint _leaf(Core core, Ins* x, Table table, int row) except -1:
     if x.op == I_ALWAYS:
         return x.value != 0
     if x.op == I_HOLDS:
+        if x.bit >= 0:
+            return (table.masks[x.list_slot * table.cap + row] >> x.bit) & 1
+        if x.bit == -1:
+            return False
         return core.holds_codes[x.value] in table.lists[x.list_slot][row]
     v = table.vals[row * table.ncols + x.col]
     if x.op == I_TRUTHY:
@@ -1150,8 +1170,9 @@ cdef class Evaluated:
     cdef object as_of
     cdef object starts           # per window index: the window's exclusive start ordinal
     cdef list periods            # per periods index: the period starts, newest first
-    cdef list series             # per series index: Series or None
-    cdef list bases              # per base index: Series or None
+    cdef Series* series          # per series index (rows NULL until made), `nseries` of them
+    cdef Series* bases           # per base index, `nbases` of them
+    cdef int nseries, nbases
     cdef dict ids
     cdef public list values      # per measure: int, float or None
     cdef readonly bint undecided  # decide() left a rule undetermined
@@ -1173,9 +1194,13 @@ cdef class Evaluated:
         self.made_ord = NULL
         self.seen = NULL
         self.evidence = NULL
+        self.series = NULL
+        self.bases = NULL
 
     def __dealloc__(self):
         cdef int m
+        _free_series(self.series, self.nseries)
+        _free_series(self.bases, self.nbases)
         free(self.offsets)
         free(self.made_ord)
         free(self.seen)
@@ -1320,6 +1345,10 @@ cdef class Evaluated:
         table.n = n
         table.keep = self.data
         table.lists = [[()] * n for _ in range(schema.nlists)]
+        if schema.nlists > 0:
+            table.masks = <unsigned long long*>calloc(schema.nlists * n + 1, sizeof(unsigned long long))
+            if table.masks == NULL:
+                raise MemoryError()
         table.nested = None if schema.nested is None else [()] * n
         for row in range(n):
             pos, end = pairs[2 * row], pairs[2 * row + 1]
@@ -1448,6 +1477,8 @@ cdef class Evaluated:
             if i < 0:
                 raise Declined()
             item = schema.code_strs[fn][i]  # the same object as a filter's code: `in` finds it by identity
+            if i < 64:
+                table.masks[col * table.cap + row] |= (<unsigned long long>1) << i
         slot[row] = current + (item,)
         return 0
 
@@ -1543,20 +1574,18 @@ cdef class Evaluated:
 
     # --- series ----------------------------------------------------------------------------
 
-    cdef Series base(self, int b):
+    cdef Series* base(self, int b) except NULL:
         cdef int t, datecol, i, n = 0
         cdef Table table
-        cdef Series s
-        found = self.bases[b]
-        if found is not None:
-            return found
+        cdef Series* s = &self.bases[b]
+        if s.rows != NULL:
+            return s
         t, datecol = self.core.base_spec[2 * b], self.core.base_spec[2 * b + 1]
         table = self.tables[t]
-        s = Series.__new__(Series)
         for i in range(table.n):
             if not isnan(table.get(i, datecol)):
                 n += 1
-        s.alloc(n)
+        _series_alloc(s, n)
         s.t, s.datecol = t, datecol
         n = 0
         for i in range(table.n):
@@ -1567,25 +1596,24 @@ cdef class Evaluated:
             _sort_by_date_then_id(s.rows, n, table, datecol)
         for i in range(n):
             s.ords[i] = <int>table.get(s.rows[i], datecol)
-        self.bases[b] = s
         return s
 
-    cdef Series get_series(self, int k):
-        cdef Series base, s
+    cdef Series* get_series(self, int k) except NULL:
+        cdef Series* base
+        cdef Series* s = &self.series[k]
         cdef int program, i, n = 0
         cdef Table table
         cdef Ins* x
-        found = self.series[k]
-        if found is not None:
-            return found
+        if s.rows != NULL:
+            return s
         base = self.base(self.core.base_of_series[k])
         program = self.core.series_spec[3 * k + 2]
         if program < 0:
-            s = base
+            s[0] = base[0]
+            s.owned = False
         else:
             table = self.tables[base.t]
-            s = Series.__new__(Series)
-            s.alloc(base.n)
+            _series_alloc(s, base.n)
             s.t, s.datecol = base.t, base.datecol
             if self.core.prog_len[program] == 1:  # most filters: one test, without the stack
                 x = &self.core.ins[self.core.prog_start[program]]
@@ -1601,7 +1629,6 @@ cdef class Evaluated:
                         s.ords[n] = base.ords[i]
                         n += 1
             s.n = n
-        self.series[k] = s
         return s
 
     cdef bint passes(self, int program, Table table, int row) except -1:
@@ -1628,8 +1655,11 @@ cdef class Evaluated:
 
     cdef int measure_all(self) except -1:
         cdef int m
-        self.series = [None] * self.core.nseries
-        self.bases = [None] * self.core.nbases
+        self.series = <Series*>calloc(self.core.nseries + 1, sizeof(Series))
+        self.bases = <Series*>calloc(self.core.nbases + 1, sizeof(Series))
+        if self.series == NULL or self.bases == NULL:
+            raise MemoryError()
+        self.nseries, self.nbases = self.core.nseries, self.core.nbases
         self.values = [None] * self.core.nmeasures
         self.evidence = <Facts*>calloc(self.core.nmeasures + 1, sizeof(Facts))
         if self.evidence == NULL:
@@ -1730,12 +1760,14 @@ cdef class Evaluated:
         cdef MSpec* s = &self.core.specs[m]
         cdef int kind = s.kind, first, end, start, i, j, n, latest, count, best, best_at, previous, current, floor
         cdef int trailing, before, held, lower, upper, least, today = self.today, window_start
-        cdef Series series, anchors, followups
+        cdef Series* series
+        cdef Series* anchors
         cdef Table table
         cdef double e, v
         cdef list rows
+        cdef int span_start = 0, span_end = -1  # the evidence: series.rows[span_start:span_end], or
+        cdef list kept_rows = None             # these rows
         value = None
-        evidence = None
         if kind == M_AGE:
             self.values[m] = self.age()
             return 0
@@ -1754,7 +1786,7 @@ cdef class Evaluated:
         if kind == M_COUNT:
             if s.overlaps:
                 rows = self.overlapping(s, series, start, end)
-                value, evidence = len(rows), ("rows", series.t, series.datecol, rows)
+                value, kept_rows = len(rows), rows
             else:
                 if s.since_series >= 0:
                     anchors = self.get_series(s.since_series)
@@ -1763,7 +1795,7 @@ cdef class Evaluated:
                         j = _bisect_right(series.ords, anchors.ords[i - 1], 0, series.n)
                         if j > start:
                             start = j
-                value, evidence = end - start, (series, start, end)
+                value, span_start, span_end = end - start, start, end
         elif kind == M_DISTINCT:
             if s.overlaps:
                 rows = self.overlapping(s, series, start, end)
@@ -1771,7 +1803,7 @@ cdef class Evaluated:
                 rows = [series.rows[i] for i in range(start, end)]
             counted = [r for r in rows if not isnan(table.get(r, s.field))]
             value = len({table.get(r, s.field) for r in counted})
-            evidence = ("rows", series.t, series.datecol, counted)
+            kept_rows = counted
         elif kind == M_DAYS_SINCE or kind == M_WORKING_DAYS_SINCE:
             if end == 0:
                 return 0
@@ -1780,14 +1812,14 @@ cdef class Evaluated:
                 value = today - latest
             else:
                 value = self.core.working_between(latest, today)
-            evidence = (series, end - 1, end)
+            span_start, span_end = end - 1, end
         elif kind == M_OPEN:
             rows = []
             for i in range(end):
                 e = table.get(series.rows[i], s.endcol)
                 if isnan(e) or e > today:
                     rows.append(series.rows[i])
-            value, evidence = len(rows), ("rows", series.t, series.datecol, rows)
+            value, kept_rows = len(rows), rows
         elif kind == M_LATEST:
             if end == 0:
                 return 0
@@ -1802,10 +1834,10 @@ cdef class Evaluated:
                     if self.passes(s.matching, table, series.rows[i]):
                         count += 1
                 value = count
-            evidence = (series, start, end)
+            span_start, span_end = start, end
         elif kind == M_OVERDUE:
             rows = self.overdue(s, series, table, start, end)
-            value, evidence = len(rows), ("rows", series.t, series.datecol, rows)
+            value, kept_rows = len(rows), rows
         elif kind == M_RATE:
             if end == start:
                 value = 0.0
@@ -1816,10 +1848,10 @@ cdef class Evaluated:
                 years = (today - first) / 365.25
                 if years < 1.0:
                     years = 1.0
-                value, evidence = _round((end - start) / years, 2), (series, start, end)
+                value, span_start, span_end = _round((end - start) / years, 2), start, end
         elif kind == M_TREND:
             before = _bisect_right(series.ords, self.start_of(s.window2), 0, start)
-            value, evidence = (end - start) - (start - before), (series, before, end)
+            value, span_start, span_end = (end - start) - (start - before), before, end
         elif kind == M_PERIODS:
             least = s.at_least
             held = 0
@@ -1832,7 +1864,7 @@ cdef class Evaluated:
                     kept.append((lower, upper))
                 upper = lower
             rows = [series.rows[i] for lower, upper in reversed(kept) for i in range(lower, upper)]
-            value, evidence = held, ("rows", series.t, series.datecol, rows)
+            value, kept_rows = held, rows
         elif kind == M_LONGEST_GAP:
             if end == 0:
                 return 0
@@ -1847,45 +1879,43 @@ cdef class Evaluated:
                 previous = current
             trailing = today - (series.ords[end - 1] if series.ords[end - 1] > floor else floor)
             if trailing >= best:
-                value, evidence = trailing, (series, end - 1, end)
+                value, span_start, span_end = trailing, end - 1, end
             else:
-                value, evidence = best, (series, best_at - 1, best_at + 1)
+                value, span_start, span_end = best, best_at - 1, best_at + 1
         elif kind == M_LONGEST_OPEN:
             value = 0
             for i in range(end):
                 e = table.get(series.rows[i], s.endcol)
                 if isnan(e) or e > today:
-                    value, evidence = today - series.ords[i], (series, i, i + 1)
+                    value, span_start, span_end = today - series.ords[i], i, i + 1
                     break
         else:
             raise ValueError(f"measure kind {kind} is not in the core")
         self.values[m] = value
-        self.keep_evidence(m, evidence)
+        if span_end >= 0:
+            self.keep_span(m, series, span_start, span_end)
+        elif kept_rows is not None:
+            self.keep_rows(m, series.t, kept_rows)
         return 0
 
-    cdef int keep_evidence(self, int m, object evidence) except -1:
-        """A measure's evidence as the measure kinds give it, None, (Series, start, end) or
-        ("rows", t, datecol, rows), kept as rows in C for flag_evidence."""
+    cdef int keep_span(self, int m, Series* series, int start, int end) except -1:
+        """A measure's evidence, series.rows[start:end], kept for flag_evidence (the series lives
+        as long as this evaluation). flag_evidence relies on the order of every measure's rows:
+        its series' (or a part of them), oldest first by (date, id)."""
         cdef Facts* f = &self.evidence[m]
-        cdef Series series
-        cdef tuple entry
-        cdef list rows
+        f.kind, f.t, f.n, f.rows = E_FACTS, series.t, end - start, series.rows + start
+        return 0
+
+    cdef int keep_rows(self, int m, int t, list rows) except -1:
+        """A measure's evidence as a list of rows of type t, in their series' order, kept in C."""
+        cdef Facts* f = &self.evidence[m]
         cdef int i
-        if evidence is None:
-            return 0
-        entry = evidence
-        f.kind = E_FACTS
-        if type(entry[0]) is str:
-            rows = entry[3]
-            f.t, f.n, f.owned = entry[1], len(rows), True
-            f.rows = <int*>malloc(sizeof(int) * (f.n + 1))
-            if f.rows == NULL:
-                raise MemoryError()
-            for i in range(f.n):
-                f.rows[i] = rows[i]
-        else:  # the series stays in self.series while this evaluation lives
-            series = entry[0]
-            f.t, f.n, f.rows = series.t, <int>entry[2] - <int>entry[1], series.rows + <int>entry[1]
+        f.kind, f.t, f.n, f.owned = E_FACTS, t, len(rows), True
+        f.rows = <int*>malloc(sizeof(int) * (f.n + 1))
+        if f.rows == NULL:
+            raise MemoryError()
+        for i in range(f.n):
+            f.rows[i] = rows[i]
         return 0
 
     cdef int first_date(self, int t):
@@ -1906,7 +1936,7 @@ cdef class Evaluated:
         as_of = self.as_of
         return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
 
-    cdef list overlapping(self, MSpec* s, Series series, int start, int end):
+    cdef list overlapping(self, MSpec* s, Series* series, int start, int end):
         cdef int i, window_start
         cdef double e
         cdef Table table = self.tables[series.t]
@@ -1922,7 +1952,7 @@ cdef class Evaluated:
             rows.append(series.rows[i])
         return rows
 
-    cdef int latest_by_group(self, int m, MSpec* s, Series series, Table table, int end) except -1:
+    cdef int latest_by_group(self, int m, MSpec* s, Series* series, Table table, int end) except -1:
         cdef int i, count, last = s.last
         cdef dict groups = {}
         cdef double key
@@ -1952,12 +1982,12 @@ cdef class Evaluated:
             if (count, newest) > best:
                 best, behind = (count, newest), recent
         self.values[m] = best[0]
-        self.keep_evidence(m, ("rows", series.t, series.datecol, [series.rows[i] for i in behind]))
+        self.keep_rows(m, series.t, [series.rows[i] for i in behind])
         return 0
 
-    cdef list overdue(self, MSpec* s, Series series, Table table, int start, int end):
+    cdef list overdue(self, MSpec* s, Series* series, Table table, int start, int end):
         cdef int lo = start, hi = end, mid, i, today = self.today, first, last
-        cdef Series followups
+        cdef Series* followups
         cdef double r
         cdef list rows = []
         cdef Core core = self.core
@@ -2030,48 +2060,86 @@ cdef class Evaluated:
         newest `limit` (`nslots` of them, newest first) as the slots whose made_wire holds their
         response's Flag.evidence element, framed. As engine/explainer.explain: each measure's
         newest facts, each fact once (the first measure to cite it gives its date), newest first
-        by date, type and id."""
-        cdef int t, i, p, k, row, slot, offset, count = 0, ncand = 0, nsources = 0, lower, datecol, nwires
+        by date, type and id.
+
+        A measure's rows are in its series' order, oldest first by (date, id) (keep_evidence), so
+        read backwards each source gives its candidates newest first: the first source's go in
+        as they come, and a later source's stop at the first that is not newer than the newest
+        `limit` so far. Facts of a type only one source cites cannot repeat, and are counted and
+        taken without the `seen` marks."""
+        cdef int t, i, p, k, row, slot, offset, count = 0, ncand = 0, nsources = 0, lower, datecol, j
+        cdef unsigned long long types = 0, repeated = 0, bit
+        cdef bint marks
         cdef Facts* f
         cdef Table table
         cdef Cand* cands = NULL
         cdef Cand* c
+        cdef Cand cand
         cdef unsigned char* seen = self.seen
         cdef int* offsets = self.offsets
         cdef int* sources = NULL  # the measures whose facts are behind the flag
         cdef list made = self.made_wire
         nslots[0] = 0
+        if limit <= 0:
+            return 0
         for k in cited:
             nsources = self.pieces(k, NULL, nsources)
         if nsources == 0:
             return 0
         try:
             sources = <int*>malloc(sizeof(int) * nsources)
-            cands = <Cand*>malloc(sizeof(Cand) * (nsources * limit + 1))
+            cands = <Cand*>malloc(sizeof(Cand) * (limit + 1))
             if sources == NULL or cands == NULL:
                 raise MemoryError()
             nsources = 0
             for k in cited:
                 nsources = self.pieces(k, sources, nsources)
-            # the newest `limit` facts of each piece, each fact once: the candidates
-            memset(seen, 0, self.nfacts + 1)
+            for p in range(nsources):
+                bit = (<unsigned long long>1) << self.evidence[sources[p]].t
+                if types & bit:
+                    repeated |= bit
+                types |= bit
+            if repeated:
+                memset(seen, 0, self.nfacts + 1)
+            # the newest `limit` facts, each once, newest first
             for p in range(nsources):
                 k = sources[p]
                 f = &self.evidence[k]
                 datecol = self.core.specs[k].datecol
                 t = f.t
+                marks = (repeated >> t) & 1
                 lower = f.n - limit if f.n > limit else 0
                 table = self.tables[t]
                 offset = offsets[t]
-                for i in range(f.n - 1, lower - 1, -1):
+                i = f.n - 1
+                while i >= lower:
                     row = f.rows[i]
-                    if not seen[offset + row]:
+                    i -= 1
+                    if marks:
+                        if seen[offset + row]:
+                            continue
                         seen[offset + row] = 1
-                        _candidate(&cands[ncand], table, t, row, datecol, self.core.type_rank[t])
+                    _candidate(&cand, table, t, row, datecol, self.core.type_rank[t])
+                    if p == 0:  # the first source's come newest first, each once
+                        cands[ncand] = cand
                         ncand += 1
-            ncand = _keep_newest(cands, ncand, limit)
-            nwires = ncand if ncand < limit else limit
-            for i in range(nwires):
+                        continue
+                    if ncand == limit and _newest_first(&cand, &cands[limit - 1]) >= 0:
+                        # this source's others are older still: marked as cited all the same,
+                        # as the first source to cite a fact gives its date
+                        if marks:
+                            while i >= lower:
+                                seen[offset + f.rows[i]] = 1
+                                i -= 1
+                        break
+                    j = ncand if ncand < limit else limit - 1
+                    while j > 0 and _newest_first(&cand, &cands[j - 1]) < 0:
+                        cands[j] = cands[j - 1]
+                        j -= 1
+                    cands[j] = cand
+                    if ncand < limit:
+                        ncand += 1
+            for i in range(ncand):
                 c = &cands[i]
                 # flags of one case cite the same facts: each element is made once per evaluation
                 # (again only if another flag cites the fact by another of its dates)
@@ -2080,20 +2148,21 @@ cdef class Evaluated:
                     made[slot] = _evidence_element(self.core, c)
                     self.made_ord[slot] = c.ord
                 slots[i] = slot
-            nslots[0] = nwires
-            # how many facts in all
-            if nsources == 1:
-                count = self.evidence[sources[0]].n
-            else:
+            nslots[0] = ncand
+            # how many facts in all: those of types only one source cites add up
+            if repeated:
                 memset(seen, 0, self.nfacts + 1)
-                for p in range(nsources):
-                    f = &self.evidence[sources[p]]
-                    offset = offsets[f.t]
-                    for i in range(f.n):
-                        row = f.rows[i]
-                        if not seen[offset + row]:
-                            seen[offset + row] = 1
-                            count += 1
+            for p in range(nsources):
+                f = &self.evidence[sources[p]]
+                if not (repeated >> f.t) & 1:
+                    count += f.n
+                    continue
+                offset = offsets[f.t]
+                for i in range(f.n):
+                    row = f.rows[i]
+                    if not seen[offset + row]:
+                        seen[offset + row] = 1
+                        count += 1
         finally:
             free(sources)
             free(cands)
@@ -2173,30 +2242,44 @@ cdef class Evaluated:
         results.ExplainedFlag as engine/explainer.explain makes them, the evidence an
         engine/native.EncodedEvidence holding the flag's response bytes (flag_wire)."""
         cdef FlagRule rule
-        cdef list flags = [], shadow = [], fields, values = self.values
+        cdef list flags = [], shadow = [], values = self.values
         cdef list pairs = [None] * len(values)  # each measure's (name, value), made once
         cdef Core core = self.core
-        cdef int count, i, k
+        cdef int count, i, k, n
+        cdef tuple cited, fields
         for rule in rules:
             if decided[rule.position] is not True:
                 continue
             text, text_wire = rule.text(values, measures)
             wire = self.flag_wire(rule, text_wire, outcomes, &count)
-            fields = list(rule.fields)
-            fields[4] = text
-            cited = []
-            for i in range(len(rule.indices)):
+            n = len(rule.indices)
+            cited = PyTuple_New(n)
+            for i in range(n):
                 k = rule.indices[i]
                 pair = pairs[k]
                 if pair is None:
                     pair = pairs[k] = (rule.names[i], values[k])
-                cited.append(pair)
-            fields[6] = tuple(cited)
-            fields[10] = _encoded_evidence(core.evidence_type, wire)
-            if rule.depends_on:
-                fields[11] = tuple([d for d in rule.depends_on if outcomes[d] is True])
-            fields[13] = count
-            (shadow if rule.shadow else flags).append(_tuple_of(core.flag_type, fields))
+                Py_INCREF(pair)  # PyTuple_SET_ITEM takes the reference
+                PyTuple_SET_ITEM(cited, i, pair)
+            # ExplainedFlag's fields: the rule's, and those of this evaluation in their places
+            fields = rule.fields
+            flag = (<PyTypeObject*>core.flag_type).tp_alloc(<PyTypeObject*>core.flag_type, len(fields))
+            for i in range(len(fields)):
+                if i == 4:
+                    item = text
+                elif i == 6:
+                    item = cited
+                elif i == 10:
+                    item = _encoded_evidence(core.evidence_type, wire)
+                elif i == 11 and rule.depends_on:
+                    item = tuple([d for d in rule.depends_on if outcomes[d] is True])
+                elif i == 13:
+                    item = count
+                else:
+                    item = fields[i]
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(flag, i, item)
+            (shadow if rule.shadow else flags).append(flag)
         return flags, shadow
 
 
