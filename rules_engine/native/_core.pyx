@@ -15,7 +15,7 @@ distinct or group_by reads them) their index in a per-evaluation table. So every
 comparison of doubles, and a comparison with None is false as in the Python filters.
 """
 
-from libc.stdlib cimport calloc, malloc, free, qsort
+from libc.stdlib cimport calloc, malloc, realloc, free, qsort
 from libc.string cimport memcmp, memcpy, memset
 from libc.math cimport NAN, isnan
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
@@ -1181,18 +1181,25 @@ cdef class Evaluated:
     cdef int birth
     # Evidence made in this evaluation (flags of one case cite the same facts), by fact: a fact's
     # slot is offsets[t] + row; made_ord holds the date its element was made with (0: none yet),
-    # made_wire its Flag.evidence element, framed.
+    # made_at and made_size where its Flag.evidence element, framed, is in made_buf (C memory,
+    # not a bytes object per element).
     cdef int* offsets
     cdef int nfacts
     cdef int* made_ord
     cdef unsigned char* seen     # scratch, one byte per fact
-    cdef list made_wire
+    cdef Py_ssize_t* made_at     # per slot, the element's offset in made_buf
+    cdef int* made_size          # and its size
+    cdef char* made_buf
+    cdef Py_ssize_t made_used, made_cap
     cdef bytes data              # the request's bytes, which the tables' ids point into
 
     def __cinit__(self):
         self.offsets = NULL
         self.made_ord = NULL
         self.seen = NULL
+        self.made_at = NULL
+        self.made_size = NULL
+        self.made_buf = NULL
         self.evidence = NULL
         self.series = NULL
         self.bases = NULL
@@ -1204,6 +1211,9 @@ cdef class Evaluated:
         free(self.offsets)
         free(self.made_ord)
         free(self.seen)
+        free(self.made_at)
+        free(self.made_size)
+        free(self.made_buf)
         if self.evidence != NULL:
             for m in range(self.nevidence):
                 if self.evidence[m].owned:
@@ -1216,6 +1226,10 @@ cdef class Evaluated:
         free(self.offsets)
         free(self.made_ord)
         free(self.seen)
+        free(self.made_at)
+        free(self.made_size)
+        free(self.made_buf)
+        self.made_at, self.made_size, self.made_buf, self.made_used, self.made_cap = NULL, NULL, NULL, 0, 0
         self.offsets = <int*>malloc(sizeof(int) * (self.core.ntypes + 1))
         if self.offsets == NULL:
             raise MemoryError()
@@ -1225,10 +1239,31 @@ cdef class Evaluated:
         self.nfacts = total
         self.made_ord = <int*>malloc(sizeof(int) * (total + 1))
         self.seen = <unsigned char*>malloc(total + 1)
-        if self.made_ord == NULL or self.seen == NULL:
+        self.made_at = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (total + 1))
+        self.made_size = <int*>malloc(sizeof(int) * (total + 1))
+        if self.made_ord == NULL or self.seen == NULL or self.made_at == NULL or self.made_size == NULL:
             raise MemoryError()
         memset(self.made_ord, 0, sizeof(int) * (total + 1))
-        self.made_wire = [None] * total
+        return 0
+
+    cdef int make_element(self, Cand* c, int slot) except -1:
+        """The fact's Flag.evidence element, framed, written at the end of made_buf (grown as
+        needed: an element is under 200 bytes) and recorded as the slot's."""
+        cdef Py_ssize_t size = _evidence_size(self.core, c), cap
+        cdef char* grown
+        if self.made_used + size > self.made_cap:
+            cap = 2 * self.made_cap if self.made_cap else 4096
+            while cap < self.made_used + size:
+                cap *= 2
+            grown = <char*>realloc(self.made_buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self.made_buf, self.made_cap = grown, cap
+        _evidence_element(self.core, c, self.made_buf + self.made_used)
+        self.made_at[slot] = self.made_used
+        self.made_size[slot] = <int>size
+        self.made_used += size
+        self.made_ord[slot] = c.ord
         return 0
 
     # --- reading ---------------------------------------------------------------------------
@@ -2057,7 +2092,7 @@ cdef class Evaluated:
 
     cdef int flag_evidence(self, tuple cited, int limit, int* slots, int* nslots) except -1:
         """The facts behind a flag citing these measures: how many in all (returned), and the
-        newest `limit` (`nslots` of them, newest first) as the slots whose made_wire holds their
+        newest `limit` (`nslots` of them, newest first) as the slots whose made_buf part holds their
         response's Flag.evidence element, framed. As engine/explainer.explain: each measure's
         newest facts, each fact once (the first measure to cite it gives its date), newest first
         by date, type and id.
@@ -2078,7 +2113,6 @@ cdef class Evaluated:
         cdef unsigned char* seen = self.seen
         cdef int* offsets = self.offsets
         cdef int* sources = NULL  # the measures whose facts are behind the flag
-        cdef list made = self.made_wire
         nslots[0] = 0
         if limit <= 0:
             return 0
@@ -2145,8 +2179,7 @@ cdef class Evaluated:
                 # (again only if another flag cites the fact by another of its dates)
                 slot = offsets[c.t] + c.row
                 if self.made_ord[slot] != c.ord:
-                    made[slot] = _evidence_element(self.core, c)
-                    self.made_ord[slot] = c.ord
+                    self.make_element(c, slot)
                 slots[i] = slot
             nslots[0] = ncand
             # how many facts in all: those of types only one source cites add up
@@ -2178,7 +2211,7 @@ cdef class Evaluated:
         cdef Core core = self.core
         cdef int limit = core.max_evidence, nslots = 0, n, i, j
         cdef int* slots = <int*>malloc(sizeof(int) * (limit + 1))
-        cdef list values = self.values, made = self.made_wire, others = None
+        cdef list values = self.values, others = None
         cdef list numbers = core.measured_number, missing = core.measured_missing
         cdef tuple depends_on = rule.depends_on, depends_wire = rule.depends_wire
         cdef Py_ssize_t size
@@ -2207,7 +2240,7 @@ cdef class Evaluated:
                     others.append(core.measured_other(j, value))
                     size += PyBytes_GET_SIZE(<bytes>others[len(others) - 1])
             for i in range(nslots):
-                size += PyBytes_GET_SIZE(<bytes>made[slots[i]])
+                size += self.made_size[slots[i]]
             out = PyBytes_FromStringAndSize(NULL, size)
             p = PyBytes_AS_STRING(out)
             p += _put(p, rule.rule_wire)
@@ -2232,7 +2265,8 @@ cdef class Evaluated:
                     p += _put(p, <bytes>others[i])
                     i += 1
             for i in range(nslots):
-                p += _put(p, <bytes>made[slots[i]])
+                memcpy(p, self.made_buf + self.made_at[slots[i]], self.made_size[slots[i]])
+                p += self.made_size[slots[i]]
         finally:
             free(slots)
         return out
@@ -2431,6 +2465,30 @@ cdef void _iso_date(char* out, int ordinal) noexcept:
     out[9] = <char>(48 + d % 10)
 
 
+# The texts of recent days (the dates evidence lists cluster in a few years): a direct-mapped
+# table by ordinal, entry i holding the text of an ordinal congruent to i (0: empty).
+DEF DATE_TEXTS = 8192
+cdef int _date_text_ordinal[DATE_TEXTS]
+cdef char _date_text_chars[DATE_TEXTS][10]
+memset(_date_text_ordinal, 0, sizeof(_date_text_ordinal))
+
+
+cdef inline void _date_text(char* out, int ordinal) noexcept:
+    """_iso_date through the table (the GIL is held: one writer at a time)."""
+    cdef int i = ordinal & (DATE_TEXTS - 1)
+    if _date_text_ordinal[i] != ordinal:
+        _iso_date(_date_text_chars[i], ordinal)
+        _date_text_ordinal[i] = ordinal
+    memcpy(out, _date_text_chars[i], 10)
+
+
+def date_text(int ordinal):
+    """_date_text's text, for the tests to hold the table to _iso_date."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 10)
+    _date_text(PyBytes_AS_STRING(out), ordinal)
+    return out
+
+
 def iso_date(int ordinal):
     """_iso_date's text for one ordinal, for the tests to hold it to date.isoformat()."""
     cdef bytes out = PyBytes_FromStringAndSize(NULL, 10)
@@ -2438,19 +2496,27 @@ def iso_date(int ordinal):
     return out
 
 
-cdef bytes _evidence_element(Core core, Cand* c):
-    """One Flag.evidence element, framed, as service/responses.py writes an EvidenceItem: the
-    fact type, the id (left out when empty, as protobuf leaves out an empty string), the date."""
-    cdef bytes type_field = core.fact_type_fields[c.t]
-    cdef Py_ssize_t body = PyBytes_GET_SIZE(type_field) + PyBytes_GET_SIZE(core.date_tag) + 1 + 10
+cdef inline Py_ssize_t _evidence_body(Core core, Cand* c) noexcept:
+    """The size of a fact's Flag.evidence element but its tag and length (see _evidence_element)."""
+    cdef Py_ssize_t body = PyBytes_GET_SIZE(<bytes>core.fact_type_fields[c.t]) + PyBytes_GET_SIZE(core.date_tag) + 11
     if c.idlen:
         body += PyBytes_GET_SIZE(core.fact_id_tag) + _varint_size(c.idlen) + c.idlen
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(core.evidence_tag) + _varint_size(body) + body
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
-    cdef char* p = PyBytes_AS_STRING(out)
+    return body
+
+
+cdef inline Py_ssize_t _evidence_size(Core core, Cand* c) noexcept:
+    """The size of a fact's Flag.evidence element, framed."""
+    cdef Py_ssize_t body = _evidence_body(core, c)
+    return PyBytes_GET_SIZE(core.evidence_tag) + _varint_size(body) + body
+
+
+cdef void _evidence_element(Core core, Cand* c, char* p) noexcept:
+    """One Flag.evidence element, framed, as service/responses.py writes an EvidenceItem, into
+    the _evidence_size bytes at p: the fact type, the id (left out when empty, as protobuf leaves
+    out an empty string), the date."""
     p += _put(p, core.evidence_tag)
-    p += _put_varint(p, body)
-    p += _put(p, type_field)
+    p += _put_varint(p, _evidence_body(core, c))
+    p += _put(p, <bytes>core.fact_type_fields[c.t])
     if c.idlen:
         p += _put(p, core.fact_id_tag)
         p += _put_varint(p, c.idlen)
@@ -2458,8 +2524,7 @@ cdef bytes _evidence_element(Core core, Cand* c):
         p += c.idlen
     p += _put(p, core.date_tag)
     p[0] = 10
-    _iso_date(p + 1, c.ord)
-    return out
+    _date_text(p + 1, c.ord)
 
 
 cdef object _date(int ordinal):

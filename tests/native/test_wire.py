@@ -27,6 +27,14 @@ def test_the_date_text_is_isoformat_on_every_day(core: Any) -> None:
         assert core.iso_date(ordinal) == dt.date.fromordinal(ordinal).isoformat().encode(), ordinal
 
 
+def test_the_date_text_table_gives_the_same_text_as_it_fills_and_replaces(core: Any) -> None:
+    # twice over every day of 1900-2100, then days 8,192 apart (one entry of the table in turn)
+    days = [*range(dt.date(1900, 1, 1).toordinal(), dt.date(2100, 1, 1).toordinal())] * 2
+    days += [dt.date(2020, 1, 1).toordinal() + 8192 * k for k in range(-80, 80)] * 2
+    for ordinal in days:
+        assert core.date_text(ordinal) == core.iso_date(ordinal), ordinal
+
+
 def test_responses_written_with_the_cores_evidence_are_the_same_bytes(core: Any) -> None:
     engine, _ = load_engine(RULESETS)
     case = case_from_json(synth.long_timeline_case())
