@@ -835,6 +835,7 @@ cdef class Core:
     cdef public int nrules
     cdef double* rule_sets
     cdef int type_rank[64]       # each fact type's place in the order of their names
+    cdef list empty_tables       # per fact type: its Table of no facts, made once (see empty_table)
 
     def __cinit__(self):
         self.ins = NULL
@@ -1077,6 +1078,29 @@ cdef class Core:
             x.bit = bit
         return 0
 
+    cdef Table empty_table(self, int t):
+        """A fact type's table when a case has none of its facts, as read_table makes it for no
+        rows. Nothing writes to a table once it is read, so every such case shares one."""
+        cdef Table table
+        cdef Schema schema = self.schemas[t]
+        if self.empty_tables is None:
+            self.empty_tables = [None] * self.ntypes
+        found = self.empty_tables[t]
+        if found is not None:
+            return found
+        table = Table.__new__(Table)
+        table.name = self.type_names[t]
+        table.reserve(schema.ncols, 0)
+        table.keep = None
+        table.lists = [[] for _ in range(schema.nlists)]
+        table.nested = None if schema.nested is None else []
+        if schema.nlists > 0:
+            table.masks = <unsigned long long*>calloc(1, sizeof(unsigned long long))
+            if table.masks == NULL:
+                raise MemoryError()
+        self.empty_tables[t] = table
+        return table
+
     cdef int working_between(self, int start, int end) except? -1:
         """calendar.working_days_between of two ordinals: two reads of the table when both are
         in it."""
@@ -1159,6 +1183,58 @@ cdef inline bint _leaf(Core core, Ins* x, Table table, int row) except -1:
     if x.cmp == C_GT:
         return v > x.k
     return v >= x.k
+
+
+cdef int _filter_one(Core core, Ins* x, Table table, Series* base, Series* s) noexcept:
+    """A filter of one test over a base series, into s: how many rows pass, or -1 for a test it
+    leaves to _leaf. _leaf's tests, the test chosen once for the series rather than per row."""
+    cdef int i, j, n = 0, row, ncols = table.ncols, op = x.op, cmp = x.cmp, bit = x.bit
+    cdef double* column = table.vals + x.col
+    cdef unsigned long long* masks
+    cdef double v, k = x.k
+    cdef bint keep
+    if op == I_HOLDS:
+        if bit < 0:
+            return -1
+        masks = table.masks + x.list_slot * table.cap
+    elif op == I_ALWAYS or (op == I_COMPARE and x.is_none):
+        return -1
+    elif op != I_COMPARE and op != I_TRUTHY and op != I_ONE_OF:
+        return -1
+    for i in range(base.n):
+        row = base.rows[i]
+        if op == I_HOLDS:
+            keep = (masks[row] >> bit) & 1
+        else:
+            v = column[row * ncols]
+            if op == I_TRUTHY:
+                keep = (not isnan(v)) and v != 0.0
+            elif op == I_ONE_OF:
+                if isnan(v):
+                    keep = x.set_has_none != 0
+                else:
+                    keep = False
+                    for j in range(x.set_start, x.set_start + x.set_len):
+                        if core.sets[j] == v:
+                            keep = True
+                            break
+            elif cmp == C_EQ:
+                keep = v == k
+            elif cmp == C_NE:
+                keep = not (v == k)
+            elif cmp == C_LT:
+                keep = v < k
+            elif cmp == C_LE:
+                keep = v <= k
+            elif cmp == C_GT:
+                keep = v > k
+            else:
+                keep = v >= k
+        if keep:
+            s.rows[n] = row
+            s.ords[n] = base.ords[i]
+            n += 1
+    return n
 
 
 cdef class Evaluated:
@@ -1329,7 +1405,9 @@ cdef class Evaluated:
             self.tables = [None] * core.ntypes
             limit = 0
             for t in range(core.ntypes):  # first[t] is now where type t's facts end
-                if t != core.derived_type:
+                if t != core.derived_type and first[t] == limit:  # none of the type: read-only, shared
+                    self.tables[t] = core.empty_table(t)
+                elif t != core.derived_type:
                     self.tables[t] = self.read_table(buf, core.schemas[t], pairs + 2 * limit, first[t] - limit,
                                                      latest, core.type_names[t])
                 limit = first[t]
@@ -1652,11 +1730,14 @@ cdef class Evaluated:
             s.t, s.datecol = base.t, base.datecol
             if self.core.prog_len[program] == 1:  # most filters: one test, without the stack
                 x = &self.core.ins[self.core.prog_start[program]]
-                for i in range(base.n):
-                    if _leaf(self.core, x, table, base.rows[i]):
-                        s.rows[n] = base.rows[i]
-                        s.ords[n] = base.ords[i]
-                        n += 1
+                n = _filter_one(self.core, x, table, base, s)
+                if n < 0:
+                    n = 0
+                    for i in range(base.n):
+                        if _leaf(self.core, x, table, base.rows[i]):
+                            s.rows[n] = base.rows[i]
+                            s.ords[n] = base.ords[i]
+                            n += 1
             else:
                 for i in range(base.n):
                     if self.passes(program, table, base.rows[i]):
