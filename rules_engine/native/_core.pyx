@@ -17,7 +17,7 @@ comparison of doubles, and a comparison with None is false as in the Python filt
 
 from libc.stdlib cimport calloc, malloc, realloc, free, qsort
 from libc.string cimport memcmp, memcpy, memset
-from libc.math cimport NAN, isnan
+from libc.math cimport NAN, copysign, fabs, floor, isnan
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from cpython.dict cimport PyDict_Next, PyDict_SetItem
@@ -129,6 +129,29 @@ class Declined(Exception):
 
 import builtins as _builtins
 _round = _builtins.round
+
+
+cdef object _round_float(double x, int ndigits):
+    """round(x, ndigits) of a float, ndigits 1 or 2, without round's decimal conversion where
+    the answer is plain: round gives the double nearest n / 10**ndigits, n being x * 10**ndigits
+    rounded to an integer, which n / scale (two exact doubles, one correctly rounded division)
+    also is. Under 1e9 the product is within 1e-7 of the exact one, so n is the same unless the
+    product is within 1e-6 of a half: those, and anything else, go to round."""
+    cdef double scale = 100.0 if ndigits == 2 else 10.0
+    cdef double y = x * scale, f, frac
+    cdef long long n
+    if (ndigits == 1 or ndigits == 2) and fabs(y) < 1e9:  # false for NaN and infinities too
+        f = floor(y)
+        frac = y - f
+        if fabs(frac - 0.5) > 1e-6:
+            n = <long long>f + (1 if frac > 0.5 else 0)
+            return copysign(0.0, x) if n == 0 else n / scale
+    return _round(x, ndigits)
+
+
+def round_float(double x, int ndigits):
+    """_round_float, for the tests to hold it to round."""
+    return _round_float(x, ndigits)
 
 
 cdef inline bint _leap(int y) noexcept:
@@ -1190,7 +1213,7 @@ cdef int _filter_one(Core core, Ins* x, Table table, Series* base, Series* s) no
     leaves to _leaf. _leaf's tests, the test chosen once for the series rather than per row."""
     cdef int i, j, n = 0, row, ncols = table.ncols, op = x.op, cmp = x.cmp, bit = x.bit
     cdef double* column = table.vals + x.col
-    cdef unsigned long long* masks
+    cdef unsigned long long* masks = NULL
     cdef double v, k = x.k
     cdef bint keep
     if op == I_HOLDS:
@@ -1964,7 +1987,7 @@ cdef class Evaluated:
                 years = (today - first) / 365.25
                 if years < 1.0:
                     years = 1.0
-                value, span_start, span_end = _round((end - start) / years, 2), start, end
+                value, span_start, span_end = _round_float((end - start) / years, 2), start, end
         elif kind == M_TREND:
             before = _bisect_right(series.ords, self.start_of(s.window2), 0, start)
             value, span_start, span_end = (end - start) - (start - before), before, end
@@ -2140,12 +2163,14 @@ cdef class Evaluated:
                 if v is None:
                     return 0
             total = sum(values)
-            self.values[m] = _round(total, 2) if isinstance(total, float) else total
+            self.values[m] = _round_float(total, 2) if type(total) is float else (
+                _round(total, 2) if isinstance(total, float) else total)
         else:
             numerator, denominator = values
             if numerator is None or denominator is None or denominator == 0:
                 return 0
-            self.values[m] = _round(100 * numerator / denominator, 1)
+            ratio = 100 * numerator / denominator
+            self.values[m] = _round_float(ratio, 1) if type(ratio) is float else _round(ratio, 1)
         # The facts behind it are its inputs': `pieces` gathers them (an input sum's, in turn).
         self.evidence[m].kind = E_PARTS
         return 0
