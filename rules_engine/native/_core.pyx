@@ -1374,18 +1374,22 @@ cdef class Evaluated:
         cdef int fn, wire, t, total = 0, limit, j
         cdef Core core = self.core
         # Each fact takes at least two bytes (its tag and its length), so no more than end / 2 of
-        # them fit: a buffer that size, not one for max_facts (240 KB, malloc's mmap threshold).
-        cdef int room = core.max_facts if core.max_facts < end // 2 else <int>(end // 2)
+        # them fit: buffers up to that size, not for max_facts (240 KB, malloc's mmap threshold)...
+        cdef int bound = core.max_facts if core.max_facts < end // 2 else <int>(end // 2)
+        # ...and grown to that as facts come: sized for the bound at once, a case of 2,000 facts
+        # took 1.4 MB a call, paged in afresh whenever malloc had given it back
+        cdef int room = bound if bound < 512 else 512
         cdef int* kinds = <int*>malloc(sizeof(int) * (room + 1))
         cdef Py_ssize_t* spans = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (room + 1))
-        cdef Py_ssize_t* pairs = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (room + 1))
+        cdef Py_ssize_t* pairs = NULL
+        cdef void* grown
         cdef int* first = <int*>malloc(sizeof(int) * (core.ntypes + 1))
         self.data = data
         self.ids = {}
         self.birth = 0
         case_id_ok = False
         try:
-            if kinds == NULL or spans == NULL or pairs == NULL or first == NULL:
+            if kinds == NULL or spans == NULL or first == NULL:
                 raise MemoryError()
             while pos < end:
                 if not _varint(buf, end, &pos, &key):
@@ -1404,8 +1408,18 @@ cdef class Evaluated:
                     elif fn == 2:
                         self.read_child(buf, start, pos, latest)
                     else:
-                        if total >= core.max_facts or total >= room:
+                        if total >= core.max_facts or total >= bound:
                             raise Declined()
+                        if total >= room:
+                            room = 2 * room if 2 * room < bound else bound
+                            grown = realloc(kinds, sizeof(int) * (room + 1))
+                            if grown == NULL:
+                                raise MemoryError()
+                            kinds = <int*>grown
+                            grown = realloc(spans, sizeof(Py_ssize_t) * 2 * (room + 1))
+                            if grown == NULL:
+                                raise MemoryError()
+                            spans = <Py_ssize_t*>grown
                         kinds[total] = core.case_fields[fn]
                         spans[2 * total] = start
                         spans[2 * total + 1] = pos
@@ -1415,6 +1429,9 @@ cdef class Evaluated:
             if not case_id_ok:
                 raise Declined()  # an empty case id is not an id
             # the facts grouped by type, each type's in the order they came (a counting sort)
+            pairs = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (total + 1))
+            if pairs == NULL:
+                raise MemoryError()
             memset(first, 0, sizeof(int) * (core.ntypes + 1))
             for j in range(total):
                 first[kinds[j] + 1] += 1
