@@ -14,7 +14,8 @@ from rules_engine.case.facts import CaseFacts
 class EncodedCase(NamedTuple):
     """A case as the request carried it, serialised once by the caller (service/core.py).
 
-    `data` is the `Case` message in deterministic protobuf encoding, `digest` its sha256 hex (the
+    `data` is the `Case` message's bytes as the client sent them (service/received.py) or, where
+    they were not kept, in deterministic protobuf encoding; `digest` is their sha256 hex (the
     decision log's input digest and the evaluation cache's key). `case_id` is the message's case
     id as sent, not yet checked. `latest` is the latest date a fact may carry
     (case.dates.latest_date of the request's today). `decode` is the Python conversion and

@@ -52,3 +52,54 @@ def framed(field_tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: its tag, the payload's length, the payload."""
     size = len(payload)
     return b"".join((field_tag, _SHORT_LENGTHS[size] if size < 0x80 else encode_varint(size), payload))
+
+
+FIXED32 = 5
+
+
+def field_once(data: bytes, number: int) -> bytes | None:
+    """The payload of length-delimited field `number` in a message's bytes when it occurs exactly
+    once at the top level; None when it is absent, repeated (repeats of a message field merge),
+    or the bytes hold what this reader does not follow (groups, a truncated field).
+
+    Used on a request protobuf has already parsed, to take its case's bytes as received rather
+    than serialise the parsed case again."""
+    found: bytes | None = None
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            key, pos = _read_varint(data, pos)
+            wire_type = key & 7
+            if wire_type == LENGTH_DELIMITED:
+                size, pos = _read_varint(data, pos)
+                if key >> 3 == number:
+                    if found is not None:
+                        return None
+                    found = data[pos : pos + size]
+                pos += size
+            elif wire_type == VARINT:
+                _, pos = _read_varint(data, pos)
+            elif wire_type == FIXED64:
+                pos += 8
+            elif wire_type == FIXED32:
+                pos += 4
+            else:
+                return None
+    except IndexError:
+        return None
+    return found if pos == end else None
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A varint at `pos` and the position after it; IndexError past the end."""
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    value, shift = byte & 0x7F, 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos + 1
+        shift += 7

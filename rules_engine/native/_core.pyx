@@ -1568,6 +1568,9 @@ cdef class Evaluated:
                     if ordinal > 0:
                         r[col] = ordinal
                         seen |= 1u << fn
+                    else:  # empty, and the last of the field's values counts: absent, as protobuf reads it
+                        r[col] = schema.absent[fn]
+                        seen &= ~(1u << fn)
                 elif kind == K_CODE:
                     i = _code_index(schema, fn, buf + start, pos - start)
                     if i == -2:
@@ -1575,6 +1578,9 @@ cdef class Evaluated:
                     if i >= 0:
                         r[col] = i
                         seen |= 1u << fn
+                    else:  # empty: as a date above
+                        r[col] = schema.absent[fn]
+                        seen &= ~(1u << fn)
                 elif kind == K_ID_LIST or kind == K_CODE_LIST:
                     self.add_list_item(table, schema, fn, row, buf, start, pos)
                 elif kind == K_NESTED:

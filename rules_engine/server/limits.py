@@ -25,8 +25,9 @@ from google.protobuf.message import DecodeError, Message
 from rules_engine.case.facts import FACT_TYPES
 from rules_engine.config import MAX_FACTS, Settings
 from rules_engine.errors import FieldViolation
-from rules_engine.server.interceptors import WrappingInterceptor
+from rules_engine.server.interceptors import EVALUATE, WrappingInterceptor
 from rules_engine.server.security import SERVICE_PREFIX, guarded
+from rules_engine.service import received
 from rules_engine.service.deadlines import past_deadline
 from rules_engine.service.outcomes import DEADLINE_PASSED, Code, Refusal, invalid
 from rules_engine.service.statuses import abort_invalid, abort_with
@@ -131,6 +132,8 @@ class RequestGuard(WrappingInterceptor):
         if not path.startswith(SERVICE_PREFIX) or deserializer is None:
             # Health checks get the lenient parse too; only our service's requests have limits.
             return guarded(handler, _parsed, deserializer)
+        if path == EVALUATE:  # its case's bytes as received: the servicer need not serialise them again
+            return guarded(handler, self.admit, _with_size(deserializer, hold=received.hold))
         return guarded(handler, self.admit, _with_size(deserializer))
 
     def admit(self, parsed: tuple[Any, int], context: grpc.ServicerContext) -> Any:
@@ -149,9 +152,21 @@ class RequestGuard(WrappingInterceptor):
             abort_with(context, refused)
 
 
-def _with_size(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], tuple[Any, int]]:
-    """The request with the length of its bytes, which bounds its facts (see breach)."""
-    return lambda data: (deserialize(data), len(data))
+def _with_size(
+    deserialize: Callable[[bytes], Any], hold: Callable[[Any, bytes], None] | None = None
+) -> Callable[[bytes], tuple[Any, int]]:
+    """The request with the length of its bytes, which bounds its facts (see breach); `hold` is
+    handed each parsed request with its bytes."""
+    if hold is None:
+        return lambda data: (deserialize(data), len(data))
+
+    def parse(data: bytes) -> tuple[Any, int]:
+        request = deserialize(data)
+        if not isinstance(request, _Malformed):
+            hold(request, data)
+        return request, len(data)
+
+    return parse
 
 
 # -- the limits themselves, for either door ---------------------------------------------------

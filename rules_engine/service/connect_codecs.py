@@ -24,6 +24,7 @@ from protobuf.wkt import Any as AnyDetail
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.errors import CaseError, FieldViolation
+from rules_engine.service import received
 from rules_engine.service.json_input import parse_json
 from rules_engine.service.outcomes import Refusal, bad_request, invalid
 from rules_engine.service.responses import EncodedEvaluateResponse
@@ -59,11 +60,15 @@ class BinaryCodec:
         return message.SerializeToString()
 
     def decode(self, data: bytes | bytearray, message_class: type[M]) -> M:
+        data = bytes(data)
         try:
-            return message_class.FromString(bytes(data))
+            message = message_class.FromString(data)
         except DecodeError:
             name = message_class.DESCRIPTOR.name
             raise _refuse(message_class, [FieldViolation("", f"the bytes are not a valid {name} message")]) from None
+        if message_class is pb.EvaluateRequest:  # its case's bytes as received, for the servicer
+            received.hold(message, data)
+        return message
 
 
 class StrictJSONCodec:

@@ -19,7 +19,7 @@ from rules_engine.case.equality import UNRECORDED
 from rules_engine.case.facts import CaseFacts
 from rules_engine.engine.encoded import EncodedCase
 from rules_engine.errors import CaseError, EvaluationError, FieldViolation, RulesetRequiredError
-from rules_engine.service import equality_report, requests, responses
+from rules_engine.service import equality_report, received, requests, responses
 from rules_engine.service.deadlines import past_deadline
 from rules_engine.service.outcomes import (
     DEADLINE_PASSED,
@@ -63,10 +63,11 @@ class ServicerCore:
     def evaluate(self, request: pb.EvaluateRequest, call: CallContext) -> EncodedEvaluateResponse:
         # The answer is bytes encoded from cached parts (service.responses): building the
         # message tree cost more than evaluating a case.
+        sent = received.take(request)  # taken in every call: what is held is let go
         if not request.use_stored_history:
             if request.withdrawn:
                 raise CaseError([FieldViolation("withdrawn", "needs use_stored_history")])
-            as_of, encoded = self._encode(request.as_of, request.case, "case")
+            as_of, encoded = self._encode(request.as_of, request.case, "case", data=sent)
             return encode_response(self._service.evaluate(encoded, as_of, request.ruleset or None))
         state = self._state()  # refused before the case is read, as a store-less server can't help
         as_of, case, withdrawn = self._parse_with_withdrawn(request.as_of, request.case, request.withdrawn)
@@ -155,9 +156,15 @@ class ServicerCore:
                 yield pb.EvaluateBatchResponse(index=index, evaluation=responses.evaluation_to_proto(evaluation))
 
     def _encode(
-        self, as_of_text: str, message: case_pb2.Case, path: str, as_of: dt.datetime | None = None
+        self,
+        as_of_text: str,
+        message: case_pb2.Case,
+        path: str,
+        as_of: dt.datetime | None = None,
+        data: bytes | None = None,
     ) -> tuple[dt.datetime | None, EncodedCase]:
-        """Parse `as_of`; the case as its bytes, serialised once for the digest and the compiled core.
+        """Parse `as_of`; the case as its bytes (`data`, as received, when the door kept them;
+        else serialised once) for the digest and the compiled core.
 
         The case is converted and validated only when the engine needs it (EncodedCase.decode:
         requests.case_from_proto, with its CaseError naming every bad field). A bad `as_of`
@@ -168,7 +175,7 @@ class ServicerCore:
         except CaseError:
             self._parse(as_of_text, message, path, as_of)  # raises with the case's violations too
             raise
-        return as_of, encode_case(message, self._today(as_of), path)
+        return as_of, encode_case(message, self._today(as_of), path, data)
 
     def _today(self, as_of: dt.datetime | None) -> dt.date:
         # A replay may look back; a date up to a year past the later of now and as_of is plausible.
@@ -219,13 +226,16 @@ class ServicerCore:
         return self._service
 
 
-def encode_case(message: case_pb2.Case, today: dt.date, path: str = "case") -> EncodedCase:
-    """A request's case for the engine: its deterministic bytes, serialised once (the digest is
-    requests.case_message_digest's), and its conversion for when the compiled core declines.
+def encode_case(message: case_pb2.Case, today: dt.date, path: str = "case", data: bytes | None = None) -> EncodedCase:
+    """A request's case for the engine: its bytes, and its conversion for when the compiled core declines.
 
-    `today` bounds dates as in requests.case_from_proto; `path` prefixes field paths.
+    `data` are the case's bytes as the client sent them (service/received.py), which protobuf
+    parsed into `message`; without them the case is serialised once, deterministically (the
+    digest is then requests.case_message_digest's). `today` bounds dates as in
+    requests.case_from_proto; `path` prefixes field paths.
     """
-    data = message.SerializeToString(deterministic=True)
+    if data is None:
+        data = message.SerializeToString(deterministic=True)
     decode = functools.partial(requests.case_from_proto, message, today, path)
     groups = requests.equality_groups(message.child)
     if groups is None:

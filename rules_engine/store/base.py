@@ -129,8 +129,10 @@ class DecisionRecord:
     case_id: str
     ruleset: str
     ruleset_version: str
-    # sha256 hex of the evaluated input: of the request's Case message in deterministic protobuf
-    # encoding (requests.case_message_digest), or for stored history of the stored case (case_digest).
+    # sha256 hex of the evaluated input: of the request's Case bytes as the client sent them
+    # (service/received.py), else of the Case message in deterministic protobuf encoding
+    # (requests.case_message_digest: a JSON body, a batch), or for stored history of the stored
+    # case (case_digest).
     input_digest: str
     flags: tuple[DecisionFlag, ...] = ()
 

@@ -1014,7 +1014,10 @@ class Decision(_message.Message):
     ruleset: _builtins.str
     ruleset_version: _builtins.str
     input_digest: _builtins.str
-    """sha256 hex of the evaluated input, in place of the input itself."""
+    """sha256 hex of the evaluated input, in place of the input itself: of the
+    request's Case bytes as sent (protobuf binary; a JSON request's case in
+    deterministic protobuf encoding), or for stored history of the stored case.
+    """
     @_builtins.property
     def flags(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecisionFlag]: ...
     def __init__(
