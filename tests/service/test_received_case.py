@@ -5,11 +5,13 @@ and the decision log's input digest is of the bytes sent; a case the reader cann
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from rules_engine._generated.rules_engine.v1 import case_pb2
@@ -22,6 +24,7 @@ from rules_engine.policy.compiler import compile_ruleset
 from rules_engine.server.server import build_server
 from rules_engine.service import received
 from rules_engine.service.connect_codecs import BinaryCodec
+from rules_engine.service.connect_servicer import build_connect_app
 from rules_engine.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +111,27 @@ def test_a_case_sent_in_two_parts_is_merged_and_serialised_again(channel: grpc.C
     answer = _evaluate(channel, data)
     assert _flags(answer) == _flags(_evaluate(channel, _request(whole.SerializeToString(deterministic=True))))
     assert _digest(channel, "case-c") == hashlib.sha256(whole.SerializeToString(deterministic=True)).hexdigest()
+
+
+def test_the_http_door_digests_the_case_bytes_sent_too() -> None:
+    registry = Registry(ROOT / "rulesets", compile_ruleset)
+    registry.reload()
+    engine = Engine(registry, store=MemoryStore())
+    sent = _shuffled(_case("case-e"))
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=build_connect_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://door") as client:
+            return await client.post(EVALUATE, content=_request(sent), headers={"content-type": "application/proto"})
+
+    try:
+        answer = asyncio.run(send())
+        assert answer.status_code == 200
+        assert pb.EvaluateResponse.FromString(answer.content).flags
+        assert engine.decisions("case-e")[0].input_digest == hashlib.sha256(sent).hexdigest()
+    finally:
+        engine.close()
+        registry.close()
 
 
 def test_the_http_doors_binary_codec_holds_the_case_bytes_for_the_request_it_made() -> None:
