@@ -1,11 +1,14 @@
 """Engine-only throughput and latency: the safeguarding ruleset over synthetic cases of 20, 200 and 2,000 facts.
 
-Measures what one worker does per Evaluate without gRPC. Two paths:
+Measures what one worker does per Evaluate without gRPC. Three paths:
 - python: the request's case read into records (requests.case_from_proto), measures, matching
   (durable-rules), explanations: the Python engine, the reference;
-- compiled: the case serialized as the server does (deterministic bytes, also its digest) and
-  handed to the compiled core (PreparedRuleset.evaluate_encoded): reading, measures, conditions
-  and explanations. Always "with conversion": the core starts from the bytes.
+- compiled: the case's bytes as a client sends them, handed to the compiled core
+  (PreparedRuleset.evaluate_encoded) as the server hands them over (service/received.py):
+  reading, measures, conditions and explanations. Always "with conversion": the core starts
+  from the bytes;
+- compiled+ser: the same with the case serialised again on every call (deterministically), as
+  the server did before it kept the bytes it received, and still does for a JSON body or a batch.
 Run: `python benchmarks/engine_bench.py [--seconds S]`.
 """
 
@@ -35,12 +38,18 @@ def bench_size(
     latest = latest_date(as_of)
     message = requests.case_from_json(sized_case(facts))
     case = requests.case_from_proto(message, as_of)
-    if path == "compiled":
-        if prepared.evaluate_encoded(message.SerializeToString(deterministic=True), as_of, latest) is None:
+    if path.startswith("compiled"):
+        sent = message.SerializeToString()  # what a client puts on the wire
+        if prepared.evaluate_encoded(sent, as_of, latest) is None:
             raise RuntimeError(f"the compiled core did not answer: {prepared.native_missing or 'declined'}")
+        if path == "compiled":
 
-        def once() -> None:
-            prepared.evaluate_encoded(message.SerializeToString(deterministic=True), as_of, latest)
+            def once() -> None:
+                prepared.evaluate_encoded(sent, as_of, latest)
+        else:
+
+            def once() -> None:
+                prepared.evaluate_encoded(message.SerializeToString(deterministic=True), as_of, latest)
     else:
 
         def once() -> None:
@@ -71,7 +80,9 @@ def run(seconds: float = 3.0) -> list[dict[str, Any]]:
     try:
         rows = [bench_size(prepared, n, seconds, conv) for n in SIZES for conv in (False, True)]
         if prepared.native is not None:
-            rows += [bench_size(prepared, n, seconds, True, "compiled") for n in SIZES]
+            rows += [
+                bench_size(prepared, n, seconds, True, path) for path in ("compiled", "compiled+ser") for n in SIZES
+            ]
         return rows
     finally:
         prepared.close()
@@ -82,10 +93,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="time per size")
     options = parser.parse_args()
     rows = run(options.seconds)
-    print(f"{'facts':>6} {'path':>9} {'conversion':>10} {'evals/s':>9} {'median µs':>10} {'p99 µs':>9}")
+    print(f"{'facts':>6} {'path':>12} {'conversion':>10} {'evals/s':>9} {'median µs':>10} {'p99 µs':>9}")
     for row in rows:
         print(
-            f"{row['facts']:>6} {row['path']:>9} {'yes' if row['with_conversion'] else 'no':>10} "
+            f"{row['facts']:>6} {row['path']:>12} {'yes' if row['with_conversion'] else 'no':>10} "
             f"{row['per_second']:>9} {row['median_us']:>10} {row['p99_us']:>9}"
         )
     print(json.dumps(rows))

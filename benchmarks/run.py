@@ -260,7 +260,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"Evaluate x2 {label} >= {floor:.0%} of echo x2", f"{ratio:.1%}", ratio >= floor, note)
         else:
             add(f"Evaluate x2 {label} >= {floor:.0%} of echo x2", "-", None, grpc.get("skipped", ""))
-    engine = {(r["facts"], r["with_conversion"]): r for r in results.get("engine") or [] if r.get("path") != "compiled"}
+    python_rows = [r for r in results.get("engine") or [] if r.get("path", "python") == "python"]
+    engine = {(r["facts"], r["with_conversion"]): r for r in python_rows}
     compiled = {r["facts"]: r for r in results.get("engine") or [] if r.get("path") == "compiled"}
     if 200 in compiled:
         rate = compiled[200]["per_second"]
