@@ -8,8 +8,9 @@ call, with its own decision id and moment. What is kept is the Outcome (measures
 flags, shadow flags, undetermined rules), never a decision: no decision id, time or lifecycle.
 
 The digest is the sha256 of the request's `Case` bytes (as sent, or their deterministic
-encoding; see store.base.DecisionRecord.input_digest) for a stateless call, or the store's digest of the merged stored case for stored history; two different inputs
-share a key only through a sha256 collision. A hot reload changes the version, so the old
+encoding; see store.base.DecisionRecord.input_digest) for a stateless call, or the store's
+digest of the merged stored case for stored history; two different inputs share a key only
+through a sha256 collision. A hot reload changes the version, so the old
 version's entries are no longer asked for and age out of the LRU.
 
 An OrderedDict under one lock (not cachetools, whose LRUCache is not thread-safe either and does
