@@ -25,12 +25,12 @@ from rules_engine.engine.results import Evaluation, Outcome, RulesetStatus
 from rules_engine.errors import CaseChangedError, RulesetNotFoundError, RulesetRequiredError, StoreUnavailableError
 from rules_engine.policy.compiled import Severity
 from rules_engine.store import (
+    FLAG_STATE_VALUES,
     CaseDeletion,
     CaseStore,
     ChronologyEntry,
     DecisionRecord,
     FlagRecord,
-    FlagState,
     FlagStates,
     MemoryStore,
     StoreSettings,
@@ -395,9 +395,8 @@ def _groups(case: CaseFacts | EncodedCase) -> equality.Groups:
     return equality.groups(case.child)
 
 
-# An enum's .name and .value are properties written in Python: looked up here, for every flag of every call.
+# An enum's .name is a property written in Python: looked up here, for every flag of every call.
 _SEVERITY_NAMES = {severity: severity.name for severity in Severity}
-_STATE_VALUES = {state: state.value for state in FlagState}
 
 
 def _record_metrics(evaluation: Evaluation, started: float) -> None:
@@ -408,7 +407,7 @@ def _record_metrics(evaluation: Evaluation, started: float) -> None:
     for flag in evaluation.flags:
         record = lifecycle.get(flag.rule_id)  # none when the store did not record the evaluation
         flags.append(
-            (flag.rule_id, _SEVERITY_NAMES[flag.severity], None if record is None else _STATE_VALUES[record.state])
+            (flag.rule_id, _SEVERITY_NAMES[flag.severity], None if record is None else FLAG_STATE_VALUES[record.state])
         )
     metrics.record_evaluation(
         evaluation.ruleset,

@@ -216,10 +216,6 @@ def _tag(message: Descriptor, name: str) -> bytes:
 
 
 _FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
-_CASE_ID_TAG, _RULESET_TAG, _RULESET_VERSION_TAG, _DECISION_ID_TAG, _AS_OF_TAG = (
-    _tag(pb.EvaluateResponse.DESCRIPTOR, name)
-    for name in ("case_id", "ruleset", "ruleset_version", "decision_id", "as_of")
-)
 _SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
 _EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
 _EXPLANATION_TAG = _tag(pb.Flag.DESCRIPTOR, "explanation")
@@ -304,12 +300,7 @@ def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: li
     parts = [scalars.SerializeToString()]
     lifecycle_of = evaluation.lifecycle.get
     for flag in flags:
-        record = lifecycle_of(flag.rule_id)
-        evidence = flag.evidence
-        if type(evidence) is EncodedEvidence and record is not None:  # the compiled core's, as most are
-            payload = evidence.wire + call.lifecycle(record)
-        else:
-            payload = call.flag(flag, record)
+        payload = call.flag(flag, lifecycle_of(flag.rule_id))
         size = len(payload)
         parts += (_FLAGS_TAG, wire.encode_varint(size), payload)
     # Shadow flags have no lifecycle, as in evaluation_to_proto.
@@ -441,15 +432,13 @@ def _threshold_kinds(thresholds: tuple[tuple[str, float | int | bool | str], ...
 def _measured_value(name: str, value: MeasureValue) -> bytes:
     # -0.0 == 0.0 as a cache key, yet their doubles differ: encode float zeros every time.
     if value == 0 and type(value) is float:
-        return _encode_measured_value(name, value)
+        return measured_value_element(name, value)
     return _cached_measured_value(name, value)
 
 
-_encode_measured_value = measured_value_element
-
 # Measures take few distinct values (small counts, flags, missing). typed: True == 1, yet a
 # boolean encodes differently from a number.
-_cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(_encode_measured_value)
+_cached_measured_value = functools.lru_cache(maxsize=CACHE_SIZE, typed=True)(measured_value_element)
 
 
 def encode_flag(flag: ExplainedFlag) -> bytes:

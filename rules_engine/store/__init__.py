@@ -5,6 +5,7 @@ from __future__ import annotations
 from rules_engine.store.base import (
     DEFAULT_RETENTION,
     DEFAULT_SETTINGS,
+    FLAG_STATE_VALUES,
     Acknowledgement,
     CaseDeletion,
     CaseStore,
@@ -37,6 +38,7 @@ def open_store(url: str | None, settings: StoreSettings = DEFAULT_SETTINGS, **re
 __all__ = [
     "DEFAULT_RETENTION",
     "DEFAULT_SETTINGS",
+    "FLAG_STATE_VALUES",
     "Acknowledgement",
     "CaseDeletion",
     "CaseStore",

@@ -29,6 +29,11 @@ class FlagState(StrEnum):
     RESOLVED = "RESOLVED"  # raised before, not raised by the latest evaluation
 
 
+# Each state's value as a plain str: an enum's .value is a property written in Python, and the
+# engine's metrics and the memory store's decision log read it for every flag of every call.
+FLAG_STATE_VALUES = {state: state.value for state in FlagState}
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """What both stores honour the same way."""

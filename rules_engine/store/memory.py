@@ -20,6 +20,7 @@ from rules_engine.policy.compiled import Severity
 from rules_engine.store import equality, lifecycle
 from rules_engine.store.base import (
     DEFAULT_SETTINGS,
+    FLAG_STATE_VALUES,
     CaseDeletion,
     CaseStore,
     ChronologyEntry,
@@ -53,12 +54,8 @@ _SHARED_FLAGS: dict[_PackedFlag, _PackedFlag] = {}
 MAX_SHARED_FLAGS = 10_000  # rules x states x severities of the loaded rulesets, with room for reloads
 
 
-# An enum's .value is a property written in Python: looked up here instead, for every flag of every call.
-_STATE_VALUES = {state: state.value for state in FlagState}
-
-
 def _shared(flag: DecisionFlag | FlagRecord) -> _PackedFlag:
-    key = (flag.rule_id, _STATE_VALUES[flag.state], int(flag.severity))
+    key = (flag.rule_id, FLAG_STATE_VALUES[flag.state], int(flag.severity))
     found = _SHARED_FLAGS.get(key)
     if found is None:
         if len(_SHARED_FLAGS) >= MAX_SHARED_FLAGS:
