@@ -28,6 +28,8 @@ from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.case.facts import FACT_TYPES, CaseFacts
 from rules_engine.engine import wire
 from rules_engine.engine.native import (
+    CONTRIBUTING_TAG,
+    EXPLANATION_TAG,
     SEVERITIES,
     SOURCE_KINDS,
     EncodedEvidence,
@@ -218,8 +220,6 @@ def _tag(message: Descriptor, name: str) -> bytes:
 _FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "flags")
 _SHADOW_FLAGS_TAG = _tag(pb.EvaluateResponse.DESCRIPTOR, "shadow_flags")
 _EVIDENCE_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence")
-_EXPLANATION_TAG = _tag(pb.Flag.DESCRIPTOR, "explanation")
-_CONTRIBUTING_TAG = _tag(pb.Flag.DESCRIPTOR, "contributing_rule_ids")
 _EVIDENCE_COUNT_TAG = _tag(pb.Flag.DESCRIPTOR, "evidence_count")
 _FACT_TYPE_TAG, _FACT_ID_TAG, _DATE_TAG = (_tag(pb.Evidence.DESCRIPTOR, n) for n in ("fact_type", "fact_id", "date"))
 _framed = wire.framed
@@ -335,11 +335,11 @@ class _Call:
             _rule_part(flag),
             # Framed here, as protobuf would write them (an empty string or a zero count left
             # out): a message per flag cost three times as much.
-            _framed(_EXPLANATION_TAG, flag.explanation.encode()) if flag.explanation else b"",
+            _framed(EXPLANATION_TAG, flag.explanation.encode()) if flag.explanation else b"",
             _EVIDENCE_COUNT_TAG + wire.encode_varint(flag.evidence_count) if flag.evidence_count > 0 else b"",
         ]
         if flag.contributing_rule_ids:
-            parts += [_framed(_CONTRIBUTING_TAG, rule_id.encode()) for rule_id in flag.contributing_rule_ids]
+            parts += [_framed(CONTRIBUTING_TAG, rule_id.encode()) for rule_id in flag.contributing_rule_ids]
         parts += [_measured_value(n, v) for n, v in flag.measured_values]
         elements = self.evidence
         for item in evidence:
