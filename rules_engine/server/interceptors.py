@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 
 from rules_engine import metrics
+from rules_engine.logs import log_fields
 
 log = logging.getLogger(__name__)
 
@@ -184,20 +185,18 @@ def _finish_evaluate(request: Any, response: Any, code: str, seconds: float) -> 
         metrics.count_evaluation(response.ruleset, "ok")
         if not log.isEnabledFor(logging.INFO):
             return
-        log.info(
-            "case evaluated",
-            extra={
-                "method": "Evaluate",
-                "code": code,
-                "decision_id": response.decision_id,
-                "case_id": response.case_id,
-                "ruleset": response.ruleset,
-                "version": response.ruleset_version,
-                "flags": len(response.flags),
-                "shadow_flags": len(response.shadow_flags),
-                "duration_ms": duration_ms,
-            },
-        )
+        fields = {
+            "method": "Evaluate",
+            "code": code,
+            "decision_id": response.decision_id,
+            "case_id": response.case_id,
+            "ruleset": response.ruleset,
+            "version": response.ruleset_version,
+            "flags": len(response.flags),
+            "shadow_flags": len(response.shadow_flags),
+            "duration_ms": duration_ms,
+        }
+        log_fields(log, logging.INFO, "case evaluated", fields)
         return
     # No case id: in a refused request it may be the field that was wrong.
     ruleset = metrics.ruleset_label(getattr(request, "ruleset", ""))

@@ -13,7 +13,7 @@ import pytest
 
 from rules_engine._generated.rules_engine.v1 import rules_engine_pb2 as pb
 from rules_engine.errors import StoreUnavailableError
-from rules_engine.logs import BackgroundWriter, JsonFormatter
+from rules_engine.logs import BackgroundWriter, JsonFormatter, log_fields
 from tests.ops.conftest import Served
 from tests.ops.helpers import AS_OF, flagged_case, request
 
@@ -182,3 +182,74 @@ def test_background_writer_writes_a_batch_in_one_call_keeping_filters_and_bad_re
     assert stream.writes == 1
     assert stream.getvalue().endswith("\n")
     assert errors == []
+
+
+def _writer_to(
+    stream: io.StringIO, logger_name: str
+) -> tuple[logging.Logger, BackgroundWriter, logging.StreamHandler[io.StringIO]]:
+    target = logging.StreamHandler(stream)
+    target.setFormatter(JsonFormatter())
+    writer = BackgroundWriter(target)
+    writer.stop()  # no thread: each test flushes when it reads
+    logger = logging.getLogger(logger_name)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(writer)
+    return logger, writer, target
+
+
+def test_log_fields_writes_the_line_logging_would_from_its_parts() -> None:
+    stream = io.StringIO()
+    logger, writer, _ = _writer_to(stream, "rules_engine.test_fields")
+    fields = {"case_id": "case-9", "flags": 3, "duration_ms": 1.25, "child_name": MARKER, "thing": object()}
+    try:
+        log_fields(logger, logging.INFO, "case evaluated", fields)
+        logger.info("case evaluated", extra=fields)
+        log_fields(logger, logging.DEBUG, "below the level", fields)
+        writer.flush()
+    finally:
+        logger.removeHandler(writer)
+        logger.propagate = True
+    fast, usual = _lines(stream)
+    assert MARKER not in stream.getvalue()  # only whitelisted scalars, as from a record
+    assert str(fast.pop("time")) <= str(usual.pop("time"))  # ISO 8601 in UTC: text order is time order
+    assert (
+        fast
+        == usual
+        == {
+            "level": "INFO",
+            "logger": "rules_engine.test_fields",
+            "event": "case evaluated",
+            "case_id": "case-9",
+            "flags": 3,
+            "duration_ms": 1.25,
+        }
+    )
+
+
+def test_log_fields_gives_a_record_to_anything_but_a_plain_background_writer() -> None:
+    stream = io.StringIO()
+    logger, writer, target = _writer_to(stream, "rules_engine.test_fields_records")
+    seen: list[logging.LogRecord] = []
+    target.addFilter(lambda record: seen.append(record) or record.getMessage() != "dropped")  # type: ignore[func-returns-value]
+    captured: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = captured.append  # type: ignore[method-assign,assignment]
+    try:
+        log_fields(logger, logging.INFO, "kept", {"case_id": "case-1"})
+        log_fields(logger, logging.INFO, "dropped", {"case_id": "case-2"})
+        logger.addHandler(capture)  # as a test's log capture would
+        log_fields(logger, logging.WARNING, "captured", {"case_id": "case-3"})
+        writer.flush()
+    finally:
+        logger.removeHandler(writer)
+        logger.removeHandler(capture)
+        logger.propagate = True
+    # The target's filter saw records, with their fields and level, and kept its choice.
+    assert [(r.getMessage(), r.levelname, r.__dict__["case_id"]) for r in seen] == [
+        ("kept", "INFO", "case-1"),
+        ("dropped", "INFO", "case-2"),
+        ("captured", "WARNING", "case-3"),
+    ]
+    assert [line["event"] for line in _lines(stream)] == ["kept", "captured"]
+    assert [(r.getMessage(), r.__dict__["case_id"]) for r in captured] == [("captured", "case-3")]
