@@ -166,7 +166,7 @@ class MemoryStore(CaseStore):
 
     def record_flags(self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> FlagStates:
         with self._lock:
-            return self._record(case_id, ruleset, raised, now)
+            return self._record(case_id, ruleset, raised, now)[1]
 
     def record_evaluation(
         self,
@@ -185,10 +185,10 @@ class MemoryStore(CaseStore):
                 if self._revision(case_id, live) != revision:
                     current = live or _CaseState(expires_at=0, revision=self._revision(case_id, None))
                     raise CaseChangedError(self._stored(case_id, current))
-            states = self._record(case_id, ruleset, raised, now)
-            self._append(decision, (*states.raised, *states.resolved))
+            state, states = self._record(case_id, ruleset, raised, now)
+            self._append_packed(state, _pack(decision, (*states.raised, *states.resolved)))
             if groups is not None:
-                self._count_evaluation(self._cases[case_id], ruleset, decision.ruleset_version, groups, states)
+                self._count_evaluation(state, ruleset, decision.ruleset_version, groups, states)
             return states
 
     def read_merged(self, case_id: str, incoming: CaseFacts, withdrawn: Sequence[tuple[str, str]] = ()) -> MergedCase:
@@ -381,12 +381,15 @@ class MemoryStore(CaseStore):
         state.expires_at = expires_at
         return state
 
-    def _record(self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime) -> FlagStates:
+    def _record(
+        self, case_id: str, ruleset: str, raised: Sequence[Sighting], now: dt.datetime
+    ) -> tuple[_CaseState, FlagStates]:
+        """The case's state, touched, and the lifecycle this evaluation leaves it with."""
         lifecycle.check_ruleset(ruleset)
         state = self._touch(case_id)
         states, updates = self._flag_updates(state.flags, ruleset, raised, now)
         state.flags.update(updates)
-        return states
+        return state, states
 
     def _flag_updates(
         self,
@@ -396,42 +399,50 @@ class MemoryStore(CaseStore):
         now: dt.datetime,
     ) -> tuple[FlagStates, dict[tuple[str, str], FlagRecord]]:
         """The lifecycle after one evaluation, and the records to store; `flags` is left as it was."""
-        out = []
-        updates: dict[tuple[str, str], FlagRecord] = {}
         sightings = lifecycle.unique_sightings(raised)
         cap = self.settings.raised_history
+        out = []
+        updates: dict[tuple[str, str], FlagRecord] = {}
+        kept = 0  # of `flags`, how many this evaluation raised again
         for sighting in sightings:
             key = (ruleset, sighting.rule_id)
-            record = updates[key] = lifecycle.seen(flags.get(key), sighting, ruleset, now, cap)
+            prev = flags.get(key)
+            kept += prev is not None
+            record = updates[key] = lifecycle.seen(prev, sighting, ruleset, now, cap)
             out.append(record)
-        held = {s.rule_id for s in sightings}
+        if kept == len(flags):  # the usual re-evaluation: every flag kept was raised again
+            return FlagStates(tuple(out), ()), updates
         gone = []
-        # Sorted are only the flags that stopped holding (most calls have none), not every one kept.
+        # Sorted are only the flags that stopped holding, not every one kept.
         for key in sorted(
             [
                 key
                 for key, prev in flags.items()
-                if key[0] == ruleset and key[1] not in held and prev.state is not FlagState.RESOLVED
+                if key[0] == ruleset and key not in updates and prev.state is not FlagState.RESOLVED
             ]
         ):
-            updates[key] = lifecycle.resolved(flags[key], now)
-            gone.append(updates[key])
+            record = updates[key] = lifecycle.resolved(flags[key], now)
+            gone.append(record)
         return FlagStates(tuple(out), tuple(gone)), updates
 
-    def _append(self, record: DecisionRecord, flags: Sequence[DecisionFlag | FlagRecord] | None = None) -> None:
-        packed = _pack(record, flags)
-        self._append_packed(self._touch(record.case_id), packed)
+    def _append(self, record: DecisionRecord) -> None:
+        self._append_packed(self._touch(record.case_id), _pack(record))
 
     def _append_packed(self, state: _CaseState, packed: _Packed) -> None:
-        self._log.append((self._clock(), packed))
-        self._trim_log()
+        now = self._clock()
+        self._log.append((now, packed))
+        self._trim_log(now)
         state.decisions.append(packed)
         while len(state.decisions) > self.settings.case_decision_maxlen:
             state.decisions.popleft()
 
-    def _trim_log(self) -> None:
+    def _trim_log(self, now: float | None = None) -> None:
+        """Drop the decisions past the log's length or age; `now` is the clock's reading, if taken."""
         maxlen, max_age = self.settings.decision_maxlen, self.settings.decision_max_age
         while maxlen is not None and len(self._log) > maxlen:
             self._log.popleft()
-        while max_age is not None and self._log and self._log[0][0] < self._clock() - max_age.total_seconds():
+        if max_age is None:
+            return
+        oldest = (self._clock() if now is None else now) - max_age.total_seconds()
+        while self._log and self._log[0][0] < oldest:
             self._log.popleft()
