@@ -299,10 +299,17 @@ def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: li
         scalars.resolved.extend([resolved_to_proto(r) for r in evaluation.resolved])
     parts = [scalars.SerializeToString()]
     lifecycle_of = evaluation.lifecycle.get
+    lifecycle = call.lifecycle
     for flag in flags:
-        payload = call.flag(flag, lifecycle_of(flag.rule_id))
-        size = len(payload)
-        parts += (_FLAGS_TAG, wire.encode_varint(size), payload)
+        record = lifecycle_of(flag.rule_id)
+        evidence = flag.evidence
+        if type(evidence) is EncodedEvidence:  # the compiled core wrote all but the lifecycle: not copied to add it
+            written = evidence.wire
+            tail = b"" if record is None else lifecycle(record)
+            parts += (_FLAGS_TAG, wire.encode_varint(len(written) + len(tail)), written, tail)
+        else:
+            payload = call.flag(flag, record)
+            parts += (_FLAGS_TAG, wire.encode_varint(len(payload)), payload)
     # Shadow flags have no lifecycle, as in evaluation_to_proto.
     parts += [_framed(_SHADOW_FLAGS_TAG, call.flag(f, None)) for f in shadow_flags]
     return b"".join(parts)
