@@ -85,11 +85,13 @@ class Tally:
             if self._thread is None:
                 self._start()
 
-    def observe(self, histogram: Any, value: float) -> None:
-        """`histogram.observe(value)` (a labelled child), soon."""
+    def observe(self, histogram: Any, value: float, counted: Iterable[Any] = ()) -> None:
+        """`histogram.observe(value)` (a labelled child) and `inc()` of each of `counted`, soon:
+        a call's latency and its counts under one lock."""
         bounds = getattr(histogram, "_upper_bounds", None)
         if bounds is None:  # not the prometheus_client this was written against: no tally
             histogram.observe(value)
+            self.add_each(counted)
             return
         bucket = bisect.bisect_left(bounds, value)  # the first bound >= value, as observe() picks
         with self._lock:
@@ -98,6 +100,9 @@ class Tally:
                 pending = self._observed[histogram] = [0.0] * (len(bounds) + 1)
             pending[bucket] += 1
             pending[-1] += value  # the sum
+            counts = self._counts
+            for one in counted:
+                counts[one] = counts.get(one, 0) + 1
             if self._thread is None:
                 self._start()
 
@@ -262,7 +267,6 @@ def record_evaluation(
     """One answered evaluation: its latency, each flag as (rule id, severity name, lifecycle
     state, None when the store did not record it), the shadow rules that held, and whether
     the reference evaluator answered because the matcher failed."""
-    _tally.observe(_child(EVALUATION_SECONDS, ruleset), seconds)
     children = []
     for rule_id, severity, state in flags:
         key = (ruleset, rule_id, severity, state)
@@ -273,7 +277,7 @@ def record_evaluation(
         children.append(child)
     for rule_id in shadow_rules:
         children.append(_child(SHADOW_FLAGS, ruleset, rule_id))
-    _tally.add_each(children)
+    _tally.observe(_child(EVALUATION_SECONDS, ruleset), seconds, children)
     if fallback:
         ENGINE_FALLBACKS.labels(ruleset).inc()
 
@@ -383,8 +387,7 @@ class GrpcMethodMetrics:
         counter = self._handled.get(code)
         if counter is None:
             counter = self._handled[code] = GRPC_REQUESTS.labels(self._service, self._method, code, self._protocol)
-        _tally.add(counter)
-        _tally.observe(self.seconds, seconds)
+        _tally.observe(self.seconds, seconds, (counter,))
 
 
 # -- exposition ----------------------------------------------------------------------------

@@ -51,12 +51,14 @@ def test_counts_from_many_threads_are_all_written() -> None:
     registry = CollectorRegistry()
     counter = Counter("calls", "test", ["kind"], registry=registry)
     one, other = counter.labels("one"), counter.labels("other")
+    seconds = Histogram("call_seconds", "test", buckets=BUCKETS, registry=registry)
     tally = metrics.Tally(seconds=0.01)  # its own thread flushes while the others count
 
     def count() -> None:
         for _ in range(5_000):
             tally.add(one)
             tally.add_each((one, other))
+            tally.observe(seconds, 0.05, (other, one))  # a latency and its counts together
 
     threads = [threading.Thread(target=count) for _ in range(4)]
     for thread in threads:
@@ -65,8 +67,11 @@ def test_counts_from_many_threads_are_all_written() -> None:
         thread.join()
     tally.flush()
 
-    assert registry.get_sample_value("calls_total", {"kind": "one"}) == 40_000
-    assert registry.get_sample_value("calls_total", {"kind": "other"}) == 20_000
+    assert registry.get_sample_value("calls_total", {"kind": "one"}) == 60_000
+    assert registry.get_sample_value("calls_total", {"kind": "other"}) == 40_000
+    assert registry.get_sample_value("call_seconds_count") == 20_000
+    assert registry.get_sample_value("call_seconds_bucket", {"le": "0.01"}) == 0
+    assert registry.get_sample_value("call_seconds_bucket", {"le": "0.1"}) == 20_000
 
 
 def test_the_process_registry_is_exact_at_every_collection() -> None:
