@@ -586,18 +586,20 @@ class NativeRuleset:
     def __init__(self, ruleset: CompiledRuleset, core: ModuleType) -> None:
         self.ruleset = ruleset
         self._core, self._windows, self._periods = _Plan(ruleset, core).build()
-        self._named: Callable[[dict[str, None], list[Any]], dict[str, Any]] = core.named  # dict(zip(...)), in C
-        self._names = [m.name for m in ruleset.measures]
-        self._measures: dict[str, None] = dict.fromkeys(self._names)  # the names core.named fills in
-        self._rules: dict[str, None] = dict.fromkeys(rule.id for rule in ruleset.rules)
+        names = [m.name for m in ruleset.measures]
         specs = {m.name: m for m in ruleset.measures}
         rules = {rule.id: rule for rule in ruleset.rules}
-        index = {name: i for i, name in enumerate(self._names)}
+        index = {name: i for i, name in enumerate(names)}
         # Flags in the order engine/evaluator.py sorts them: severity descending, then rule id.
         ordered = sorted(enumerate(ruleset.rules), key=lambda pair: (-pair[1].severity, pair[1].id))
-        self._flag_rules = [
-            _flag_rule(core, position, rule, ruleset, specs, rules, index) for position, rule in ordered
-        ]
+        flag_rules = [_flag_rule(core, position, rule, ruleset, specs, rules, index) for position, rule in ordered]
+        self._core.answer_with(
+            flag_rules,
+            dict.fromkeys(names),  # the names core.named fills in (dict(zip(...)), in C)
+            dict.fromkeys(rule.id for rule in ruleset.rules),
+            functools.partial(_undetermined, ruleset),
+            Outcome,
+        )
         self._starts: Callable[[dt.date], tuple[list[int], list[tuple[int, ...]]]] = functools.lru_cache(maxsize=1024)(
             self._window_starts
         )
@@ -613,14 +615,10 @@ class NativeRuleset:
     def evaluate(self, data: bytes, as_of: dt.date, latest: dt.date) -> Outcome | None:
         """The Outcome of the case `data` at `as_of`, or None when the core declines the case."""
         starts, periods = self._starts(as_of)
-        evaluated = self._core.evaluate(data, as_of.toordinal(), latest.toordinal(), starts, periods, as_of)
-        if evaluated is None:
-            return None
-        decided = evaluated.decide()
-        measures, outcomes = self._named(self._measures, evaluated.values), self._named(self._rules, decided)
-        flags, shadow = evaluated.flags(self._flag_rules, measures, outcomes, decided)
-        undetermined = _undetermined(self.ruleset, measures, outcomes) if evaluated.undecided else ()
-        return Outcome(measures, outcomes, tuple(flags), tuple(shadow), undetermined, False)
+        outcome: Outcome | None = self._core.evaluate(
+            data, as_of.toordinal(), latest.toordinal(), starts, periods, as_of
+        )
+        return outcome
 
 
 class EncodedEvidence(Sequence[EvidenceItem]):
