@@ -31,6 +31,10 @@ cdef extern from "Python.h":
     ctypedef struct PyTypeObject:
         object (*tp_alloc)(PyTypeObject*, Py_ssize_t)
 
+cdef extern from *:
+    int __builtin_popcountll(unsigned long long) nogil
+    int __builtin_ctzll(unsigned long long) nogil
+
 import datetime as _dt
 import sys as _sys
 
@@ -1428,6 +1432,8 @@ cdef class Evaluated:
     cdef public list values      # per measure: int, float or None
     cdef readonly bint undecided  # decide() left a rule undetermined
     cdef Facts* evidence         # per measure (see keep_evidence), `nevidence` of them
+    cdef unsigned long long** bits  # per measure, its facts as a bit set of rows (see rows_bits), or NULL
+    cdef unsigned long long* union_bits  # flag_evidence's scratch: a bit set over the largest table
     cdef int nevidence
     cdef int birth
     # Evidence made in this evaluation (flags of one case cite the same facts), by fact: a fact's
@@ -1493,6 +1499,7 @@ cdef class Evaluated:
         self.made_size = <int*>self.alloc(sizeof(int) * (total + 1))
         self.made_buf, self.made_used, self.made_cap = NULL, 0, 0
         self.cands = <Cand*>self.alloc(sizeof(Cand) * ((limit if limit > 0 else 0) + 1))
+        self.union_bits = <unsigned long long*>self.alloc(sizeof(unsigned long long) * ((total >> 6) + 1))
         self.slots = <int*>self.alloc(sizeof(int) * ((limit if limit > 0 else 0) + 1))
         memset(self.made_ord, 0, sizeof(int) * (total + 1))
         return 0
@@ -1952,6 +1959,8 @@ cdef class Evaluated:
         self.values = [None] * self.core.nmeasures
         self.evidence = <Facts*>self.alloc(sizeof(Facts) * (self.core.nmeasures + 1))
         memset(self.evidence, 0, sizeof(Facts) * (self.core.nmeasures + 1))
+        self.bits = <unsigned long long**>self.alloc(sizeof(unsigned long long*) * (self.core.nmeasures + 1))
+        memset(self.bits, 0, sizeof(unsigned long long*) * (self.core.nmeasures + 1))
         self.nevidence = self.core.nmeasures
         self.start_evidence()
         for m in range(self.core.nmeasures):
@@ -2350,9 +2359,12 @@ cdef class Evaluated:
         read backwards each source gives its candidates newest first: the first source's go in
         as they come, and a later source's stop at the first that is not newer than the newest
         `limit` so far. Facts of a type only one source cites cannot repeat, and are counted and
-        taken without the `seen` marks."""
-        cdef int t, i, p, k, row, slot, offset, count = 0, ncand = 0, nsources = 0, lower, datecol, j
-        cdef unsigned long long types = 0, repeated = 0, bit
+        taken without the `seen` marks; those of a type several cite are counted as the union of
+        their bit sets (rows_bits)."""
+        cdef int t, i, p, k, row, slot, offset, count = 0, ncand = 0, nsources = 0, lower, datecol, j, words
+        cdef unsigned long long types = 0, repeated = 0, bit, left
+        cdef unsigned long long* union_bits = self.union_bits
+        cdef unsigned long long* bits
         cdef bint marks
         cdef Facts* f
         cdef Table table
@@ -2428,21 +2440,41 @@ cdef class Evaluated:
                 self.make_element(c, slot)
             slots[i] = slot
         nslots[0] = ncand
-        # how many facts in all: those of types only one source cites add up
-        if repeated:
-            memset(seen, 0, self.nfacts + 1)
+        # how many facts in all: those of types only one source cites add up, the others are
+        # the union of their sources' rows, type by type
         for p in range(nsources):
             f = &self.evidence[sources[p]]
             if not (repeated >> f.t) & 1:
                 count += f.n
-                continue
-            offset = offsets[f.t]
+        left = repeated
+        while left:
+            t = __builtin_ctzll(left)
+            left &= left - 1
+            words = ((<Table>self.tables[t]).n >> 6) + 1
+            memset(union_bits, 0, sizeof(unsigned long long) * words)
+            for p in range(nsources):
+                if self.evidence[sources[p]].t == t:
+                    bits = self.rows_bits(sources[p])
+                    for i in range(words):
+                        union_bits[i] |= bits[i]
+            for i in range(words):
+                count += __builtin_popcountll(union_bits[i])
+        return count
+
+    cdef unsigned long long* rows_bits(self, int m) except NULL:
+        """Measure m's facts as a bit set of their rows (bit row % 64 of word row / 64), over all
+        its type's rows: made once per evaluation, when a flag first counts them."""
+        cdef Facts* f = &self.evidence[m]
+        cdef int i, row, words
+        cdef unsigned long long* bits = self.bits[m]
+        if bits == NULL:
+            words = ((<Table>self.tables[f.t]).n >> 6) + 1
+            bits = self.bits[m] = <unsigned long long*>self.alloc(sizeof(unsigned long long) * words)
+            memset(bits, 0, sizeof(unsigned long long) * words)
             for i in range(f.n):
                 row = f.rows[i]
-                if not seen[offset + row]:
-                    seen[offset + row] = 1
-                    count += 1
-        return count
+                bits[row >> 6] |= (<unsigned long long>1) << (row & 63)
+        return bits
 
     cdef bytes flag_wire(self, FlagRule rule, bytes text_wire, dict outcomes, int* count):
         """The flag's Flag fields but its stored lifecycle, serialized as service/responses.py
