@@ -225,6 +225,20 @@ cdef inline int _parse_date(const unsigned char* s, Py_ssize_t n) noexcept:
     return ordinal
 
 
+cdef inline bint _id_ok_hash(const unsigned char* s, Py_ssize_t n, int max_length, unsigned int* hash) noexcept:
+    """_id_ok, and the id's _id_hash in the same pass."""
+    cdef Py_ssize_t i
+    cdef unsigned int h = 2166136261u
+    if n < 1 or n > max_length:
+        return False
+    for i in range(n):
+        if not _ID_CHAR[s[i]]:
+            return False
+        h = (h ^ s[i]) * 16777619u
+    hash[0] = h
+    return True
+
+
 cdef inline bint _id_ok(const unsigned char* s, Py_ssize_t n, int max_length) noexcept:
     cdef Py_ssize_t i
     if n < 1 or n > max_length:
@@ -706,12 +720,31 @@ cdef void _sort_keys(unsigned long long* keys, unsigned long long* spare, int n)
         memcpy(keys, src, sizeof(unsigned long long) * n)
 
 
+cdef int _distinct(Table table, int col, int* rows, int n, unsigned long long* keys) noexcept:
+    """How many distinct values the rows have in a column (none NaN), as len(set(values)): each
+    double as a key that sorts as it does (0.0 and -0.0 as one), sorted, the changes counted.
+    `keys` has room for 2n."""
+    cdef int i, count = 1 if n > 0 else 0
+    cdef double v
+    cdef unsigned long long k
+    for i in range(n):
+        v = table.vals[rows[i] * table.ncols + col] + 0.0  # -0.0 + 0.0 is 0.0
+        memcpy(&k, &v, 8)
+        keys[i] = ~k if k >> 63 else k | (<unsigned long long>1 << 63)
+    _sort_keys(keys, keys + n, n)
+    for i in range(1, n):
+        if keys[i] != keys[i - 1]:
+            count += 1
+    return count
+
+
 cdef int _sort_by_date_then_id(int* rows, int n, Table table, int datecol, Arena* arena) except -1:
     """Rows (in row order) sorted by a date column, then id. The dates are day ordinals, so each
     row is one integer key (ordinal, row) sorted without a comparison function; rows of one date
     are then put in id order. A column of other numbers goes through qsort."""
     global _sort_vals, _sort_ncols, _sort_col, _sort_idp, _sort_idl
     cdef int i, j, k, run, row
+    cdef bint ordered
     cdef double d
     cdef unsigned long long* keys
     for i in range(n):
@@ -723,9 +756,13 @@ cdef int _sort_by_date_then_id(int* rows, int n, Table table, int datecol, Arena
     keys = <unsigned long long*>_arena_alloc(arena, sizeof(unsigned long long) * 2 * n)
     if keys == NULL:
         raise MemoryError()
+    ordered = True  # facts are often sent oldest first: then there is nothing to sort
     for i in range(n):
         keys[i] = (<unsigned long long><int>table.vals[rows[i] * table.ncols + datecol] << 32) | <unsigned int>rows[i]
-    _sort_keys(keys, keys + n, n)
+        if i and keys[i] < keys[i - 1]:
+            ordered = False
+    if not ordered:
+        _sort_keys(keys, keys + n, n)
     for i in range(n):
         rows[i] = <int>(keys[i] & 0xFFFFFFFFu)
     # facts of one date by id: an insertion sort of each run of equal dates (short)
@@ -1640,6 +1677,7 @@ cdef class Evaluated:
         cdef unsigned int seen          # bit fn: field fn has a value in this row
         cdef int a, b
         cdef Py_ssize_t* inner
+        cdef unsigned int* id_hashes = <unsigned int*>self.alloc(sizeof(unsigned int) * (n + 1))  # _id_hash's
         table.name = name
         table.reserve(ncols, n, &self.arena, schema.nlists)
         table.n = n
@@ -1650,6 +1688,7 @@ cdef class Evaluated:
             pos, end = pairs[2 * row], pairs[2 * row + 1]
             table.idp[row] = NULL
             table.idl[row] = 0
+            id_hashes[row] = _id_hash(NULL, 0)
             r = table.vals + row * ncols
             # each field as if absent: a field read leaves its column as the absent value or
             # sets it (an unknown enum sets NaN, its absent value) and says so in `seen`
@@ -1696,12 +1735,14 @@ cdef class Evaluated:
                 start = pos
                 pos += <Py_ssize_t>length
                 if kind == K_ID or kind == K_OPT_ID:
-                    if not _id_ok(buf + start, pos - start, schema.max_length):
-                        raise Declined()
-                    seen |= 1u << fn
-                    if kind == K_ID and col == schema.id_col:
+                    if kind == K_ID and col == schema.id_col:  # the fact's id: hashed for check_unique
+                        if not _id_ok_hash(buf + start, pos - start, schema.max_length, &id_hashes[row]):
+                            raise Declined()
                         table.idp[row] = <const char*>(buf + start)
                         table.idl[row] = pos - start
+                    elif not _id_ok(buf + start, pos - start, schema.max_length):
+                        raise Declined()
+                    seen |= 1u << fn
                     if schema.intern[fn]:
                         r[col] = self.intern(PyBytes_FromStringAndSize(<const char*>(buf + start), pos - start))
                 elif kind == K_DATE:
@@ -1743,7 +1784,7 @@ cdef class Evaluated:
                     raise Declined()
         if n > 1:
             if schema.id_col >= 0:
-                self.check_unique(table)
+                self.check_unique(table, id_hashes)
             elif schema.unique_col >= 0:
                 values = [table.get(row, schema.unique_col) for row in range(n)]
                 if len(set(values)) != n:
@@ -1781,21 +1822,19 @@ cdef class Evaluated:
         slot[row] = current + (item,)
         return 0
 
-    cdef int check_unique(self, Table table) except -1:
+    cdef int check_unique(self, Table table, unsigned int* hashes) except -1:
         """Ids are unique within a fact type (the record readers refuse a repeated one): each row's
-        id goes into an open-addressing hash set of rows, comparing bytes only on equal hashes."""
+        id goes into an open-addressing hash set of rows, comparing bytes only on equal hashes
+        (each row's _id_hash in `hashes`)."""
         cdef int n = table.n, i, j, size = 16
         cdef unsigned int h
-        cdef unsigned int* hashes
         cdef int* slots  # row + 1, 0: empty
         while size < 2 * n:
             size <<= 1
-        hashes = <unsigned int*>self.alloc(sizeof(unsigned int) * n + sizeof(int) * size)
-        slots = <int*>(hashes + n)
+        slots = <int*>self.alloc(sizeof(int) * size)
         memset(slots, 0, sizeof(int) * size)
         for i in range(n):
-            hashes[i] = h = _id_hash(table.idp[i], table.idl[i])
-            h &= size - 1
+            h = hashes[i] & (size - 1)
             while slots[h]:
                 j = slots[h] - 1
                 if hashes[j] == hashes[i] and table.idl[j] == table.idl[i] and \
@@ -2057,9 +2096,11 @@ cdef class Evaluated:
         cdef Series* anchors
         cdef Table table
         cdef double e, v
-        cdef list rows
         cdef int span_start = 0, span_end = -1  # the evidence: series.rows[span_start:span_end], or
-        cdef list kept_rows = None             # these rows
+        cdef int* kept = NULL                  # these rows, nkept of them (the arena's),
+        cdef int nkept = 0
+        cdef list kept_rows = None             # or these
+        cdef unsigned long long* keys
         value = None
         if kind == M_AGE:
             self.values[m] = self.age()
@@ -2078,8 +2119,9 @@ cdef class Evaluated:
         table = self.tables[series.t]
         if kind == M_COUNT:
             if s.overlaps:
-                rows = self.overlapping(s, series, start, end)
-                value, kept_rows = len(rows), rows
+                kept = <int*>self.alloc(sizeof(int) * (end + 1))
+                nkept = self.overlapping(s, series, start, end, kept)
+                value = nkept
             else:
                 if s.since_series >= 0:
                     anchors = self.get_series(s.since_series)
@@ -2090,13 +2132,18 @@ cdef class Evaluated:
                             start = j
                 value, span_start, span_end = end - start, start, end
         elif kind == M_DISTINCT:
+            kept = <int*>self.alloc(sizeof(int) * (end + 1))
             if s.overlaps:
-                rows = self.overlapping(s, series, start, end)
+                n = self.overlapping(s, series, start, end, kept)
             else:
-                rows = [series.rows[i] for i in range(start, end)]
-            counted = [r for r in rows if not isnan(table.get(r, s.field))]
-            value = len({table.get(r, s.field) for r in counted})
-            kept_rows = counted
+                n = end - start
+                memcpy(kept, series.rows + start, sizeof(int) * n)
+            for i in range(n):  # the rows with a value are the evidence
+                if not isnan(table.get(kept[i], s.field)):
+                    kept[nkept] = kept[i]
+                    nkept += 1
+            keys = <unsigned long long*>self.alloc(sizeof(unsigned long long) * 2 * (nkept + 1))
+            value = _distinct(table, s.field, kept, nkept, keys)
         elif kind == M_DAYS_SINCE or kind == M_WORKING_DAYS_SINCE:
             if end == 0:
                 return 0
@@ -2107,12 +2154,13 @@ cdef class Evaluated:
                 value = self.core.working_between(latest, today)
             span_start, span_end = end - 1, end
         elif kind == M_OPEN:
-            rows = []
+            kept = <int*>self.alloc(sizeof(int) * (end + 1))
             for i in range(end):
                 e = table.get(series.rows[i], s.endcol)
                 if isnan(e) or e > today:
-                    rows.append(series.rows[i])
-            value, kept_rows = len(rows), rows
+                    kept[nkept] = series.rows[i]
+                    nkept += 1
+            value = nkept
         elif kind == M_LATEST:
             if end == 0:
                 return 0
@@ -2129,8 +2177,9 @@ cdef class Evaluated:
                 value = count
             span_start, span_end = start, end
         elif kind == M_OVERDUE:
-            rows = self.overdue(s, series, table, start, end)
-            value, kept_rows = len(rows), rows
+            kept = <int*>self.alloc(sizeof(int) * (end - start + 1))
+            nkept = self.overdue(s, series, table, start, end, kept)
+            value = nkept
         elif kind == M_RATE:
             if end == start:
                 value = 0.0
@@ -2145,19 +2194,19 @@ cdef class Evaluated:
         elif kind == M_TREND:
             before = _bisect_right(series.ords, self.start_of(s.window2), 0, start)
             value, span_start, span_end = (end - start) - (start - before), before, end
-        elif kind == M_PERIODS:
+        elif kind == M_PERIODS:  # one measure of a ruleset, if any: Python lists will do
             least = s.at_least
             held = 0
-            kept = []
+            intervals = []
             upper = end
             for bound in self.periods[s.period]:
                 lower = _bisect_right(series.ords, bound, start, upper)
                 if upper - lower >= least:
                     held += 1
-                    kept.append((lower, upper))
+                    intervals.append((lower, upper))
                 upper = lower
-            rows = [series.rows[i] for lower, upper in reversed(kept) for i in range(lower, upper)]
-            value, kept_rows = held, rows
+            kept_rows = [series.rows[i] for lower, upper in reversed(intervals) for i in range(lower, upper)]
+            value = held
         elif kind == M_LONGEST_GAP:
             if end == 0:
                 return 0
@@ -2187,8 +2236,10 @@ cdef class Evaluated:
         self.values[m] = value
         if span_end >= 0:
             self.keep_span(m, series, span_start, span_end)
+        elif kept != NULL:
+            self.keep_rows(m, series.t, kept, nkept)
         elif kept_rows is not None:
-            self.keep_rows(m, series.t, kept_rows)
+            self.keep_rows(m, series.t, self.int_array(kept_rows), len(kept_rows))
         return 0
 
     cdef int keep_span(self, int m, Series* series, int start, int end) except -1:
@@ -2199,15 +2250,19 @@ cdef class Evaluated:
         f.kind, f.t, f.n, f.rows = E_FACTS, series.t, end - start, series.rows + start
         return 0
 
-    cdef int keep_rows(self, int m, int t, list rows) except -1:
-        """A measure's evidence as a list of rows of type t, in their series' order, kept in C."""
+    cdef int keep_rows(self, int m, int t, int* rows, int n) except -1:
+        """A measure's evidence as n rows of type t (the arena's), in their series' order."""
         cdef Facts* f = &self.evidence[m]
-        cdef int i
-        f.kind, f.t, f.n = E_FACTS, t, len(rows)
-        f.rows = <int*>self.alloc(sizeof(int) * (f.n + 1))
-        for i in range(f.n):
-            f.rows[i] = rows[i]
+        f.kind, f.t, f.n, f.rows = E_FACTS, t, n, rows
         return 0
+
+    cdef int* int_array(self, list items) except NULL:
+        """A list of ints as a C array of the arena."""
+        cdef int i, n = len(items)
+        cdef int* out = <int*>self.alloc(sizeof(int) * (n + 1))
+        for i in range(n):
+            out[i] = items[i]
+        return out
 
     cdef int first_date(self, int t):
         """The earliest `date` of a fact type (its base series on `date`), 0 when it has none."""
@@ -2227,21 +2282,23 @@ cdef class Evaluated:
         as_of = self.as_of
         return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
 
-    cdef list overlapping(self, MSpec* s, Series* series, int start, int end):
-        cdef int i, window_start
+    cdef int overlapping(self, MSpec* s, Series* series, int start, int end, int* rows) except -1:
+        """The rows of the facts overlapping the window (those before it still open at its start,
+        then those in it), into `rows` (room for `end`): how many."""
+        cdef int i, window_start, n = 0
         cdef double e
         cdef Table table = self.tables[series.t]
-        cdef list rows = []
         if s.window < 0:
-            return [series.rows[i] for i in range(end)]
+            memcpy(rows, series.rows, sizeof(int) * end)
+            return end
         window_start = self.start_of(s.window)
         for i in range(start):
             e = table.get(series.rows[i], s.endcol)
             if isnan(e) or e > window_start:
-                rows.append(series.rows[i])
-        for i in range(start, end):
-            rows.append(series.rows[i])
-        return rows
+                rows[n] = series.rows[i]
+                n += 1
+        memcpy(rows + n, series.rows + start, sizeof(int) * (end - start))
+        return n + end - start
 
     cdef int latest_by_group(self, int m, MSpec* s, Series* series, Table table, int end) except -1:
         cdef int i, count, last = s.last
@@ -2273,14 +2330,15 @@ cdef class Evaluated:
             if (count, newest) > best:
                 best, behind = (count, newest), recent
         self.values[m] = best[0]
-        self.keep_rows(m, series.t, [series.rows[i] for i in behind])
+        self.keep_rows(m, series.t, self.int_array([series.rows[i] for i in behind]), len(behind))
         return 0
 
-    cdef list overdue(self, MSpec* s, Series* series, Table table, int start, int end):
-        cdef int lo = start, hi = end, mid, i, today = self.today, first, last
+    cdef int overdue(self, MSpec* s, Series* series, Table table, int start, int end, int* rows) except -1:
+        """The rows of the facts past their deadline and not followed up or resolved, into `rows`
+        (room for end - start): how many."""
+        cdef int lo = start, hi = end, mid, i, today = self.today, first, last, n = 0
         cdef Series* followups
         cdef double r
-        cdef list rows = []
         cdef Core core = self.core
         # Deadlines rise with dates: the facts past theirs form a prefix (Series.due_before).
         while lo < hi:
@@ -2297,15 +2355,18 @@ cdef class Evaluated:
                 if last - first > 1 or (last - first == 1 and not (
                         followups.t == series.t and followups.rows[first] == series.rows[i])):
                     continue
-                rows.append(series.rows[i])
+                rows[n] = series.rows[i]
+                n += 1
         elif s.resolved_col >= 0:
             for i in range(start, lo):
                 r = table.get(series.rows[i], s.resolved_col)
                 if isnan(r) or r > today:
-                    rows.append(series.rows[i])
+                    rows[n] = series.rows[i]
+                    n += 1
         else:
-            rows = [series.rows[i] for i in range(start, lo)]
-        return rows
+            n = lo - start
+            memcpy(rows, series.rows + start, sizeof(int) * n)
+        return n
 
     cdef int derived(self, int m, MSpec* s) except -1:
         cdef int i, k
