@@ -719,8 +719,20 @@ def _flag_rule(
         rule.source_reference,
     )
     depends_wire = tuple(wire.framed(CONTRIBUTING_TAG, rule_id.encode()) for rule_id in rule.depends_on)
+    rule_ids = [r.id for r in ruleset.rules]
+    depends_at = tuple(rule_ids.index(rule_id) for rule_id in rule.depends_on)  # where their outcomes are
     return core.FlagRule(
-        position, fields, tuple(cited), indices, tuple(rule.depends_on), shadow, named, text, rule_wire, depends_wire
+        position,
+        fields,
+        tuple(cited),
+        indices,
+        tuple(rule.depends_on),
+        shadow,
+        named,
+        text,
+        rule_wire,
+        depends_wire,
+        depends_at,
     )
 
 

@@ -936,14 +936,15 @@ cdef class FlagRule:
     # once per ruleset version, and each depends_on rule's contributing_rule_ids field.
     cdef bytes rule_wire
     cdef tuple depends_wire
+    cdef tuple depends_at            # the depends_on rules' positions in ruleset.rules
 
     def __init__(self, int position, tuple fields, tuple names, tuple indices, tuple depends_on, bint shadow,
-                 tuple text_indices, render, bytes rule_wire, tuple depends_wire):
+                 tuple text_indices, render, bytes rule_wire, tuple depends_wire, tuple depends_at):
         self.position, self.fields, self.names, self.indices = position, fields, names, indices
         self.depends_on, self.shadow, self.text_indices, self.render = depends_on, shadow, text_indices, render
-        self.rule_wire, self.depends_wire = rule_wire, depends_wire
-        if len(depends_wire) != len(depends_on):
-            raise ValueError("a contributing_rule_ids field for each rule depended on")
+        self.rule_wire, self.depends_wire, self.depends_at = rule_wire, depends_wire, depends_at
+        if len(depends_wire) != len(depends_on) or len(depends_at) != len(depends_on):
+            raise ValueError("a contributing_rule_ids field and a position for each rule depended on")
         self.texts = {}
 
     cdef tuple text(self, list values, dict measures):
@@ -1340,7 +1341,7 @@ cdef class Core:
             return None
         decided = ev.decide()
         measures, outcomes = _named(self.measure_names, ev.values), _named(self.rule_names, decided)
-        flags, shadow = ev.flags(self.flag_rules, measures, outcomes, decided)
+        flags, shadow = ev.flags(self.flag_rules, measures)
         undetermined = self.undetermined(measures, outcomes) if ev.undecided else ()
         return _outcome(self.outcome_type, measures, outcomes, tuple(flags), tuple(shadow), undetermined)
 
@@ -1468,6 +1469,7 @@ cdef class Evaluated:
     cdef dict ids
     cdef public list values      # per measure: int, float or None
     cdef readonly bint undecided  # decide() left a rule undetermined
+    cdef signed char* truths     # decide()'s outcomes by rule: 1, 0, -1 undetermined
     cdef Facts* evidence         # per measure (see keep_evidence), `nevidence` of them
     cdef unsigned long long** bits  # per measure, its facts as a bit set of rows (see rows_bits), or NULL
     cdef unsigned long long* union_bits  # flag_evidence's scratch: a bit set over the largest table
@@ -2083,6 +2085,7 @@ cdef class Evaluated:
             out[r] = stack[0]
             if out[r] < 0:
                 self.undecided = True
+        self.truths = out
         return [None if out[r] < 0 else out[r] == 1 for r in range(core.nrules)]
 
     cdef inline int start_of(self, int window):
@@ -2537,7 +2540,7 @@ cdef class Evaluated:
                 bits[row >> 6] |= (<unsigned long long>1) << (row & 63)
         return bits
 
-    cdef bytes flag_wire(self, FlagRule rule, bytes text_wire, dict outcomes, int* count):
+    cdef bytes flag_wire(self, FlagRule rule, bytes text_wire, int* count):
         """The flag's Flag fields but its stored lifecycle, serialized as service/responses.py
         writes a flag (_Call.flag, in its order): the rule's own fields, the explanation, the
         evidence count (set in `count`), the contributing rules, the measured values (the name,
@@ -2549,7 +2552,8 @@ cdef class Evaluated:
         cdef int* slots = self.slots
         cdef list values = self.values, others = None
         cdef list numbers = core.measured_number, missing = core.measured_missing
-        cdef tuple depends_on = rule.depends_on, depends_wire = rule.depends_wire
+        cdef tuple depends_at = rule.depends_at, depends_wire = rule.depends_wire
+        cdef signed char* truths = self.truths
         cdef Py_ssize_t size
         cdef bytes out
         cdef char* p
@@ -2558,8 +2562,8 @@ cdef class Evaluated:
         size = PyBytes_GET_SIZE(rule.rule_wire) + PyBytes_GET_SIZE(text_wire)
         if n > 0:
             size += PyBytes_GET_SIZE(core.count_tag) + _varint_size(n)
-        for i in range(len(depends_on)):
-            if outcomes[depends_on[i]] is True:
+        for i in range(len(depends_at)):
+            if truths[<int>depends_at[i]] == 1:
                 size += PyBytes_GET_SIZE(<bytes>depends_wire[i])
         for j in rule.indices:
             value = values[j]
@@ -2581,8 +2585,8 @@ cdef class Evaluated:
         if n > 0:
             p += _put(p, core.count_tag)
             p += _put_varint(p, n)
-        for i in range(len(depends_on)):
-            if outcomes[depends_on[i]] is True:
+        for i in range(len(depends_at)):
+            if truths[<int>depends_at[i]] == 1:
                 p += _put(p, <bytes>depends_wire[i])
         i = 0
         for j in rule.indices:
@@ -2602,7 +2606,7 @@ cdef class Evaluated:
             p += self.made_size[slots[i]]
         return out
 
-    cdef tuple flags(self, list rules, dict measures, dict outcomes, list decided):
+    cdef tuple flags(self, list rules, dict measures):
         """The flags of the rules that hold, (flags, shadow flags), each in the order of `rules`:
         results.ExplainedFlag as engine/explainer.explain makes them, the evidence an
         engine/native.EncodedEvidence holding the flag's response bytes (flag_wire)."""
@@ -2613,10 +2617,10 @@ cdef class Evaluated:
         cdef int count, i, k, n
         cdef tuple cited, fields
         for rule in rules:
-            if decided[rule.position] is not True:
+            if self.truths[rule.position] != 1:
                 continue
             text, text_wire = rule.text(values, measures)
-            wire = self.flag_wire(rule, text_wire, outcomes, &count)
+            wire = self.flag_wire(rule, text_wire, &count)
             n = len(rule.indices)
             cited = PyTuple_New(n)
             for i in range(n):
@@ -2637,7 +2641,8 @@ cdef class Evaluated:
                 elif i == 10:
                     item = _encoded_evidence(core.evidence_type, wire)
                 elif i == 11 and rule.depends_on:
-                    item = tuple([d for d in rule.depends_on if outcomes[d] is True])
+                    item = tuple([rule.depends_on[k] for k in range(len(rule.depends_at))
+                                  if self.truths[<int>rule.depends_at[k]] == 1])
                 elif i == 13:
                     item = count
                 else:
