@@ -527,7 +527,7 @@ cdef class Table:
     cdef Py_ssize_t* idl
     cdef public int n, ncols, cap
     cdef public object keep     # what idp points into
-    cdef public list lists      # per list slot: list of per-row tuples
+    cdef public list lists      # per list slot: list of per-row tuples, None while no row has items
     # per list slot of codes, per row: bit k set when the list holds the field's code k (the
     # first 64 codes), for `holds` filters (Ins.bit) without a Python `in`
     cdef unsigned long long* masks
@@ -1376,7 +1376,8 @@ cdef inline bint _leaf(Core core, Ins* x, Table table, int row) except -1:
             return (table.masks[x.list_slot * table.cap + row] >> x.bit) & 1
         if x.bit == -1:
             return False
-        return core.holds_codes[x.value] in table.lists[x.list_slot][row]
+        items = table.lists[x.list_slot]
+        return items is not None and core.holds_codes[x.value] in items[row]
     v = table.vals[row * table.ncols + x.col]
     if x.op == I_TRUTHY:
         return (not isnan(v)) and v != 0.0
@@ -1684,7 +1685,7 @@ cdef class Evaluated:
         table.reserve(ncols, n, &self.arena, schema.nlists)
         table.n = n
         table.keep = self.data
-        table.lists = [[()] * n for _ in range(schema.nlists)]
+        table.lists = [None] * schema.nlists  # most rows have no list items: made at the first
         table.nested = None if schema.nested is None else [()] * n
         for row in range(n):
             pos, end = pairs[2 * row], pairs[2 * row + 1]
@@ -1807,6 +1808,8 @@ cdef class Evaluated:
                            Py_ssize_t start, Py_ssize_t end) except -1:
         cdef int kind = schema.kind[fn], col = schema.col[fn], i
         cdef list slot = table.lists[col]
+        if slot is None:
+            slot = table.lists[col] = [()] * table.n
         current = slot[row]
         if len(current) >= self.core.max_list_items:
             raise Declined()
