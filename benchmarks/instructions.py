@@ -8,7 +8,10 @@
 Wall-clock and CPU figures on this shared 2-core machine drift with whatever else runs; callgrind
 counts the instructions a piece of code executes, the same on every run of the same binary and
 input, busy machine or not. It does not count time waiting or lost to cache misses, so it judges
-changes to the work a call does, not the transport (benchmarks/issue18.py does that).
+changes to the work a call does, not the transport (benchmarks/issue18.py does that). One
+piece it overstates: valgrind hides the CPU's SHA instructions, so the case digest's sha256 is
+counted in OpenSSL's portable code (about 240,000 instructions for a 200-fact case's 8 KB, which
+take about 5 µs on this machine's SHA extensions).
 
 Two targets, each at 20 and 200 facts (tools/synth.sized_case, the safeguarding ruleset, the
 in-memory store, the evaluation cache off so every call evaluates):
@@ -128,6 +131,9 @@ def inner(target: str, facts: int, calls: int) -> None:
 def count(code: Path | None, target: str, facts: int, calls: int) -> int:
     """Instructions of one whole run of `calls` calls (start-up included)."""
     environment = dict(os.environ)
+    # A fixed hash seed: string hashes decide dict and set layouts, which moved a figure by up to
+    # 25k instructions from run to run of the same code.
+    environment.setdefault("PYTHONHASHSEED", "0")
     if code is not None:
         environment["PYTHONPATH"] = str(code)
     command = [
