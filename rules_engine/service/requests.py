@@ -208,21 +208,9 @@ def case_message_digest(message: case_pb2.Case) -> str:
     return case_bytes_digest(message.SerializeToString(deterministic=True))
 
 
-# hashlib lets go of the GIL to hash 2,048 bytes or more at once. On a serving thread that hands
-# the interpreter to another call in the middle of this one, which then waits to get it back:
-# hashed in pieces below that size (a 200-fact case is about 8 KB), the call keeps it.
-_GIL_FREE_HASH_BYTES = 2047
-
-
 def case_bytes_digest(data: bytes) -> str:
     """The input digest of a Case already serialized deterministically (see case_message_digest)."""
-    if len(data) <= _GIL_FREE_HASH_BYTES:
-        return hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256()
-    view = memoryview(data)
-    for start in range(0, len(data), _GIL_FREE_HASH_BYTES):
-        digest.update(view[start : start + _GIL_FREE_HASH_BYTES])
-    return digest.hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 def case_model_from_proto(message: case_pb2.Case, today: dt.date, path: str = "case") -> facts.Case:

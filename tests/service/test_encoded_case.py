@@ -4,7 +4,6 @@ compiled core declines, and refused exactly as the Python conversion refuses it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -227,9 +226,3 @@ def test_a_bad_case_id_never_reaches_the_core(engine: Engine, monkeypatch: pytes
         expected = violations_of(requests.case_from_proto, message, TODAY)
         assert violations_of(engine.evaluate, encode_case(message, TODAY), NOW, "starter") == expected
     assert core.calls == []
-
-
-@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4094, 4095, 8000, 20_000])
-def test_the_digest_hashed_in_pieces_is_sha256_of_the_whole(size: int) -> None:
-    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
-    assert requests.case_bytes_digest(data) == hashlib.sha256(data).hexdigest()
