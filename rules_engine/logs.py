@@ -275,7 +275,7 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[st
 
     When the logger's records would go only to background writers (as `serve` configures
     logging), the line goes to them as its parts: no LogRecord is made on the serving thread
-    and the writer formats the parts (a third of the cost, both threads together). Any other
+    and the writer formats the parts (about 6 µs in all, against 15 through a record). Any other
     handler or a filter on the way (a test's capture, say) gets a record through logging, as usual.
     """
     if not logger.isEnabledFor(level):
