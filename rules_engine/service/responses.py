@@ -299,19 +299,18 @@ def _encode(evaluation: Evaluation, flags: list[ExplainedFlag], shadow_flags: li
         scalars.resolved.extend([resolved_to_proto(r) for r in evaluation.resolved])
     parts = [scalars.SerializeToString()]
     lifecycle_of = evaluation.lifecycle.get
-    lifecycle = call.lifecycle
+    flag_fields, lifecycle = call.flag, call.lifecycle
     for flag in flags:
-        record = lifecycle_of(flag.rule_id)
+        # The flag's fields and its stored lifecycle's, framed side by side rather than copied
+        # into one bytes object (serialized messages concatenate into their merge). Most flags
+        # are the compiled core's, their fields written already: read here without a call.
         evidence = flag.evidence
-        if type(evidence) is EncodedEvidence:  # the compiled core wrote all but the lifecycle: not copied to add it
-            written = evidence.wire
-            tail = b"" if record is None else lifecycle(record)
-            parts += (_FLAGS_TAG, wire.encode_varint(len(written) + len(tail)), written, tail)
-        else:
-            payload = call.flag(flag, record)
-            parts += (_FLAGS_TAG, wire.encode_varint(len(payload)), payload)
+        written = evidence.wire if type(evidence) is EncodedEvidence else flag_fields(flag)
+        record = lifecycle_of(flag.rule_id)
+        stored = b"" if record is None else lifecycle(record)
+        parts += (_FLAGS_TAG, wire.encode_varint(len(written) + len(stored)), written, stored)
     # Shadow flags have no lifecycle, as in evaluation_to_proto.
-    parts += [_framed(_SHADOW_FLAGS_TAG, call.flag(f, None)) for f in shadow_flags]
+    parts += [_framed(_SHADOW_FLAGS_TAG, call.flag(f)) for f in shadow_flags]
     return b"".join(parts)
 
 
@@ -331,13 +330,13 @@ class _Call:
         self.moments: dict[tuple[dt.datetime, dt.tzinfo | None, int], str] = {}
         self.lifecycles: dict[tuple[FlagState, int, int, dt.date | None], bytes] = {}
 
-    def flag(self, flag: ExplainedFlag, record: FlagRecord | None) -> bytes:
-        """A Flag's payload: the rule's cached fields, this call's fields, measured values, evidence,
-        then the stored lifecycle. The compiled core wrote all but the lifecycle, in this order
-        (engine/native.EncodedEvidence.wire)."""
+    def flag(self, flag: ExplainedFlag) -> bytes:
+        """A Flag's payload but its stored lifecycle (`lifecycle` writes that): the rule's cached
+        fields, this call's fields, measured values, evidence. The compiled core wrote them
+        already, in this order (engine/native.EncodedEvidence.wire)."""
         evidence = flag.evidence
         if type(evidence) is EncodedEvidence:
-            return evidence.wire if record is None else evidence.wire + self.lifecycle(record)
+            return evidence.wire
         parts = [
             _rule_part(flag),
             # Framed here, as protobuf would write them (an empty string or a zero count left
@@ -354,8 +353,6 @@ class _Call:
             if element is None:
                 element = elements[item] = _evidence_element(item)
             parts.append(element)
-        if record is not None:
-            parts.append(self.lifecycle(record))
         return b"".join(parts)
 
     def lifecycle(self, record: FlagRecord) -> bytes:
@@ -453,7 +450,7 @@ def encode_flag(flag: ExplainedFlag) -> bytes:
     (a flag of the Python engine's): what the compiled core's EncodedEvidence.wire must equal,
     byte for byte (tests/native holds it to this)."""
     items = flag._replace(evidence=tuple(flag.evidence), measured_values=tuple(flag.measured_values))
-    return _Call().flag(items, None)
+    return _Call().flag(items)
 
 
 def encode_evidence(items: Sequence[EvidenceItem]) -> bytes:
